@@ -1,0 +1,152 @@
+//! XHR polling client: `POST …/xhr` opens the session and then receives frames, one
+//! request at a time; `POST …/xhr_send` sends queued messages as one JSON array.
+//! A 404 ends the session (the server forgot it); a poll that times out is retried.
+
+use super::super::frame::{client_payload, parse_frame, CloseReason, Frame};
+use super::super::session::{Outgoing, Session};
+use super::{ClientConfig, ConnectError, Target};
+
+fn io(e: reqwest::Error) -> ConnectError {
+    ConnectError::Io(e.to_string())
+}
+
+pub(super) async fn connect(
+    target: &Target,
+    config: &ClientConfig,
+) -> Result<Session, ConnectError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(io)?;
+    let resp = http
+        .post(format!("{}/xhr", target.session_url))
+        .header(http::header::ORIGIN, &target.origin)
+        .send()
+        .await
+        .map_err(io)?;
+    if !resp.status().is_success() {
+        return Err(ConnectError::Refused(resp.status().as_u16()));
+    }
+    let body = resp.text().await.map_err(io)?;
+    match parse_frame(body.lines().next().unwrap_or("")) {
+        Ok(Frame::Open) => {}
+        Ok(Frame::Close(r)) => return Err(ConnectError::Closed(r)),
+        _ => {
+            return Err(ConnectError::Protocol(format!(
+                "expected open frame, got {body:?}"
+            )))
+        }
+    }
+    let session = Session::new(
+        target.session_id.clone(),
+        "xhr-polling",
+        None,
+        config.limits,
+    );
+    session.open();
+    tokio::spawn(receive(
+        http.clone(),
+        target.clone(),
+        config.clone(),
+        session.clone(),
+    ));
+    tokio::spawn(send(http, target.clone(), session.clone()));
+    Ok(session)
+}
+
+async fn receive(http: reqwest::Client, target: Target, config: ClientConfig, session: Session) {
+    let url = format!("{}/xhr", target.session_url);
+    loop {
+        let poll = async {
+            let resp = http
+                .post(&url)
+                .header(http::header::ORIGIN, &target.origin)
+                .timeout(config.poll_timeout)
+                .send()
+                .await?;
+            let status = resp.status();
+            let body = resp.text().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        };
+        let result = tokio::select! {
+            r = poll => r,
+            _ = session.closed() => return,
+        };
+        let body = match result {
+            Ok((status, body)) if status.is_success() => body,
+            Ok((status, _)) if status == reqwest::StatusCode::NOT_FOUND => {
+                session.close_with(CloseReason::new(1002, "Session not found"));
+                return;
+            }
+            Ok((status, _)) => {
+                tracing::debug!(%status, "xhr poll failed");
+                session.close_with(CloseReason::new(
+                    1002,
+                    format!("Poll failed with HTTP {status}"),
+                ));
+                return;
+            }
+            Err(e) if e.is_timeout() => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "xhr poll failed");
+                session.close_with(CloseReason::interrupted());
+                return;
+            }
+        };
+        for line in body.lines().filter(|l| !l.is_empty()) {
+            match parse_frame(line) {
+                Ok(Frame::Open | Frame::Heartbeat) => {}
+                Ok(Frame::Messages(msgs)) => {
+                    for m in msgs {
+                        if session.push_inbound(m).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(Frame::Close(r)) => {
+                    session.close_with(r);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "broken frame from server");
+                    session.close_with(CloseReason::new(1002, "Broken framing."));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn send(http: reqwest::Client, target: Target, session: Session) {
+    let url = format!("{}/xhr_send", target.session_url);
+    loop {
+        let messages = match session.next_outgoing().await {
+            Outgoing::Messages(m) => m,
+            Outgoing::Close(_) => return,
+        };
+        let result = http
+            .post(&url)
+            .header(http::header::ORIGIN, &target.origin)
+            .header(http::header::CONTENT_TYPE, "text/plain")
+            .body(client_payload(&messages))
+            .send()
+            .await;
+        match result {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => {
+                tracing::debug!(status = %r.status(), "xhr_send refused");
+                session.close_with(CloseReason::new(
+                    1002,
+                    format!("Send failed with HTTP {}", r.status()),
+                ));
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "xhr_send failed");
+                session.close_with(CloseReason::interrupted());
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! SockJS frames, IO-free: what the server writes (`o`, `h`, `a[…]`, `c[…]`) and what
+//! clients send (a JSON array of strings).
+//!
+//! Both the server transports and the client use these functions, so the exact bytes on
+//! the wire are decided in one place.
+
+use serde_json::Value;
+
+/// The open frame.
+pub const OPEN: &str = "o";
+/// The heartbeat frame.
+pub const HEARTBEAT: &str = "h";
+
+/// A close code and reason as carried by a `c[code,"reason"]` frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// Close code (3000 "Go away!", 2010 "Another connection still open", 1002 "Connection interrupted", …).
+    pub code: u16,
+    /// Human readable reason.
+    pub reason: String,
+}
+
+impl CloseReason {
+    /// Builds a close reason.
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        Self {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// `3000 "Go away!"`: the application closed the session.
+    pub fn go_away() -> Self {
+        Self::new(3000, "Go away!")
+    }
+
+    /// `1000 "Normal closure"`.
+    pub fn normal() -> Self {
+        Self::new(1000, "Normal closure")
+    }
+
+    /// `2010 "Another connection still open"`: a second receiver tried to attach.
+    pub fn another_connection() -> Self {
+        Self::new(2010, "Another connection still open")
+    }
+
+    /// `1002 "Connection interrupted"`: the receiving request was aborted by the client.
+    pub fn interrupted() -> Self {
+        Self::new(1002, "Connection interrupted")
+    }
+
+    /// `3000 "Broken framing."`: the client sent something that is not a JSON array of
+    /// strings. On websockets the connection is dropped without a close frame.
+    pub fn broken_framing() -> Self {
+        Self::new(3000, "Broken framing.")
+    }
+
+    /// `1009 "Message too big"`: a message exceeded the configured maximum size.
+    pub fn too_big() -> Self {
+        Self::new(1009, "Message too big")
+    }
+
+    /// The `c[code,"reason"]` frame.
+    pub fn frame(&self) -> String {
+        let mut out = String::with_capacity(self.reason.len() + 12);
+        out.push_str("c[");
+        out.push_str(&self.code.to_string());
+        out.push(',');
+        push_quoted(&mut out, &self.reason);
+        out.push(']');
+        out
+    }
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.reason)
+    }
+}
+
+/// Characters SockJS servers escape as `\uXXXX` beyond what JSON requires, because some
+/// browsers mangle them (see the protocol's "JSON encoding" section).
+fn needs_sockjs_escape(c: char) -> bool {
+    matches!(c as u32,
+        0x200c..=0x200f | 0x2028..=0x202f | 0x2060..=0x206f | 0xfff0..=0xffff)
+}
+
+/// Appends `s` as a JSON string literal, escaping what SockJS requires.
+pub fn push_quoted(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let esc: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
+            '\u{08}' => Some("\\b"),
+            '\u{0c}' => Some("\\f"),
+            _ => None,
+        };
+        if let Some(e) = esc {
+            out.push_str(&s[start..i]);
+            out.push_str(e);
+            start = i + c.len_utf8();
+        } else if (c as u32) < 0x20 || needs_sockjs_escape(c) {
+            out.push_str(&s[start..i]);
+            push_unicode_escape(out, c as u32);
+            start = i + c.len_utf8();
+        }
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+fn push_unicode_escape(out: &mut String, v: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[((v >> shift) & 0xf) as usize] as char);
+    }
+}
+
+/// The `a["m1","m2",…]` frame carrying `messages`.
+pub fn array_frame<S: AsRef<str>>(messages: &[S]) -> String {
+    let len: usize = messages.iter().map(|m| m.as_ref().len() + 3).sum();
+    let mut out = String::with_capacity(len + 3);
+    out.push_str("a[");
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_quoted(&mut out, m.as_ref());
+    }
+    out.push(']');
+    out
+}
+
+/// The `m"message"` frame (single message; understood by clients, not sent by this server).
+pub fn message_frame(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 3);
+    out.push('m');
+    push_quoted(&mut out, message);
+    out
+}
+
+/// What a client sends: a JSON array of strings, `["m1","m2"]`.
+pub fn client_payload<S: AsRef<str>>(messages: &[S]) -> String {
+    let mut out = array_frame(messages);
+    out.remove(0);
+    out
+}
+
+/// Why a client payload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The body was empty.
+    #[error("Payload expected.")]
+    Empty,
+    /// The body was not JSON, or not a string / array of strings.
+    #[error("Broken JSON encoding.")]
+    BrokenJson,
+}
+
+/// Parses what a client sent: a JSON array of strings, or (leniently, like sockjs-node) a
+/// single JSON string. An empty array yields no messages.
+pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError> {
+    if payload.is_empty() {
+        return Err(PayloadError::Empty);
+    }
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(PayloadError::BrokenJson),
+            })
+            .collect(),
+        Ok(Value::String(s)) => Ok(vec![s]),
+        _ => Err(PayloadError::BrokenJson),
+    }
+}
+
+/// A frame received by a SockJS client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// `o`: the session is open.
+    Open,
+    /// `h`: heartbeat.
+    Heartbeat,
+    /// `a[…]` (or `m"…"`): messages.
+    Messages(Vec<String>),
+    /// `c[code,"reason"]`: the server closed the session.
+    Close(CloseReason),
+}
+
+/// Why a server frame could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed SockJS frame: {0}")]
+pub struct FrameError(pub String);
+
+/// Parses one server frame (without the trailing newline of the HTTP transports).
+pub fn parse_frame(frame: &str) -> Result<Frame, FrameError> {
+    let frame = frame.trim_end_matches('\n');
+    let bad = || FrameError(truncate(frame));
+    let (kind, rest) = match frame.chars().next() {
+        Some(c) => (c, &frame[c.len_utf8()..]),
+        None => return Err(bad()),
+    };
+    match kind {
+        'o' if rest.is_empty() => Ok(Frame::Open),
+        'h' if rest.is_empty() => Ok(Frame::Heartbeat),
+        'a' => serde_json::from_str::<Vec<String>>(rest)
+            .map(Frame::Messages)
+            .map_err(|_| bad()),
+        'm' => serde_json::from_str::<String>(rest)
+            .map(|m| Frame::Messages(vec![m]))
+            .map_err(|_| bad()),
+        'c' => {
+            let (code, reason): (u16, String) = serde_json::from_str(rest).map_err(|_| bad())?;
+            Ok(Frame::Close(CloseReason { code, reason }))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_frame_matches_json() {
+        let msgs = ["a", "b\"c", "\n\u{0}"];
+        let f = array_frame(&msgs);
+        assert_eq!(f, r#"a["a","b\"c","\n\u0000"]"#);
+        let back: Vec<String> = serde_json::from_str(&f[1..]).unwrap();
+        assert_eq!(back, msgs);
+    }
+
+    #[test]
+    fn escapes_what_sockjs_escapes() {
+        let s: String = [
+            '\u{200c}', '\u{2028}', '\u{2060}', '\u{fff0}', '\u{ffff}', 'é', '\u{2000}',
+        ]
+        .iter()
+        .collect();
+        let mut out = String::new();
+        push_quoted(&mut out, &s);
+        assert_eq!(out, "\"\\u200c\\u2028\\u2060\\ufff0\\uffffé\u{2000}\"");
+        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+    }
+
+    #[test]
+    fn close_frames() {
+        assert_eq!(CloseReason::go_away().frame(), r#"c[3000,"Go away!"]"#);
+        assert_eq!(
+            CloseReason::another_connection().frame(),
+            r#"c[2010,"Another connection still open"]"#
+        );
+    }
+
+    #[test]
+    fn parses_client_payloads() {
+        assert_eq!(
+            parse_client_payload(b"[\"a\",\"b\"]").unwrap(),
+            vec!["a", "b"]
+        );
+        assert_eq!(parse_client_payload(b"[]").unwrap(), Vec::<String>::new());
+        assert_eq!(parse_client_payload(b"\"x\"").unwrap(), vec!["x"]);
+        assert_eq!(parse_client_payload(b""), Err(PayloadError::Empty));
+        assert_eq!(parse_client_payload(b"[\"a"), Err(PayloadError::BrokenJson));
+        assert_eq!(parse_client_payload(b"[1]"), Err(PayloadError::BrokenJson));
+        assert_eq!(parse_client_payload(b"{}"), Err(PayloadError::BrokenJson));
+        assert_eq!(
+            parse_client_payload(&[0xff, 0xfe]),
+            Err(PayloadError::BrokenJson)
+        );
+    }
+
+    #[test]
+    fn parses_server_frames() {
+        assert_eq!(parse_frame("o").unwrap(), Frame::Open);
+        assert_eq!(parse_frame("h\n").unwrap(), Frame::Heartbeat);
+        assert_eq!(
+            parse_frame(r#"a["x","y"]"#).unwrap(),
+            Frame::Messages(vec!["x".into(), "y".into()])
+        );
+        assert_eq!(
+            parse_frame(r#"m"x""#).unwrap(),
+            Frame::Messages(vec!["x".into()])
+        );
+        assert_eq!(
+            parse_frame(r#"c[3000,"Go away!"]"#).unwrap(),
+            Frame::Close(CloseReason::go_away())
+        );
+        for bad in ["", "x", "a[", "a[1]", "c[1]", "oo", "c[70000,\"x\"]", "é"] {
+            assert!(parse_frame(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn client_payload_roundtrip() {
+        let p = client_payload(&["a\u{2028}", "b"]);
+        assert_eq!(p, "[\"a\\u2028\",\"b\"]");
+        assert_eq!(
+            parse_client_payload(p.as_bytes()).unwrap(),
+            vec!["a\u{2028}", "b"]
+        );
+    }
+}

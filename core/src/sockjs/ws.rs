@@ -1,0 +1,184 @@
+//! Moves messages between a websocket and a [`Session`], for the server's framed and raw
+//! websocket transports and for the client. Reading and writing run concurrently in one
+//! task, so a full inbound queue never stops outgoing frames (no deadlock when both the
+//! application and the peer are slow).
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::frame::{self, parse_client_payload, parse_frame, CloseReason, Frame};
+use super::session::{Outgoing, Session};
+
+/// How messages are framed on this websocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Server side of `/{server}/{session}/websocket`: `a[…]` frames out, arrays in.
+    Server,
+    /// Server side of raw `/websocket`: one message per websocket message, both ways.
+    Raw,
+    /// Client side: arrays out, `o`/`h`/`a`/`c` frames in.
+    Client,
+}
+
+/// Websocket settings for a maximum message size.
+pub(crate) fn ws_config(max_message_size: usize) -> WebSocketConfig {
+    let mut c = WebSocketConfig::default();
+    c.max_message_size = Some(max_message_size);
+    c.max_frame_size = Some(max_message_size);
+    c
+}
+
+/// A close code that may travel in a websocket close frame.
+fn ws_close_code(code: u16) -> u16 {
+    match code {
+        1000 | 1001 | 1008 | 1009 | 1011 | 3000..=4999 => code,
+        _ => 1000,
+    }
+}
+
+/// Runs the session over the websocket until either side closes.
+pub(crate) async fn pump<S>(
+    ws: WebSocketStream<S>,
+    session: Session,
+    framing: Framing,
+    heartbeat: Option<Duration>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    let reader = async {
+        while let Some(msg) = stream.next().await {
+            let text = match msg {
+                Ok(Message::Text(t)) => t,
+                Ok(Message::Binary(b)) if framing == Framing::Raw => {
+                    match std::str::from_utf8(&b) {
+                        Ok(s) => s.into(),
+                        Err(_) => {
+                            session.close_with(CloseReason::new(1007, "Invalid UTF-8"));
+                            return;
+                        }
+                    }
+                }
+                Ok(Message::Close(_)) => break,
+                Ok(_) => continue,
+                Err(WsError::Capacity(e)) => {
+                    tracing::debug!(session = session.id(), error = %e, "websocket message too big");
+                    session.close_with(CloseReason::too_big());
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(session = session.id(), error = %e, "websocket read failed");
+                    break;
+                }
+            };
+            let messages = match framing {
+                Framing::Raw => vec![text.to_string()],
+                Framing::Server => {
+                    if text.is_empty() {
+                        continue;
+                    }
+                    match parse_client_payload(text.as_bytes()) {
+                        Ok(m) => m,
+                        Err(_) => {
+                            tracing::debug!(
+                                session = session.id(),
+                                "broken SockJS framing from client"
+                            );
+                            session.close_with(CloseReason::broken_framing());
+                            return;
+                        }
+                    }
+                }
+                Framing::Client => match parse_frame(&text) {
+                    Ok(Frame::Messages(m)) => m,
+                    Ok(Frame::Open | Frame::Heartbeat) => continue,
+                    Ok(Frame::Close(r)) => {
+                        session.close_with(r);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(session = session.id(), error = %e, "broken SockJS frame from server");
+                        session.close_with(CloseReason::new(1002, "Broken framing."));
+                        return;
+                    }
+                },
+            };
+            for m in messages {
+                if session.push_inbound(m).await.is_err() {
+                    return;
+                }
+            }
+        }
+        session.close_with(CloseReason::interrupted());
+    };
+    let writer = async {
+        let mut tick = heartbeat.map(|p| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        loop {
+            let out = tokio::select! {
+                out = session.next_outgoing() => out,
+                _ = async { match tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                    if sink.send(Message::text(frame::HEARTBEAT)).await.is_err() {
+                        session.close_with(CloseReason::interrupted());
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let sent = match out {
+                Outgoing::Messages(m) => match framing {
+                    Framing::Server => sink.send(Message::text(frame::array_frame(&m))).await,
+                    Framing::Client => sink.send(Message::text(frame::client_payload(&m))).await,
+                    Framing::Raw => {
+                        let mut r = Ok(());
+                        for msg in m {
+                            r = sink.feed(Message::text(msg)).await;
+                            if r.is_err() {
+                                break;
+                            }
+                        }
+                        match r {
+                            Ok(()) => sink.flush().await,
+                            e => e,
+                        }
+                    }
+                },
+                Outgoing::Close(reason) => {
+                    if framing == Framing::Server && reason != CloseReason::broken_framing() {
+                        let _ = sink.send(Message::text(reason.frame())).await;
+                    }
+                    let close = CloseFrame {
+                        code: CloseCode::from(ws_close_code(reason.code)),
+                        reason: reason.reason.clone().into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(close))).await;
+                    return;
+                }
+            };
+            if sent.is_err() {
+                session.close_with(CloseReason::interrupted());
+                return;
+            }
+        }
+    };
+    tokio::pin!(reader, writer);
+    tokio::select! {
+        _ = &mut reader => {
+            // Let the writer send the close frame (best effort) before dropping the socket.
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
+        }
+        _ = &mut writer => {
+            // Wait briefly for the peer's close acknowledgement.
+            let _ = tokio::time::timeout(Duration::from_secs(1), &mut reader).await;
+        }
+    }
+}

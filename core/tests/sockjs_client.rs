@@ -9,13 +9,27 @@ use std::time::Duration;
 
 use axum::routing::post;
 use common::*;
-use kite::sockjs::{connect, ClientConfig, CloseReason, ConnectError, ServeOptions, ServerConfig, Session, SockJsServer, Transport};
+use kite::sockjs::{
+    connect, ClientConfig, CloseReason, ConnectError, ServeOptions, ServerConfig, Session,
+    SockJsServer, Transport,
+};
 
 fn cfg(transport: Transport) -> ClientConfig {
-    ClientConfig { transport, ..ClientConfig::default() }
+    ClientConfig {
+        transport,
+        ..ClientConfig::default()
+    }
 }
 
-const TRICKY: &[&str] = &["plain", "", "quote \" and \\ backslash", "line\nbreak\r\t", "\u{0}\u{1f}", "ünïcödé ☃ 🚀", "\u{2028}\u{2029}\u{fff0}\u{ffff}"];
+const TRICKY: &[&str] = &[
+    "plain",
+    "",
+    "quote \" and \\ backslash",
+    "line\nbreak\r\t",
+    "\u{0}\u{1f}",
+    "ünïcödé ☃ 🚀",
+    "\u{2028}\u{2029}\u{fff0}\u{ffff}",
+];
 
 async fn echo_roundtrip(session: &Session) {
     for m in TRICKY {
@@ -37,7 +51,9 @@ async fn every_client_transport_against_our_server() {
         (Transport::XhrPolling, "xhr-polling"),
         (Transport::Auto, "websocket"),
     ] {
-        let session = within(connect(&srv.url("/echo"), &cfg(transport))).await.unwrap();
+        let session = within(connect(&srv.url("/echo"), &cfg(transport)))
+            .await
+            .unwrap();
         assert_eq!(session.transport(), name);
         echo_roundtrip(&session).await;
         session.close();
@@ -47,9 +63,17 @@ async fn every_client_transport_against_our_server() {
 
 #[tokio::test]
 async fn auto_falls_back_to_xhr_when_websocket_is_refused() {
-    let server = SockJsServer::new(ServerConfig { websocket: false, ..ServerConfig::default() }, echo);
+    let server = SockJsServer::new(
+        ServerConfig {
+            websocket: false,
+            ..ServerConfig::default()
+        },
+        echo,
+    );
     let srv = start_app(server.router("/kite"), ServeOptions::default()).await;
-    let session = within(connect(&srv.url("/kite"), &cfg(Transport::Auto))).await.unwrap();
+    let session = within(connect(&srv.url("/kite"), &cfg(Transport::Auto)))
+        .await
+        .unwrap();
     assert_eq!(session.transport(), "xhr-polling");
     echo_roundtrip(&session).await;
     match within(connect(&srv.url("/kite"), &cfg(Transport::WebSocket))).await {
@@ -62,7 +86,9 @@ async fn auto_falls_back_to_xhr_when_websocket_is_refused() {
 async fn many_concurrent_senders_keep_per_sender_order() {
     let (srv, _) = start_echo(ServerConfig::default()).await;
     for transport in [Transport::WebSocket, Transport::XhrPolling] {
-        let session = within(connect(&srv.url("/echo"), &cfg(transport))).await.unwrap();
+        let session = within(connect(&srv.url("/echo"), &cfg(transport)))
+            .await
+            .unwrap();
         let mut tasks = Vec::new();
         for t in 0..8 {
             let s = session.clone();
@@ -95,10 +121,16 @@ async fn server_close_reaches_the_client_with_its_code() {
     });
     let srv = start_app(server.router("/c"), ServeOptions::default()).await;
     for transport in [Transport::WebSocket, Transport::XhrPolling] {
-        let session = within(connect(&srv.url("/c"), &cfg(transport))).await.unwrap();
+        let session = within(connect(&srv.url("/c"), &cfg(transport)))
+            .await
+            .unwrap();
         assert_eq!(within(session.recv()).await.as_deref(), Some("bye"));
         assert_eq!(within(session.recv()).await, None);
-        assert_eq!(session.close_reason(), Some(CloseReason::new(3001, "custom")), "{transport:?}");
+        assert_eq!(
+            session.close_reason(),
+            Some(CloseReason::new(3001, "custom")),
+            "{transport:?}"
+        );
         assert!(session.send("late").await.is_err());
     }
 }
@@ -115,7 +147,9 @@ async fn client_close_reaches_the_server() {
     });
     let srv = start_app(server.router("/k"), ServeOptions::default()).await;
     for transport in [Transport::WebSocket, Transport::XhrPolling] {
-        let session = within(connect(&srv.url("/k"), &cfg(transport))).await.unwrap();
+        let session = within(connect(&srv.url("/k"), &cfg(transport)))
+            .await
+            .unwrap();
         session.send("hi").await.unwrap();
         session.close();
         // Websocket: at once; XHR: when the disconnect delay passes without polls.
@@ -133,12 +167,20 @@ async fn connect_errors_are_typed() {
         l.local_addr().unwrap().port()
     };
     for transport in [Transport::WebSocket, Transport::XhrPolling, Transport::Auto] {
-        match within(connect(&format!("http://127.0.0.1:{port}/kite"), &cfg(transport))).await {
+        match within(connect(
+            &format!("http://127.0.0.1:{port}/kite"),
+            &cfg(transport),
+        ))
+        .await
+        {
             Err(ConnectError::Io(_)) => {}
             other => panic!("{transport:?}: expected Io error, got {other:?}"),
         }
     }
-    assert!(matches!(connect("mailto:x@y", &ClientConfig::default()).await, Err(ConnectError::InvalidUrl(_))));
+    assert!(matches!(
+        connect("mailto:x@y", &ClientConfig::default()).await,
+        Err(ConnectError::InvalidUrl(_))
+    ));
     // A server that accepts but never answers: the connect timeout fires.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -148,14 +190,22 @@ async fn connect_errors_are_typed() {
             held.push(s);
         }
     });
-    let config = ClientConfig { connect_timeout: Duration::from_millis(200), ..cfg(Transport::WebSocket) };
-    assert!(matches!(within(connect(&format!("http://{addr}/kite"), &config)).await, Err(ConnectError::Timeout)));
+    let config = ClientConfig {
+        connect_timeout: Duration::from_millis(200),
+        ..cfg(Transport::WebSocket)
+    };
+    assert!(matches!(
+        within(connect(&format!("http://{addr}/kite"), &config)).await,
+        Err(ConnectError::Timeout)
+    ));
     // A server that closes the session straight away.
     let server = SockJsServer::new(ServerConfig::default(), |s: Session| async move {
         s.close();
     });
     let srv = start_app(server.router("/close"), ServeOptions::default()).await;
-    let s = within(connect(&srv.url("/close"), &cfg(Transport::XhrPolling))).await.unwrap();
+    let s = within(connect(&srv.url("/close"), &cfg(Transport::XhrPolling)))
+        .await
+        .unwrap();
     assert_eq!(within(s.recv()).await, None);
     assert_eq!(s.close_reason(), Some(CloseReason::go_away()));
 }
@@ -178,14 +228,20 @@ async fn scripted_xhr(script: Vec<(u16, &'static str, Duration)>) -> (Running, A
                     match script.get(n - 1) {
                         Some((status, body, delay)) => {
                             tokio::time::sleep(*delay).await;
-                            (axum::http::StatusCode::from_u16(*status).unwrap(), body.to_string())
+                            (
+                                axum::http::StatusCode::from_u16(*status).unwrap(),
+                                body.to_string(),
+                            )
                         }
                         None => (axum::http::StatusCode::NOT_FOUND, String::new()),
                     }
                 }
             }),
         )
-        .route("/s/{server}/{session}/xhr_send", post(|| async { axum::http::StatusCode::NO_CONTENT }));
+        .route(
+            "/s/{server}/{session}/xhr_send",
+            post(|| async { axum::http::StatusCode::NO_CONTENT }),
+        );
     (start_app(app, ServeOptions::default()).await, polls)
 }
 
@@ -198,7 +254,9 @@ async fn xhr_client_handles_every_frame_kind_and_404() {
         (404, "", Duration::ZERO),
     ])
     .await;
-    let s = within(connect(&srv.url("/s"), &cfg(Transport::XhrPolling))).await.unwrap();
+    let s = within(connect(&srv.url("/s"), &cfg(Transport::XhrPolling)))
+        .await
+        .unwrap();
     for want in ["x", "y", "z"] {
         assert_eq!(within(s.recv()).await.as_deref(), Some(want));
     }
@@ -215,7 +273,10 @@ async fn xhr_poll_timeouts_are_retried() {
         (200, "c[3000,\"Go away!\"]\n", Duration::ZERO),
     ])
     .await;
-    let config = ClientConfig { poll_timeout: Duration::from_millis(200), ..cfg(Transport::XhrPolling) };
+    let config = ClientConfig {
+        poll_timeout: Duration::from_millis(200),
+        ..cfg(Transport::XhrPolling)
+    };
     let s = within(connect(&srv.url("/s"), &config)).await.unwrap();
     assert_eq!(within(s.recv()).await.as_deref(), Some("after retry"));
     assert_eq!(within(s.recv()).await, None);
@@ -226,7 +287,9 @@ async fn xhr_poll_timeouts_are_retried() {
 #[tokio::test]
 async fn client_survives_garbage_from_the_server() {
     let (srv, _) = scripted_xhr(vec![(200, "zzz not a frame\n", Duration::ZERO)]).await;
-    let s = within(connect(&srv.url("/s"), &cfg(Transport::XhrPolling))).await.unwrap();
+    let s = within(connect(&srv.url("/s"), &cfg(Transport::XhrPolling)))
+        .await
+        .unwrap();
     assert_eq!(within(s.recv()).await, None);
     assert_eq!(s.close_reason().unwrap().code, 1002);
 }

@@ -8,8 +8,12 @@
 //!
 //! | module | layer |
 //! |---|---|
+//! | [`protocol`] | IO-free wire types: Kite identity, call options, responses, errors |
+//! | [`dnode`] | dnode messages, callbacks across the wire, argument decoding |
 //! | [`sockjs`] | SockJS 0.3.3 server (axum) and client (websocket, XHR polling) |
-//!
-//! The dnode, server, client, authentication and Kontrol layers build on [`sockjs`].
+//! | [`auth`] | JWT kite keys and tokens: verification, minting, the kite.key file |
 
+pub mod auth;
+pub mod dnode;
+pub mod protocol;
 pub mod sockjs;

@@ -1,0 +1,239 @@
+//! The dnode message: `{"method", "arguments", "callbacks"}`, parsed tolerantly and
+//! written exactly like the Go reference.
+
+use serde::ser::{SerializeMap, SerializeStruct};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+/// The `method` of a message: a method name, or the id of a callback on the receiver's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// A named method (`"square"`).
+    Name(String),
+    /// A callback id, allocated by the receiver of an earlier message.
+    Callback(u64),
+}
+
+impl Serialize for Method {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Method::Name(n) => s.serialize_str(n),
+            Method::Callback(id) => s.serialize_u64(*id),
+        }
+    }
+}
+
+/// One step of a callback path: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    /// Object key.
+    Key(String),
+    /// Array index (written as a JSON number, like the Go reference).
+    Index(usize),
+}
+
+impl Serialize for Segment {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Segment::Key(k) => s.serialize_str(k),
+            Segment::Index(i) => s.serialize_u64(*i as u64),
+        }
+    }
+}
+
+/// Where a function sits inside `arguments`.
+pub type Path = Vec<Segment>;
+
+/// A dnode message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Method name or callback id.
+    pub method: Method,
+    /// The arguments (always an array on the wire).
+    pub arguments: Vec<Value>,
+    /// Callback id → path of the function placeholder inside `arguments`.
+    pub callbacks: Vec<(u64, Path)>,
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Callbacks<'a>(&'a [(u64, Path)]);
+        impl Serialize for Callbacks<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (id, path) in self.0 {
+                    m.serialize_entry(&id.to_string(), path)?;
+                }
+                m.end()
+            }
+        }
+        let mut st = s.serialize_struct("Message", 3)?;
+        st.serialize_field("method", &self.method)?;
+        st.serialize_field("arguments", &self.arguments)?;
+        st.serialize_field("callbacks", &Callbacks(&self.callbacks))?;
+        st.end()
+    }
+}
+
+/// Why an incoming message was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// Not JSON (or nested deeper than serde_json allows).
+    #[error("message is not valid JSON: {0}")]
+    NotJson(String),
+    /// JSON, but not an object.
+    #[error("message is not a JSON object")]
+    NotObject,
+    /// `method` missing, or neither a string nor a non-negative integer.
+    #[error("message method must be a string or a callback id")]
+    BadMethod,
+    /// `arguments` present but not an array.
+    #[error("message arguments must be an array")]
+    BadArguments,
+    /// `callbacks` not an object of id → path.
+    #[error("bad callbacks: {0}")]
+    BadCallbacks(String),
+}
+
+impl Message {
+    /// Encodes the message as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing Values and strings cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses one message. Accepts callback paths with indices as numbers (Go) or strings
+    /// (dnode/kite.js), and ignores `links`.
+    pub fn parse(text: &str) -> Result<Message, MessageError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))?;
+        let Value::Object(mut obj) = value else {
+            return Err(MessageError::NotObject);
+        };
+        let method = match obj.remove("method") {
+            Some(Value::String(s)) => Method::Name(s),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(id) => Method::Callback(id),
+                None => return Err(MessageError::BadMethod),
+            },
+            _ => return Err(MessageError::BadMethod),
+        };
+        let arguments = match obj.remove("arguments") {
+            Some(Value::Array(a)) => a,
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) => return Err(MessageError::BadArguments),
+        };
+        let callbacks = match obj.remove("callbacks") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Object(map)) => {
+                let mut out = Vec::with_capacity(map.len());
+                for (id, path) in map {
+                    let id: u64 = id
+                        .parse()
+                        .map_err(|_| MessageError::BadCallbacks(format!("callback id {id:?} is not a number")))?;
+                    out.push((id, parse_path(path)?));
+                }
+                out
+            }
+            Some(_) => return Err(MessageError::BadCallbacks("callbacks must be an object".into())),
+        };
+        Ok(Message { method, arguments, callbacks })
+    }
+}
+
+fn parse_path(path: Value) -> Result<Path, MessageError> {
+    let Value::Array(items) = path else {
+        return Err(MessageError::BadCallbacks("a callback path must be an array".into()));
+    };
+    if items.is_empty() {
+        return Err(MessageError::BadCallbacks("empty callback path".into()));
+    }
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(Segment::Key(s)),
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .map(Segment::Index)
+                .ok_or_else(|| MessageError::BadCallbacks(format!("bad path index {n}"))),
+            other => Err(MessageError::BadCallbacks(format!("bad path element {other}"))),
+        })
+        .collect()
+}
+
+/// The value at `path` inside `arguments`; string segments index arrays when they are
+/// decimal numbers (dnode/kite.js style).
+pub fn value_at_mut<'a>(arguments: &'a mut [Value], path: &Path) -> Option<&'a mut Value> {
+    let (first, rest) = path.split_first()?;
+    let mut cur = match first {
+        Segment::Index(i) => arguments.get_mut(*i)?,
+        Segment::Key(k) => arguments.get_mut(k.parse::<usize>().ok()?)?,
+    };
+    for seg in rest {
+        cur = match (cur, seg) {
+            (Value::Array(a), Segment::Index(i)) => a.get_mut(*i)?,
+            (Value::Array(a), Segment::Key(k)) => a.get_mut(k.parse::<usize>().ok()?)?,
+            (Value::Object(o), Segment::Key(k)) => o.get_mut(k)?,
+            (Value::Object(o), Segment::Index(i)) => o.get_mut(&i.to_string())?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_like_go() {
+        let m = Message {
+            method: Method::Name("square".into()),
+            arguments: vec![json!({"withArgs": [4], "responseCallback": "[Function]"})],
+            callbacks: vec![(0, vec![Segment::Index(0), Segment::Key("responseCallback".into())])],
+        };
+        assert_eq!(
+            m.to_json(),
+            r#"{"method":"square","arguments":[{"withArgs":[4],"responseCallback":"[Function]"}],"callbacks":{"0":[0,"responseCallback"]}}"#
+        );
+        let back = Message::parse(&m.to_json()).unwrap();
+        assert_eq!(back, m);
+        let cb = Message { method: Method::Callback(7), arguments: vec![], callbacks: vec![] };
+        assert_eq!(cb.to_json(), r#"{"method":7,"arguments":[],"callbacks":{}}"#);
+    }
+
+    #[test]
+    fn reads_kitejs_shapes() {
+        let m = Message::parse(
+            r#"{"method":"x","arguments":[{"f":"[Function]"}],"callbacks":{"3":["0","f"]},"links":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.callbacks, vec![(3, vec![Segment::Key("0".into()), Segment::Key("f".into())])]);
+        let mut args = m.arguments.clone();
+        assert_eq!(value_at_mut(&mut args, &m.callbacks[0].1), Some(&mut json!("[Function]")));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for (text, want) in [
+            ("nope", "NotJson"),
+            ("[1]", "NotObject"),
+            ("{}", "BadMethod"),
+            (r#"{"method":true}"#, "BadMethod"),
+            (r#"{"method":-1}"#, "BadMethod"),
+            (r#"{"method":1.5}"#, "BadMethod"),
+            (r#"{"method":"m","arguments":{}}"#, "BadArguments"),
+            (r#"{"method":"m","callbacks":[]}"#, "BadCallbacks"),
+            (r#"{"method":"m","callbacks":{"x":[0]}}"#, "BadCallbacks"),
+            (r#"{"method":"m","callbacks":{"1":[]}}"#, "BadCallbacks"),
+            (r#"{"method":"m","callbacks":{"1":[true]}}"#, "BadCallbacks"),
+            (r#"{"method":"m","callbacks":{"1":[-2]}}"#, "BadCallbacks"),
+        ] {
+            let err = Message::parse(text).unwrap_err();
+            assert!(format!("{err:?}").starts_with(want), "{text}: {err:?}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! IO-free wire types of the kite protocol: the Kite identity, call options, responses and
+//! the wire error. Their JSON is identical to the Go reference's (pinned by golden frames
+//! in `tests/interop/golden`).
+
+mod error;
+mod kite;
+
+pub use error::{ErrorKind, KiteError};
+pub use kite::{Kite, KiteQuery};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Name of the ping method (`"pong"`, no authentication).
+pub const METHOD_PING: &str = "kite.ping";
+/// Name of the system information method.
+pub const METHOD_SYSTEM_INFO: &str = "kite.systemInfo";
+/// Name of the heartbeat method (`[seconds, callback]`).
+pub const METHOD_HEARTBEAT: &str = "kite.heartbeat";
+/// Name of the remote log method.
+pub const METHOD_LOG: &str = "kite.log";
+/// Name of the remote print method.
+pub const METHOD_PRINT: &str = "kite.print";
+/// Name of the remote prompt method.
+pub const METHOD_PROMPT: &str = "kite.prompt";
+/// Name of the remote password prompt method.
+pub const METHOD_GET_PASS: &str = "kite.getPass";
+
+/// Authentication sent with a call: `{"type": "kiteKey"|"token"|…, "key": "<jwt>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auth {
+    /// `kiteKey`, `token`, or a custom type with its own authenticator.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The credential (a JWT for the built-in types).
+    pub key: String,
+}
+
+impl Auth {
+    /// The `kiteKey` type.
+    pub const KITE_KEY: &'static str = "kiteKey";
+    /// The `token` type.
+    pub const TOKEN: &'static str = "token";
+
+    /// `{"type":"kiteKey","key":…}`
+    pub fn kite_key(key: impl Into<String>) -> Self {
+        Self { kind: Self::KITE_KEY.into(), key: key.into() }
+    }
+
+    /// `{"type":"token","key":…}`
+    pub fn token(key: impl Into<String>) -> Self {
+        Self { kind: Self::TOKEN.into(), key: key.into() }
+    }
+}
+
+/// The single argument of a method call, as received (tolerant of kite.js and Go shapes).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CallOptions {
+    /// The caller's identity.
+    #[serde(default)]
+    pub kite: Kite,
+    /// Authentication, absent (kite.js) or null (Go) without.
+    #[serde(default)]
+    pub authentication: Option<Auth>,
+    /// The user's arguments: an array, a bare scalar (kite.js) or null/absent (none).
+    #[serde(default, rename = "withArgs")]
+    pub with_args: Value,
+}
+
+/// The response object passed to a `responseCallback`: always both keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The error, or null.
+    pub error: Option<KiteError>,
+    /// The result, or null.
+    pub result: Value,
+}
+
+/// Normalises `withArgs`: an array is the argument list, null/absent is none, anything else
+/// is one argument.
+pub fn args_list(with_args: Value) -> Vec<Value> {
+    match with_args {
+        Value::Array(a) => a,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn call_options_accepts_go_and_kitejs_shapes() {
+        let go: CallOptions = serde_json::from_value(json!({
+            "kite": {"username":"u","environment":"e","name":"n","version":"1.0.0","region":"r","hostname":"h","id":"i"},
+            "authentication": null, "withArgs": null, "responseCallback": "[Function]"
+        }))
+        .unwrap();
+        assert!(go.authentication.is_none());
+        assert!(args_list(go.with_args).is_empty());
+        let js: CallOptions = serde_json::from_value(json!({"kite": {"name": "js"}, "withArgs": 5})).unwrap();
+        assert_eq!(args_list(js.with_args), vec![json!(5)]);
+        assert_eq!(js.kite.name, "js");
+    }
+
+    #[test]
+    fn response_always_has_both_keys() {
+        let r = Response { error: None, result: json!(4) };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"error":null,"result":4}"#);
+    }
+}

@@ -11,9 +11,20 @@
 //! | [`protocol`] | IO-free wire types: Kite identity, call options, responses, errors |
 //! | [`dnode`] | dnode messages, callbacks across the wire, argument decoding |
 //! | [`sockjs`] | SockJS 0.3.3 server (axum) and client (websocket, XHR polling) |
+//! | [`server`] | the [`Kite`]: methods, handlers, authentication, default methods |
+//! | [`client`] | [`Client`] and [`Connection`]: dialing, calls, callbacks, events |
 //! | [`auth`] | JWT kite keys and tokens: verification, minting, the kite.key file |
 
 pub mod auth;
+pub mod client;
 pub mod dnode;
+mod error;
 pub mod protocol;
+pub mod server;
 pub mod sockjs;
+
+pub use client::{Client, Connection};
+pub use dnode::{Arguments, Callback, Function};
+pub use error::Error;
+pub use protocol::{ErrorKind, KiteError};
+pub use server::{Config, Kite, MethodHandling, Request};

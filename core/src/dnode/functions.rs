@@ -96,7 +96,9 @@ pub fn scrub<T: Serialize + ?Sized>(args: &T) -> Result<(Value, Vec<Callback>), 
     SCRUBBING.with(|c| *c.borrow_mut() = Some(Vec::new()));
     let _guard = ScrubGuard;
     let value = serde_json::to_value(args)?;
-    let callbacks = SCRUBBING.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    let callbacks = SCRUBBING
+        .with(|c| c.borrow_mut().take())
+        .unwrap_or_default();
     Ok((value, callbacks))
 }
 
@@ -116,7 +118,10 @@ pub fn place(
     let mut path: Path = prefix.to_vec();
     walk(value, &mut path, &mut |v, path| {
         if let Value::String(s) = v {
-            if let Some(i) = s.strip_prefix(LOCAL_MARK).and_then(|i| i.parse::<usize>().ok()) {
+            if let Some(i) = s
+                .strip_prefix(LOCAL_MARK)
+                .and_then(|i| i.parse::<usize>().ok())
+            {
                 if let Some(cb) = slots.get_mut(i).and_then(Option::take) {
                     *v = Value::String(PLACEHOLDER.into());
                     out.push((register(cb), path.clone()));
@@ -151,7 +156,12 @@ fn walk(v: &mut Value, path: &mut Path, f: &mut dyn FnMut(&mut Value, &Path)) {
 pub trait FunctionSink: Send + Sync {
     /// Calls remote function `id` with `args` (a JSON array, markers not yet placed) and the
     /// local callbacks collected from them.
-    fn call_function(&self, id: u64, args: Value, callbacks: Vec<Callback>) -> BoxFuture<'_, Result<(), KiteError>>;
+    fn call_function(
+        &self,
+        id: u64,
+        args: Value,
+        callbacks: Vec<Callback>,
+    ) -> BoxFuture<'_, Result<(), KiteError>>;
 }
 
 /// A function of the remote side, received as an argument. Call it any number of times.
@@ -181,15 +191,18 @@ impl Function {
     /// Calls the remote function. `args` should serialize to an array (the argument list);
     /// anything else is sent as one argument. Fails with `sendError` when the connection is gone.
     pub async fn call<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), KiteError> {
-        let (value, callbacks) =
-            scrub(args).map_err(|e| KiteError::new(crate::protocol::ErrorKind::SendError, e.to_string()))?;
+        let (value, callbacks) = scrub(args)
+            .map_err(|e| KiteError::new(crate::protocol::ErrorKind::SendError, e.to_string()))?;
         let value = match value {
             Value::Array(a) => Value::Array(a),
             Value::Null => Value::Array(Vec::new()),
             other => Value::Array(vec![other]),
         };
         let Some(sink) = self.sink.upgrade() else {
-            return Err(KiteError::new(crate::protocol::ErrorKind::SendError, "connection is closed"));
+            return Err(KiteError::new(
+                crate::protocol::ErrorKind::SendError,
+                "connection is closed",
+            ));
         };
         sink.call_function(self.id, value, callbacks).await
     }
@@ -216,9 +229,9 @@ impl<'de> Deserialize<'de> for Function {
             .strip_prefix(REMOTE_MARK)
             .and_then(|i| i.parse::<u64>().ok())
             .ok_or_else(|| serde::de::Error::custom("expected a function"))?;
-        let sink = BINDING
-            .with(|b| b.borrow().clone())
-            .ok_or_else(|| serde::de::Error::custom("functions can only be decoded from call arguments"))?;
+        let sink = BINDING.with(|b| b.borrow().clone()).ok_or_else(|| {
+            serde::de::Error::custom("functions can only be decoded from call arguments")
+        })?;
         Ok(Function { id, sink })
     }
 }
@@ -241,7 +254,11 @@ impl std::fmt::Debug for Arguments {
 
 impl Default for Arguments {
     fn default() -> Self {
-        Self { values: Value::Array(Vec::new()), functions: Vec::new(), sink: None }
+        Self {
+            values: Value::Array(Vec::new()),
+            functions: Vec::new(),
+            sink: None,
+        }
     }
 }
 
@@ -256,13 +273,25 @@ impl Drop for BindGuard {
 impl Arguments {
     /// Arguments without functions (for tests and local calls).
     pub fn from_values(values: Vec<Value>) -> Self {
-        Self { values: Value::Array(values), functions: Vec::new(), sink: None }
+        Self {
+            values: Value::Array(values),
+            functions: Vec::new(),
+            sink: None,
+        }
     }
 
     /// Arguments received on a connection: `functions` are (path, remote id) pairs, paths
     /// relative to this argument list.
-    pub fn received(values: Vec<Value>, functions: Vec<(Path, u64)>, sink: Weak<dyn FunctionSink>) -> Self {
-        Self { values: Value::Array(values), functions, sink: Some(sink) }
+    pub fn received(
+        values: Vec<Value>,
+        functions: Vec<(Path, u64)>,
+        sink: Weak<dyn FunctionSink>,
+    ) -> Self {
+        Self {
+            values: Value::Array(values),
+            functions,
+            sink: Some(sink),
+        }
     }
 
     /// The argument list as received, functions shown as `"[Function]"`.
@@ -296,7 +325,10 @@ impl Arguments {
         !self.functions.is_empty()
     }
 
-    fn decode<T: DeserializeOwned>(&self, pick: impl for<'a> FnOnce(&'a Value) -> Option<&'a Value>) -> Result<T, KiteError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        pick: impl for<'a> FnOnce(&'a Value) -> Option<&'a Value>,
+    ) -> Result<T, KiteError> {
         let arg_error = |e: String| KiteError::argument(e);
         if self.functions.is_empty() {
             let v = pick(&self.values).ok_or_else(|| arg_error("missing argument".into()))?;
@@ -310,7 +342,10 @@ impl Arguments {
                 }
             }
         }
-        let prev = BINDING.with(|b| b.borrow_mut().replace(self.sink.clone().unwrap_or_else(|| Weak::<NoSink>::new())));
+        let prev = BINDING.with(|b| {
+            b.borrow_mut()
+                .replace(self.sink.clone().unwrap_or_else(|| Weak::<NoSink>::new()))
+        });
         let _guard = BindGuard(prev);
         let v = pick(&values).ok_or_else(|| arg_error("missing argument".into()))?;
         T::deserialize(v).map_err(|e| arg_error(e.to_string()))
@@ -334,8 +369,18 @@ impl Arguments {
 
 struct NoSink;
 impl FunctionSink for NoSink {
-    fn call_function(&self, _: u64, _: Value, _: Vec<Callback>) -> BoxFuture<'_, Result<(), KiteError>> {
-        Box::pin(async { Err(KiteError::new(crate::protocol::ErrorKind::SendError, "no connection")) })
+    fn call_function(
+        &self,
+        _: u64,
+        _: Value,
+        _: Vec<Callback>,
+    ) -> BoxFuture<'_, Result<(), KiteError>> {
+        Box::pin(async {
+            Err(KiteError::new(
+                crate::protocol::ErrorKind::SendError,
+                "no connection",
+            ))
+        })
     }
 }
 
@@ -352,10 +397,15 @@ mod tests {
         let (mut v, cbs) = scrub(&(args, &cb, vec![("k", &cb)])).unwrap();
         assert_eq!(cbs.len(), 2);
         let mut next = 10;
-        let placed = place(&mut v, cbs, &[Segment::Index(0), Segment::Key("withArgs".into())], &mut |_| {
-            next += 1;
-            next
-        });
+        let placed = place(
+            &mut v,
+            cbs,
+            &[Segment::Index(0), Segment::Key("withArgs".into())],
+            &mut |_| {
+                next += 1;
+                next
+            },
+        );
         assert_eq!(v, json!([[1, "x"], "[Function]", [["k", "[Function]"]]]));
         let paths: Vec<Path> = placed.iter().map(|(_, p)| p.clone()).collect();
         let idx = |i| Segment::Index(i);
@@ -368,7 +418,12 @@ mod tests {
 
     struct Recorder(Mutex<Vec<(u64, Value)>>);
     impl FunctionSink for Recorder {
-        fn call_function(&self, id: u64, args: Value, _: Vec<Callback>) -> BoxFuture<'_, Result<(), KiteError>> {
+        fn call_function(
+            &self,
+            id: u64,
+            args: Value,
+            _: Vec<Callback>,
+        ) -> BoxFuture<'_, Result<(), KiteError>> {
             self.0.lock().unwrap().push((id, args));
             Box::pin(async { Ok(()) })
         }
@@ -404,7 +459,10 @@ mod tests {
     fn decode_errors_are_argument_errors() {
         let a = Arguments::from_values(vec![json!("s")]);
         assert_eq!(a.one::<String>().unwrap(), "s");
-        assert_eq!(a.one::<u32>().unwrap_err().kind, crate::protocol::ErrorKind::ArgumentError);
+        assert_eq!(
+            a.one::<u32>().unwrap_err().kind,
+            crate::protocol::ErrorKind::ArgumentError
+        );
         assert!(Arguments::default().one::<u32>().is_err());
     }
 }

@@ -129,22 +129,32 @@ impl Message {
             Some(Value::Object(map)) => {
                 let mut out = Vec::with_capacity(map.len());
                 for (id, path) in map {
-                    let id: u64 = id
-                        .parse()
-                        .map_err(|_| MessageError::BadCallbacks(format!("callback id {id:?} is not a number")))?;
+                    let id: u64 = id.parse().map_err(|_| {
+                        MessageError::BadCallbacks(format!("callback id {id:?} is not a number"))
+                    })?;
                     out.push((id, parse_path(path)?));
                 }
                 out
             }
-            Some(_) => return Err(MessageError::BadCallbacks("callbacks must be an object".into())),
+            Some(_) => {
+                return Err(MessageError::BadCallbacks(
+                    "callbacks must be an object".into(),
+                ))
+            }
         };
-        Ok(Message { method, arguments, callbacks })
+        Ok(Message {
+            method,
+            arguments,
+            callbacks,
+        })
     }
 }
 
 fn parse_path(path: Value) -> Result<Path, MessageError> {
     let Value::Array(items) = path else {
-        return Err(MessageError::BadCallbacks("a callback path must be an array".into()));
+        return Err(MessageError::BadCallbacks(
+            "a callback path must be an array".into(),
+        ));
     };
     if items.is_empty() {
         return Err(MessageError::BadCallbacks("empty callback path".into()));
@@ -158,7 +168,9 @@ fn parse_path(path: Value) -> Result<Path, MessageError> {
                 .and_then(|i| usize::try_from(i).ok())
                 .map(Segment::Index)
                 .ok_or_else(|| MessageError::BadCallbacks(format!("bad path index {n}"))),
-            other => Err(MessageError::BadCallbacks(format!("bad path element {other}"))),
+            other => Err(MessageError::BadCallbacks(format!(
+                "bad path element {other}"
+            ))),
         })
         .collect()
 }
@@ -193,7 +205,10 @@ mod tests {
         let m = Message {
             method: Method::Name("square".into()),
             arguments: vec![json!({"withArgs": [4], "responseCallback": "[Function]"})],
-            callbacks: vec![(0, vec![Segment::Index(0), Segment::Key("responseCallback".into())])],
+            callbacks: vec![(
+                0,
+                vec![Segment::Index(0), Segment::Key("responseCallback".into())],
+            )],
         };
         assert_eq!(
             m.to_json(),
@@ -201,8 +216,15 @@ mod tests {
         );
         let back = Message::parse(&m.to_json()).unwrap();
         assert_eq!(back, m);
-        let cb = Message { method: Method::Callback(7), arguments: vec![], callbacks: vec![] };
-        assert_eq!(cb.to_json(), r#"{"method":7,"arguments":[],"callbacks":{}}"#);
+        let cb = Message {
+            method: Method::Callback(7),
+            arguments: vec![],
+            callbacks: vec![],
+        };
+        assert_eq!(
+            cb.to_json(),
+            r#"{"method":7,"arguments":[],"callbacks":{}}"#
+        );
     }
 
     #[test]
@@ -211,9 +233,15 @@ mod tests {
             r#"{"method":"x","arguments":[{"f":"[Function]"}],"callbacks":{"3":["0","f"]},"links":[]}"#,
         )
         .unwrap();
-        assert_eq!(m.callbacks, vec![(3, vec![Segment::Key("0".into()), Segment::Key("f".into())])]);
+        assert_eq!(
+            m.callbacks,
+            vec![(3, vec![Segment::Key("0".into()), Segment::Key("f".into())])]
+        );
         let mut args = m.arguments.clone();
-        assert_eq!(value_at_mut(&mut args, &m.callbacks[0].1), Some(&mut json!("[Function]")));
+        assert_eq!(
+            value_at_mut(&mut args, &m.callbacks[0].1),
+            Some(&mut json!("[Function]"))
+        );
     }
 
     #[test]

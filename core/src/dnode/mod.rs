@@ -8,5 +8,7 @@
 mod functions;
 mod message;
 
-pub use functions::{place, scrub, Arguments, BoxFuture, Callback, Function, FunctionSink, PLACEHOLDER};
+pub use functions::{
+    place, scrub, Arguments, BoxFuture, Callback, Function, FunctionSink, PLACEHOLDER,
+};
 pub use message::{value_at_mut, Message, MessageError, Method, Path, Segment};

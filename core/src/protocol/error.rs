@@ -107,7 +107,12 @@ fn generic() -> ErrorKind {
 impl KiteError {
     /// An error of `kind` with `message`, no code, no id.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), code: String::new(), id: String::new() }
+        Self {
+            kind,
+            message: message.into(),
+            code: String::new(),
+            id: String::new(),
+        }
     }
 
     /// A `genericError`.
@@ -127,12 +132,18 @@ impl KiteError {
 
     /// `methodNotFound`: `Method not found: NAME`.
     pub fn method_not_found(method: &str) -> Self {
-        Self::new(ErrorKind::MethodNotFound, format!("Method not found: {method}"))
+        Self::new(
+            ErrorKind::MethodNotFound,
+            format!("Method not found: {method}"),
+        )
     }
 
     /// `requestLimitError`: `The maximum request rate is exceeded.`
     pub fn request_limit() -> Self {
-        Self::new(ErrorKind::RequestLimitError, "The maximum request rate is exceeded.")
+        Self::new(
+            ErrorKind::RequestLimitError,
+            "The maximum request rate is exceeded.",
+        )
     }
 
     /// Sets the application error code.
@@ -169,8 +180,14 @@ mod tests {
 
     #[test]
     fn display_like_the_reference() {
-        assert_eq!(KiteError::generic("boom").with_id("abc").to_string(), "boom (abc)");
-        assert_eq!(KiteError::method_not_found("x").to_string(), "methodNotFound: Method not found: x");
+        assert_eq!(
+            KiteError::generic("boom").with_id("abc").to_string(),
+            "boom (abc)"
+        );
+        assert_eq!(
+            KiteError::method_not_found("x").to_string(),
+            "methodNotFound: Method not found: x"
+        );
     }
 
     #[test]

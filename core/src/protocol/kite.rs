@@ -167,9 +167,20 @@ mod tests {
     #[test]
     fn json_field_names() {
         let k: Kite = serde_json::from_str(r#"{"name":"x","id":"y"}"#).unwrap();
-        assert_eq!((k.name.as_str(), k.id.as_str(), k.username.as_str()), ("x", "y", ""));
+        assert_eq!(
+            (k.name.as_str(), k.id.as_str(), k.username.as_str()),
+            ("x", "y", "")
+        );
         let v = serde_json::to_value(&k).unwrap();
-        for f in ["username", "environment", "name", "version", "region", "hostname", "id"] {
+        for f in [
+            "username",
+            "environment",
+            "name",
+            "version",
+            "region",
+            "hostname",
+            "id",
+        ] {
             assert!(v.get(f).is_some(), "{f}");
         }
     }

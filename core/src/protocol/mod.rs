@@ -44,12 +44,18 @@ impl Auth {
 
     /// `{"type":"kiteKey","key":…}`
     pub fn kite_key(key: impl Into<String>) -> Self {
-        Self { kind: Self::KITE_KEY.into(), key: key.into() }
+        Self {
+            kind: Self::KITE_KEY.into(),
+            key: key.into(),
+        }
     }
 
     /// `{"type":"token","key":…}`
     pub fn token(key: impl Into<String>) -> Self {
-        Self { kind: Self::TOKEN.into(), key: key.into() }
+        Self {
+            kind: Self::TOKEN.into(),
+            key: key.into(),
+        }
     }
 }
 
@@ -100,14 +106,21 @@ mod tests {
         .unwrap();
         assert!(go.authentication.is_none());
         assert!(args_list(go.with_args).is_empty());
-        let js: CallOptions = serde_json::from_value(json!({"kite": {"name": "js"}, "withArgs": 5})).unwrap();
+        let js: CallOptions =
+            serde_json::from_value(json!({"kite": {"name": "js"}, "withArgs": 5})).unwrap();
         assert_eq!(args_list(js.with_args), vec![json!(5)]);
         assert_eq!(js.kite.name, "js");
     }
 
     #[test]
     fn response_always_has_both_keys() {
-        let r = Response { error: None, result: json!(4) };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"error":null,"result":4}"#);
+        let r = Response {
+            error: None,
+            result: json!(4),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"error":null,"result":4}"#
+        );
     }
 }

@@ -32,7 +32,7 @@ use axum::Router;
 use super::config::ServerConfig;
 use super::session::Session;
 
-pub use serve::{serve, ServeOptions};
+pub use serve::{serve, tls_config, ServeOptions};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type Handler = Arc<dyn Fn(Session) -> BoxFuture + Send + Sync>;

@@ -1,0 +1,586 @@
+//! One kite connection: dnode over a SockJS [`Session`], the same on both ends (the side
+//! that accepted can call the side that dialed). It owns the per-connection callback
+//! table, matches responses to calls, and serves incoming calls with the local kite's
+//! methods.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::dnode::{
+    place, scrub, Arguments, BoxFuture, Callback, FunctionSink, Message, Method, Path, Segment,
+};
+use crate::protocol::{
+    args_list, Auth, CallOptions, ErrorKind, Kite as KiteIdentity, KiteError, Response,
+};
+use crate::server::{Kite, Request};
+use crate::sockjs::Session;
+use crate::Error;
+
+enum Entry {
+    /// A function we passed; the remote may call it any number of times.
+    User(Callback),
+    /// The responseCallback of a call we made; removed at the response, timeout or disconnect.
+    Response(oneshot::Sender<Arguments>),
+}
+
+pub(crate) struct Inner {
+    session: Session,
+    local: Kite,
+    /// We dialed this connection: calls on it are trusted (no authentication).
+    dialed: bool,
+    next_id: AtomicU64,
+    table: Mutex<HashMap<u64, Entry>>,
+    remote: RwLock<KiteIdentity>,
+    first_request: AtomicBool,
+    closed: CancellationToken,
+    /// Credentials sent with our calls.
+    auth: RwLock<Option<Auth>>,
+    token_expired: RwLock<Option<Arc<dyn Fn() + Send + Sync>>>,
+}
+
+/// A connection to a remote kite, accepted or dialed. Cheap to clone.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("remote", &self.remote_kite().to_string())
+            .field("transport", &self.inner.session.transport())
+            .field("dialed", &self.inner.dialed)
+            .finish()
+    }
+}
+
+fn random_id() -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..16)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+impl Connection {
+    pub(crate) fn new(
+        local: Kite,
+        session: Session,
+        dialed: bool,
+        auth: Option<Auth>,
+    ) -> Connection {
+        Connection {
+            inner: Arc::new(Inner {
+                session,
+                local,
+                dialed,
+                next_id: AtomicU64::new(0),
+                table: Mutex::new(HashMap::new()),
+                remote: RwLock::new(KiteIdentity::default()),
+                first_request: AtomicBool::new(false),
+                closed: CancellationToken::new(),
+                auth: RwLock::new(auth),
+                token_expired: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// Serves an accepted session until it ends (the kite's SockJS handler).
+    pub(crate) async fn accept(local: Kite, session: Session) {
+        let conn = Connection::new(local, session, false, None);
+        conn.run().await;
+    }
+
+    /// The remote kite's identity (learned from its first request, or set when dialing).
+    pub fn remote_kite(&self) -> KiteIdentity {
+        self.inner
+            .remote
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_remote_kite(&self, k: KiteIdentity) {
+        *self.inner.remote.write().unwrap_or_else(|e| e.into_inner()) = k;
+    }
+
+    pub(crate) fn set_auth(&self, auth: Option<Auth>) {
+        *self.inner.auth.write().unwrap_or_else(|e| e.into_inner()) = auth;
+    }
+
+    pub(crate) fn on_token_expired(&self, f: Arc<dyn Fn() + Send + Sync>) {
+        *self
+            .inner
+            .token_expired
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(f);
+    }
+
+    /// The SockJS transport in use (`websocket`, `xhr-polling`, …).
+    pub fn transport(&self) -> &'static str {
+        self.inner.session.transport()
+    }
+
+    /// Whether we dialed this connection.
+    pub fn is_dialed(&self) -> bool {
+        self.inner.dialed
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    /// Waits until the connection ends.
+    pub async fn closed(&self) {
+        self.inner.closed.cancelled().await
+    }
+
+    /// Closes the connection. Idempotent.
+    pub fn close(&self) {
+        self.inner.session.close();
+    }
+
+    /// Number of entries in the callback table (functions passed and calls awaiting a
+    /// response), for leak checks.
+    pub fn callback_count(&self) -> usize {
+        self.inner
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    pub(crate) fn cancel_token(&self) -> CancellationToken {
+        self.inner.closed.child_token()
+    }
+
+    fn register(&self, entry: Entry) -> u64 {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, entry);
+        id
+    }
+
+    fn remove(&self, id: u64) -> Option<Entry> {
+        self.inner
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+    }
+
+    async fn send(&self, msg: &Message) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Send("connection is closed".into()));
+        }
+        self.inner
+            .session
+            .send(msg.to_json())
+            .await
+            .map_err(|e| Error::Send(e.to_string()))
+    }
+
+    /// Calls `method` on the remote kite. `args` serializes to the argument list (an array;
+    /// `()` sends none; any other value is one argument) and may contain [`Callback`]s.
+    /// `timeout`: `None` for the kite's configured timeout (15 s by default).
+    pub async fn call<T: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        args: &T,
+        timeout: Option<Duration>,
+    ) -> Result<Value, Error> {
+        let (with_args, callbacks) = scrub(args).map_err(|e| Error::Send(e.to_string()))?;
+        let with_args = match with_args {
+            Value::Array(_) | Value::Null => with_args,
+            other => Value::Array(vec![other]),
+        };
+        let (tx, rx) = oneshot::channel();
+        let response_id = self.register(Entry::Response(tx));
+        let mut options = json!({
+            "kite": self.inner.local.identity(),
+            "authentication": self.inner.auth.read().unwrap_or_else(|e| e.into_inner()).clone(),
+            "withArgs": with_args,
+            "responseCallback": crate::dnode::PLACEHOLDER,
+        });
+        let mut cb_paths = vec![(
+            response_id,
+            vec![Segment::Index(0), Segment::Key("responseCallback".into())],
+        )];
+        if !callbacks.is_empty() {
+            if let Some(w) = options.get_mut("withArgs") {
+                let prefix = [Segment::Index(0), Segment::Key("withArgs".into())];
+                cb_paths.extend(place(w, callbacks, &prefix, &mut |cb| {
+                    self.register(Entry::User(cb))
+                }));
+            }
+        }
+        let msg = Message {
+            method: Method::Name(method.to_string()),
+            arguments: vec![options],
+            callbacks: cb_paths,
+        };
+        if let Err(e) = self.send(&msg).await {
+            self.remove(response_id);
+            return Err(e);
+        }
+        let timeout = timeout.unwrap_or_else(|| self.inner.local.config().timeout);
+        let result = tokio::select! {
+            r = rx => r,
+            _ = tokio::time::sleep(timeout) => {
+                self.remove(response_id);
+                return Err(Error::Timeout { method: method.to_string(), after: timeout });
+            }
+        };
+        let args = result.map_err(|_| Error::Disconnected)?;
+        let out = parse_response(args);
+        if let Err(Error::Remote(e)) = &out {
+            if e.kind == ErrorKind::AuthenticationError && e.message.contains("token is expired") {
+                let hook = self
+                    .inner
+                    .token_expired
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                if let Some(h) = hook {
+                    h();
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads and dispatches messages until the session ends, then fails pending calls with
+    /// `disconnect` and empties the callback table.
+    pub(crate) async fn run(&self) {
+        self.inner.local.fire_connect(self);
+        let sequential = self.inner.local.config().disable_concurrency;
+        let local_closed = self.inner.local.inner.closed.clone();
+        loop {
+            let text = tokio::select! {
+                t = self.inner.session.recv() => match t { Some(t) => t, None => break },
+                _ = local_closed.cancelled() => { self.inner.session.close(); break }
+            };
+            let msg = match Message::parse(&text) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::debug!(error = %e, "dropping malformed message");
+                    continue;
+                }
+            };
+            match msg.method {
+                Method::Callback(id) => self.run_callback(id, msg.arguments, msg.callbacks),
+                Method::Name(name) => {
+                    let conn = self.clone();
+                    let fut = async move { conn.serve(name, msg.arguments, msg.callbacks).await };
+                    if sequential {
+                        fut.await;
+                    } else {
+                        tokio::spawn(fut);
+                    }
+                }
+            }
+        }
+        self.inner.closed.cancel();
+        // Dropping the senders fails every pending call with `disconnect`.
+        let entries: Vec<Entry> = self
+            .inner
+            .table
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, e)| e)
+            .collect();
+        drop(entries);
+        self.inner.local.fire_disconnect(self);
+    }
+
+    fn sink(&self) -> Weak<dyn FunctionSink> {
+        let arc: Arc<dyn FunctionSink> = self.inner.clone();
+        Arc::downgrade(&arc)
+    }
+
+    fn received(&self, arguments: Vec<Value>, callbacks: Vec<(u64, Path)>) -> Arguments {
+        let functions = callbacks.into_iter().map(|(id, p)| (p, id)).collect();
+        Arguments::received(arguments, functions, self.sink())
+    }
+
+    fn run_callback(&self, id: u64, arguments: Vec<Value>, callbacks: Vec<(u64, Path)>) {
+        let args = self.received(arguments, callbacks);
+        let mut table = self.inner.table.lock().unwrap_or_else(|e| e.into_inner());
+        match table.get(&id) {
+            Some(Entry::User(cb)) => {
+                let cb = cb.clone();
+                drop(table);
+                cb.invoke(args);
+            }
+            Some(Entry::Response(_)) => {
+                if let Some(Entry::Response(tx)) = table.remove(&id) {
+                    drop(table);
+                    let _ = tx.send(args);
+                }
+            }
+            None => tracing::debug!(id, "call to unknown callback id ignored"),
+        }
+    }
+
+    /// Serves one incoming call.
+    async fn serve(&self, method: String, mut arguments: Vec<Value>, callbacks: Vec<(u64, Path)>) {
+        // Split the callbacks: the responseCallback, and functions inside withArgs.
+        let mut response_id = None;
+        let mut with_args_fns = Vec::new();
+        for (id, path) in callbacks {
+            let is_zero = matches!(path.first(), Some(Segment::Index(0)))
+                || matches!(path.first(), Some(Segment::Key(k)) if k == "0");
+            match (is_zero, path.get(1), path.len()) {
+                (true, Some(Segment::Key(k)), 2) if k == "responseCallback" => {
+                    response_id = Some(id)
+                }
+                (true, Some(Segment::Key(k)), _) if k == "withArgs" => {
+                    with_args_fns.push((id, path[2..].to_vec()))
+                }
+                _ => tracing::debug!(id, "callback outside withArgs ignored"),
+            }
+        }
+        let request_id = random_id();
+        let span = tracing::debug_span!("request", method = %method, id = %request_id);
+        let conn = self.clone();
+        async move {
+            let first = if arguments.is_empty() {
+                Value::Null
+            } else {
+                arguments.swap_remove(0)
+            };
+            let outcome = conn
+                .handle(&method, &request_id, first, with_args_fns)
+                .await;
+            let Some(response_id) = response_id else {
+                tracing::debug!("call without responseCallback; result dropped");
+                return;
+            };
+            let (result, error) = match outcome {
+                Ok(v) => (v, None),
+                Err(e) => (Value::Null, Some(e)),
+            };
+            if let Some(e) = &error {
+                tracing::debug!(error = %e, "request failed");
+            }
+            conn.respond(response_id, result, error).await;
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn respond(&self, response_id: u64, result: Value, error: Option<KiteError>) {
+        let response = Response { error, result };
+        let msg = Message {
+            method: Method::Callback(response_id),
+            arguments: vec![serde_json::to_value(&response).unwrap_or(Value::Null)],
+            callbacks: Vec::new(),
+        };
+        if let Err(e) = self.send(&msg).await {
+            tracing::debug!(error = %e, "could not send response");
+        }
+    }
+
+    async fn handle(
+        &self,
+        method: &str,
+        request_id: &str,
+        options: Value,
+        fns: Vec<(u64, Path)>,
+    ) -> Result<Value, KiteError> {
+        let with_id = |e: KiteError| {
+            if e.id.is_empty() {
+                e.with_id(request_id)
+            } else {
+                e
+            }
+        };
+        let options: CallOptions = match options {
+            Value::Object(_) => serde_json::from_value(options)
+                .map_err(|e| with_id(KiteError::argument(format!("invalid call options: {e}"))))?,
+            _ => {
+                return Err(with_id(KiteError::argument(
+                    "call options must be an object",
+                )))
+            }
+        };
+        // The caller's identity is learned from its first request.
+        if !self.inner.dialed && !self.inner.first_request.swap(true, Ordering::AcqRel) {
+            self.set_remote_kite(options.kite.clone());
+            self.inner.local.fire_first_request(self);
+        }
+        let Some(m) = self.inner.local.method(method) else {
+            return Err(KiteError::method_not_found(method));
+        };
+        // A scalar withArgs is one argument; function paths then gain a leading index.
+        let is_array = options.with_args.is_array();
+        let fns = fns
+            .into_iter()
+            .map(|(id, mut p)| {
+                if !is_array {
+                    p.insert(0, Segment::Index(0));
+                }
+                (id, p)
+            })
+            .collect();
+        let args = self.received(args_list(options.with_args), fns);
+        let username = if m.authenticate() && !self.inner.dialed {
+            super::super::server::authenticate(
+                &self.inner.local,
+                options.authentication.as_ref(),
+                &options.kite,
+            )
+            .await
+            .map_err(with_id)?
+        } else {
+            options.kite.username.clone()
+        };
+        if !m.admit() {
+            return Err(with_id(KiteError::request_limit()));
+        }
+        let req = Request::new(
+            request_id.to_string(),
+            method.to_string(),
+            username,
+            args,
+            options.authentication,
+            options.kite,
+            self.clone(),
+            self.cancel_token(),
+        );
+        let local = self.inner.local.clone();
+        let (result, error) = m.serve(req, &|| local.kite_wide_chain()).await;
+        match error {
+            Some(e) => Err(with_id(e)),
+            None => Ok(result.unwrap_or(Value::Null)),
+        }
+    }
+}
+
+impl FunctionSink for Inner {
+    fn call_function(
+        &self,
+        id: u64,
+        mut args: Value,
+        callbacks: Vec<Callback>,
+    ) -> BoxFuture<'_, Result<(), KiteError>> {
+        Box::pin(async move {
+            let mut paths = Vec::new();
+            if !callbacks.is_empty() {
+                paths = place(&mut args, callbacks, &[], &mut |cb| {
+                    let nid = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    self.table
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(nid, Entry::User(cb));
+                    nid
+                });
+            }
+            let arguments = match args {
+                Value::Array(a) => a,
+                other => vec![other],
+            };
+            let msg = Message {
+                method: Method::Callback(id),
+                arguments,
+                callbacks: paths,
+            };
+            if self.closed.is_cancelled() {
+                return Err(KiteError::new(ErrorKind::SendError, "connection is closed"));
+            }
+            self.session
+                .send(msg.to_json())
+                .await
+                .map_err(|e| KiteError::new(ErrorKind::SendError, e.to_string()))
+        })
+    }
+}
+
+/// Interprets the arguments of a responseCallback call.
+fn parse_response(args: Arguments) -> Result<Value, Error> {
+    let mut values = args.into_values();
+    match values.len() {
+        1 => {
+            let v = values.pop().unwrap_or(Value::Null);
+            let Value::Object(mut obj) = v else {
+                return Err(Error::InvalidResponse(format!(
+                    "response is not an object: {v}"
+                )));
+            };
+            if !obj.contains_key("error") && !obj.contains_key("result") {
+                return Err(Error::InvalidResponse(
+                    "response has neither error nor result".into(),
+                ));
+            }
+            match obj.remove("error") {
+                None | Some(Value::Null) => Ok(obj.remove("result").unwrap_or(Value::Null)),
+                Some(e) => Err(Error::Remote(remote_error(e))),
+            }
+        }
+        // kite.js's own default methods answer positionally: (err, result).
+        2 => {
+            let result = values.pop().unwrap_or(Value::Null);
+            match values.pop() {
+                None | Some(Value::Null) => Ok(result),
+                Some(e) => Err(Error::Remote(remote_error(e))),
+            }
+        }
+        n => Err(Error::InvalidResponse(format!(
+            "response has {n} arguments, expected 1"
+        ))),
+    }
+}
+
+fn remote_error(e: Value) -> KiteError {
+    match e {
+        Value::String(s) => KiteError::generic(s),
+        Value::Object(_) => serde_json::from_value::<KiteError>(e.clone())
+            .unwrap_or_else(|_| KiteError::generic(e.to_string())),
+        other => KiteError::generic(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_shapes() {
+        let ok = Arguments::from_values(vec![json!({"error": null, "result": 4})]);
+        assert_eq!(parse_response(ok).unwrap(), json!(4));
+        let err = Arguments::from_values(vec![
+            json!({"error": {"type":"methodNotFound","message":"Method not found: x","code":"","id":""}, "result": null}),
+        ]);
+        match parse_response(err) {
+            Err(Error::Remote(e)) => assert_eq!(e.kind, ErrorKind::MethodNotFound),
+            other => panic!("{other:?}"),
+        }
+        let positional = Arguments::from_values(vec![Value::Null, json!("pong")]);
+        assert_eq!(parse_response(positional).unwrap(), json!("pong"));
+        for bad in [
+            vec![],
+            vec![json!(1)],
+            vec![json!({})],
+            vec![json!(1), json!(2), json!(3)],
+        ] {
+            assert!(matches!(
+                parse_response(Arguments::from_values(bad)),
+                Err(Error::InvalidResponse(_))
+            ));
+        }
+    }
+}

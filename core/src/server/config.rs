@@ -1,0 +1,247 @@
+//! Kite configuration: from code, from `KITE_*` environment variables and from `kite.key`.
+//! Every default matches the Go reference.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::sockjs::{ServerConfig, Transport};
+use crate::Error;
+
+/// Configuration of a kite (its identity, network, Kontrol and authentication settings).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Owner. Default: `unknown` (or the kite key's subject).
+    pub username: String,
+    /// Environment. Default: `unknown`.
+    pub environment: String,
+    /// Region. Default: `unknown`.
+    pub region: String,
+    /// Kite id. Default: a random UUID (or the kite key's `jti`).
+    pub id: String,
+    /// Host name reported in the kite's identity. Default: the machine's host name.
+    pub hostname: String,
+    /// IP to listen on. Default: `0.0.0.0`.
+    pub ip: String,
+    /// Port to listen on; 0 picks a free one. Default: 0.
+    pub port: u16,
+    /// The kite key (JWT) sent as `kiteKey` authentication. Default: read from `kite.key`.
+    pub kite_key: String,
+    /// Kontrol's URL. Default: from the kite key.
+    pub kontrol_url: String,
+    /// Kontrol's public key (PEM), trusted for kite keys and tokens. Default: from the kite key.
+    pub kontrol_key: String,
+    /// Kontrol's username, the expected issuer of tokens. Default: from the kite key.
+    pub kontrol_user: String,
+    /// Do not require authentication for any method. Default: false.
+    pub disable_authentication: bool,
+    /// Handle requests of one connection one after another. Default: false (concurrently).
+    pub disable_concurrency: bool,
+    /// Transport used when dialing. Default: auto (websocket, then XHR polling).
+    pub transport: Transport,
+    /// Call timeout. Default: 15 s.
+    pub timeout: Duration,
+    /// How long a Kontrol key accepted by a verify function stays trusted. Default: 5 min.
+    pub verify_ttl: Duration,
+    /// Time allowed for a websocket/HTTP handshake. Default: 15 s.
+    pub handshake_timeout: Duration,
+    /// PEM certificate and key files; when set the kite serves HTTPS. Default: none.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// SockJS options of the `/kite` service (heartbeat and disconnect delay 10 s).
+    pub sockjs: ServerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            username: "unknown".into(),
+            environment: "unknown".into(),
+            region: "unknown".into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+            ip: "0.0.0.0".into(),
+            port: 0,
+            kite_key: String::new(),
+            kontrol_url: String::new(),
+            kontrol_key: String::new(),
+            kontrol_user: String::new(),
+            disable_authentication: false,
+            disable_concurrency: false,
+            transport: Transport::Auto,
+            timeout: Duration::from_secs(15),
+            verify_ttl: Duration::from_secs(5 * 60),
+            handshake_timeout: Duration::from_secs(15),
+            tls: None,
+            sockjs: ServerConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `kite.key` (if present under `KITE_HOME` or `~/.kite`), then the
+    /// `KITE_*` environment variables — the reference's `config.Get()`.
+    pub fn from_env() -> Result<Config, Error> {
+        let mut c = Config::default();
+        if let Ok(key) = crate::auth::read_kite_key(None) {
+            c.use_kite_key(&key)?;
+        }
+        c.read_env()?;
+        Ok(c)
+    }
+
+    /// Adopts a kite key: its subject becomes the username, its issuer the Kontrol user,
+    /// its `jti` the kite id, and its `kontrolURL`/`kontrolKey` claims the Kontrol settings.
+    pub fn use_kite_key(&mut self, key: &str) -> Result<(), Error> {
+        let claims = crate::auth::parse_unverified(key).map_err(|e| Error::Auth(e.to_string()))?;
+        self.kite_key = key.trim().to_string();
+        let set = |field: &mut String, v: String| {
+            if !v.is_empty() {
+                *field = v;
+            }
+        };
+        set(&mut self.username, claims.sub);
+        set(&mut self.kontrol_user, claims.iss);
+        set(&mut self.id, claims.jti);
+        set(&mut self.kontrol_url, claims.kontrol_url);
+        set(&mut self.kontrol_key, claims.kontrol_key);
+        Ok(())
+    }
+
+    /// Applies `KITE_USERNAME`, `KITE_ENVIRONMENT`, `KITE_REGION`, `KITE_IP`, `KITE_PORT`,
+    /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT` and
+    /// `KITE_HANDSHAKE_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`, `500ms`).
+    pub fn read_env(&mut self) -> Result<(), Error> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = var("KITE_USERNAME") {
+            self.username = v;
+        }
+        if let Some(v) = var("KITE_ENVIRONMENT") {
+            self.environment = v;
+        }
+        if let Some(v) = var("KITE_REGION") {
+            self.region = v;
+        }
+        if let Some(v) = var("KITE_IP") {
+            self.ip = v;
+        }
+        if let Some(v) = var("KITE_PORT") {
+            self.port = v
+                .parse()
+                .map_err(|_| Error::Config(format!("KITE_PORT {v:?} is not a port")))?;
+        }
+        if let Some(v) = var("KITE_KONTROL_URL") {
+            self.kontrol_url = v;
+        }
+        if let Some(v) = var("KITE_TRANSPORT") {
+            self.transport = v.parse().map_err(Error::Config)?;
+        }
+        // Like the reference, unparsable durations are ignored.
+        if let Some(d) = var("KITE_VERIFY_TTL").and_then(|v| parse_duration(&v)) {
+            self.verify_ttl = d;
+        }
+        if let Some(d) = var("KITE_TIMEOUT").and_then(|v| parse_duration(&v)) {
+            self.timeout = d;
+        }
+        if let Some(d) = var("KITE_HANDSHAKE_TIMEOUT").and_then(|v| parse_duration(&v)) {
+            self.handshake_timeout = d;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a Go duration: a sequence of decimal numbers with units `ns`, `us`/`µs`, `ms`,
+/// `s`, `m`, `h` (e.g. `1h30m`, `1.5s`, `250ms`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// Checks a kite name and version like the reference: a non-empty name and a three-part
+/// semantic version.
+pub fn validate_identity(name: &str, version: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::Config("kite name cannot be empty".into()));
+    }
+    if name.contains('/') {
+        return Err(Error::Config("kite name cannot contain \"/\"".into()));
+    }
+    let parts: Vec<&str> = version.split('.').collect();
+    if parts.len() != 3 || semver::Version::parse(version).is_err() {
+        return Err(Error::Config(format!(
+            "kite version {version:?} must be a 3-digit semantic version"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        for bad in ["", "s", "15", "15x", "-1s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn identity_rules() {
+        assert!(validate_identity("math", "1.0.0").is_ok());
+        assert!(validate_identity("", "1.0.0").is_err());
+        assert!(validate_identity("math", "1.0").is_err());
+        assert!(validate_identity("math", "x.y.z").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_reference() {
+        let c = Config::default();
+        assert_eq!(
+            (
+                c.username.as_str(),
+                c.environment.as_str(),
+                c.region.as_str()
+            ),
+            ("unknown", "unknown", "unknown")
+        );
+        assert_eq!((c.ip.as_str(), c.port), ("0.0.0.0", 0));
+        assert_eq!(c.timeout, Duration::from_secs(15));
+        assert_eq!(c.sockjs.heartbeat_delay, Duration::from_secs(10));
+        assert_eq!(c.sockjs.disconnect_delay, Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,154 @@
+//! The methods every kite serves: `kite.ping`, `kite.systemInfo`, `kite.heartbeat`,
+//! `kite.log`, `kite.print`, `kite.prompt` and `kite.getPass`.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::kite::Kite;
+use super::request::Request;
+use crate::dnode::Function;
+use crate::protocol::{
+    KiteError, METHOD_GET_PASS, METHOD_HEARTBEAT, METHOD_LOG, METHOD_PING, METHOD_PRINT,
+    METHOD_PROMPT, METHOD_SYSTEM_INFO,
+};
+use crate::Error;
+
+/// `kite.systemInfo`'s answer (field names as the reference).
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemInfo {
+    /// Always `RUNNING`.
+    pub state: &'static str,
+    /// Bytes used on the root file system.
+    #[serde(rename = "diskUsage")]
+    pub disk_usage: u64,
+    /// Bytes on the root file system.
+    #[serde(rename = "diskTotal")]
+    pub disk_total: u64,
+    /// Bytes of memory in use (excluding buffers and cache).
+    #[serde(rename = "memoryUsage")]
+    pub memory_usage: u64,
+    /// Bytes of memory in total.
+    #[serde(rename = "totalMemoryLimit")]
+    pub total_memory_limit: u64,
+    /// The user's home directory.
+    #[serde(rename = "homeDir")]
+    pub home_dir: String,
+    /// The operating system (`linux`, `macos`, …).
+    pub uname: &'static str,
+}
+
+impl SystemInfo {
+    /// Reads the current figures.
+    pub fn read() -> Result<SystemInfo, std::io::Error> {
+        let (disk_usage, disk_total) = disk("/")?;
+        let (memory_usage, total_memory_limit) = memory().unwrap_or((0, 0));
+        Ok(SystemInfo {
+            state: "RUNNING",
+            disk_usage,
+            disk_total,
+            memory_usage,
+            total_memory_limit,
+            home_dir: std::env::var("HOME").unwrap_or_default(),
+            uname: std::env::consts::OS,
+        })
+    }
+}
+
+fn disk(path: &str) -> Result<(u64, u64), std::io::Error> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    let frag = st.fragment_size() as u64;
+    let total = st.blocks() as u64 * frag;
+    let free = st.blocks_free() as u64 * frag;
+    Ok((total.saturating_sub(free), total))
+}
+
+/// (used, total) in bytes from /proc/meminfo, like the reference: used = total − free −
+/// buffers − cached.
+fn memory() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    };
+    let total = field("MemTotal");
+    let used = total
+        .saturating_sub(field("MemFree"))
+        .saturating_sub(field("Buffers"))
+        .saturating_sub(field("Cached"));
+    Some((used, total))
+}
+
+pub(crate) fn install(kite: &Kite) -> Result<(), Error> {
+    kite.handle(METHOD_PING, |_req: Request| async { Ok("pong") })?
+        .disable_authentication();
+    kite.handle(METHOD_SYSTEM_INFO, |_req: Request| async {
+        tokio::task::spawn_blocking(SystemInfo::read)
+            .await?
+            .map_err(anyhow::Error::from)
+    })?;
+    kite.handle(METHOD_HEARTBEAT, heartbeat)?;
+    kite.handle(METHOD_LOG, |req: Request| async move {
+        let msg: String = req.args().one()?;
+        tracing::info!(from = %req.caller().name, "{msg}");
+        Ok(())
+    })?;
+    kite.handle(METHOD_PRINT, |req: Request| async move {
+        let msg: String = req.args().one()?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(msg.as_bytes())?;
+        out.flush()?;
+        Ok(msg.len())
+    })?;
+    kite.handle(METHOD_PROMPT, |req: Request| async move {
+        let msg: String = req.args().one()?;
+        let line = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+            print!("{msg}");
+            std::io::stdout().flush()?;
+            let mut s = String::new();
+            std::io::stdin().read_line(&mut s)?;
+            Ok(s.trim_end_matches(['\r', '\n']).to_string())
+        })
+        .await??;
+        Ok(line)
+    })?;
+    kite.handle(METHOD_GET_PASS, |req: Request| async move {
+        let msg: String = req.args().one()?;
+        let pass = tokio::task::spawn_blocking(move || rpassword::prompt_password(msg)).await??;
+        Ok(pass)
+    })?;
+    Ok(())
+}
+
+/// `kite.heartbeat [seconds, callback]`: calls the callback now and then every `seconds`
+/// until the caller disconnects.
+async fn heartbeat(req: Request) -> anyhow::Result<()> {
+    let (seconds, ping): (f64, Function) = req.decode()?;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(
+            KiteError::argument("heartbeat interval must be a positive number of seconds").into(),
+        );
+    }
+    let period =
+        Duration::try_from_secs_f64(seconds).map_err(|e| KiteError::argument(e.to_string()))?;
+    ping.call(&()).await?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if ping.call(&()).await.is_err() {
+                        return;
+                    }
+                }
+                _ = req.cancelled() => return,
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! The [`Kite`]: identity, configuration, method registry, authenticators, events and the
+//! HTTP server that carries the `/kite` SockJS service.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{validate_identity, Config};
+use super::method::{final_fn, handler, Chain, Method, MethodBuilder, MethodHandling};
+use super::request::Request;
+use crate::client::{Client, Connection};
+use crate::dnode::BoxFuture;
+use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
+use crate::sockjs::{ServeOptions, Session, SockJsServer};
+use crate::Error;
+
+/// Checks one authentication type: returns the authenticated username, or the reason.
+pub type Authenticator =
+    Arc<dyn Fn(AuthCheck) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+/// What an [`Authenticator`] gets.
+#[derive(Debug, Clone)]
+pub struct AuthCheck {
+    /// The credential sent with the call.
+    pub auth: Auth,
+    /// The caller's claimed identity.
+    pub caller: KiteIdentity,
+    /// This kite's identity.
+    pub local: KiteIdentity,
+}
+
+type ConnHook = Arc<dyn Fn(&Connection) + Send + Sync>;
+
+#[derive(Default)]
+struct Events {
+    connect: Vec<ConnHook>,
+    first_request: Vec<ConnHook>,
+    disconnect: Vec<ConnHook>,
+}
+
+/// A kite: serves named methods to other kites and calls theirs. Cheap to clone.
+#[derive(Clone)]
+pub struct Kite {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    name: String,
+    version: String,
+    config: RwLock<Config>,
+    methods: RwLock<HashMap<String, Arc<Method>>>,
+    wide: RwLock<Chain>,
+    handling: RwLock<MethodHandling>,
+    authenticators: RwLock<HashMap<String, Authenticator>>,
+    events: RwLock<Events>,
+    routes: Mutex<axum::Router>,
+    sockjs: Mutex<Option<SockJsServer>>,
+    bound: watch::Sender<Option<SocketAddr>>,
+    pub(crate) closed: CancellationToken,
+    verifier: RwLock<Option<crate::auth::Verifier>>,
+}
+
+impl std::fmt::Debug for Kite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kite")
+            .field("identity", &self.identity().to_string())
+            .finish()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Kite {
+    /// A kite named `name` at `version` (three-part semver), configured from `kite.key` and
+    /// the `KITE_*` environment ([`Config::from_env`]).
+    pub fn new(name: &str, version: &str) -> Result<Kite, Error> {
+        Self::with_config(name, version, Config::from_env()?)
+    }
+
+    /// A kite with an explicit configuration.
+    pub fn with_config(name: &str, version: &str, config: Config) -> Result<Kite, Error> {
+        validate_identity(name, version)?;
+        let kite = Kite {
+            inner: Arc::new(Inner {
+                name: name.to_string(),
+                version: version.to_string(),
+                config: RwLock::new(config),
+                methods: RwLock::new(HashMap::new()),
+                wide: RwLock::new(Chain::default()),
+                handling: RwLock::new(MethodHandling::default()),
+                authenticators: RwLock::new(HashMap::new()),
+                events: RwLock::new(Events::default()),
+                routes: Mutex::new(axum::Router::new()),
+                sockjs: Mutex::new(None),
+                bound: watch::channel(None).0,
+                closed: CancellationToken::new(),
+                verifier: RwLock::new(None),
+            }),
+        };
+        super::authn::install_default_authenticators(&kite);
+        super::defaults::install(&kite)?;
+        Ok(kite)
+    }
+
+    /// This kite's identity.
+    pub fn identity(&self) -> KiteIdentity {
+        let c = read(&self.inner.config);
+        KiteIdentity {
+            username: c.username.clone(),
+            environment: c.environment.clone(),
+            name: self.inner.name.clone(),
+            version: self.inner.version.clone(),
+            region: c.region.clone(),
+            hostname: c.hostname.clone(),
+            id: c.id.clone(),
+        }
+    }
+
+    /// A copy of the configuration.
+    pub fn config(&self) -> Config {
+        read(&self.inner.config).clone()
+    }
+
+    /// Changes the configuration (before serving or dialing).
+    pub fn configure(&self, f: impl FnOnce(&mut Config)) {
+        f(&mut write(&self.inner.config));
+        *write(&self.inner.verifier) = None;
+    }
+
+    /// Registers an async handler. Registering a name twice is an error.
+    ///
+    /// ```no_run
+    /// # fn f(k: &kite::Kite) -> Result<(), kite::Error> {
+    /// k.handle("square", |req: kite::Request| async move {
+    ///     let n: f64 = req.args().one()?;
+    ///     Ok(n * n)
+    /// })?
+    /// .disable_authentication();
+    /// # Ok(()) }
+    /// ```
+    pub fn handle<H, Fut, R>(&self, name: &str, h: H) -> Result<MethodBuilder, Error>
+    where
+        H: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        let mut methods = write(&self.inner.methods);
+        if methods.contains_key(name) {
+            return Err(Error::DuplicateMethod(name.to_string()));
+        }
+        let authenticate = !read(&self.inner.config).disable_authentication;
+        let method = Arc::new(Method::new(
+            name.to_string(),
+            handler(h),
+            authenticate,
+            *read(&self.inner.handling),
+        ));
+        methods.insert(name.to_string(), method.clone());
+        Ok(MethodBuilder { method })
+    }
+
+    /// Registers a handler whose arguments are decoded as `A` (a tuple, `Vec` or struct);
+    /// arguments of another shape get `argumentError` without calling it.
+    pub fn handle_typed<A, H, Fut, R>(&self, name: &str, h: H) -> Result<MethodBuilder, Error>
+    where
+        A: DeserializeOwned + Send + 'static,
+        H: Fn(Request, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        let h = Arc::new(h);
+        self.handle(name, move |req: Request| {
+            let h = h.clone();
+            async move {
+                let args: A = req.decode()?;
+                h(req, args).await
+            }
+        })
+    }
+
+    /// Removes a method.
+    pub fn remove_handler(&self, name: &str) -> bool {
+        write(&self.inner.methods).remove(name).is_some()
+    }
+
+    /// Names of the registered methods.
+    pub fn methods(&self) -> Vec<String> {
+        let mut v: Vec<String> = read(&self.inner.methods).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn method(&self, name: &str) -> Option<Arc<Method>> {
+        read(&self.inner.methods).get(name).cloned()
+    }
+
+    /// Kite-wide pre handler, appended to every method's list at its first call.
+    pub fn pre_handle<H, Fut, R>(&self, h: H)
+    where
+        H: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        write(&self.inner.wide).pre.push(handler(h));
+    }
+
+    /// Kite-wide post handler.
+    pub fn post_handle<H, Fut, R>(&self, h: H)
+    where
+        H: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
+        R: Serialize + 'static,
+    {
+        write(&self.inner.wide).post.push(handler(h));
+    }
+
+    /// Kite-wide final function.
+    pub fn final_func<F, Fut>(&self, f: F)
+    where
+        F: Fn(Request, Option<Value>, Option<KiteError>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = (Option<Value>, Option<KiteError>)> + Send + 'static,
+    {
+        write(&self.inner.wide).finals.push(final_fn(f));
+    }
+
+    pub(crate) fn kite_wide_chain(&self) -> Chain {
+        let w = read(&self.inner.wide);
+        Chain {
+            pre: w.pre.clone(),
+            post: w.post.clone(),
+            finals: w.finals.clone(),
+        }
+    }
+
+    /// Default handling mode of methods registered after this call.
+    pub fn set_method_handling(&self, handling: MethodHandling) {
+        *write(&self.inner.handling) = handling;
+    }
+
+    /// Adds (or replaces) the authenticator of authentication type `kind`.
+    pub fn add_authenticator<F, Fut>(&self, kind: &str, f: F)
+    where
+        F: Fn(AuthCheck) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        let f: Authenticator = Arc::new(move |c| Box::pin(f(c)));
+        write(&self.inner.authenticators).insert(kind.to_string(), f);
+    }
+
+    pub(crate) fn authenticator(&self, kind: &str) -> Option<Authenticator> {
+        read(&self.inner.authenticators).get(kind).cloned()
+    }
+
+    pub(crate) fn verifier(&self) -> crate::auth::Verifier {
+        if let Some(v) = read(&self.inner.verifier).as_ref() {
+            return v.clone();
+        }
+        let v = super::authn::build_verifier(&read(&self.inner.config));
+        *write(&self.inner.verifier) = Some(v.clone());
+        v
+    }
+
+    /// Runs `f` for every new connection (accepted or dialed).
+    pub fn on_connect(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
+        write(&self.inner.events).connect.push(Arc::new(f));
+    }
+
+    /// Runs `f` when a connection makes its first request (the caller's identity is known).
+    pub fn on_first_request(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
+        write(&self.inner.events).first_request.push(Arc::new(f));
+    }
+
+    /// Runs `f` when a connection ends.
+    pub fn on_disconnect(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
+        write(&self.inner.events).disconnect.push(Arc::new(f));
+    }
+
+    pub(crate) fn fire_connect(&self, c: &Connection) {
+        let hooks = read(&self.inner.events).connect.clone();
+        hooks.iter().for_each(|h| h(c));
+    }
+
+    pub(crate) fn fire_first_request(&self, c: &Connection) {
+        let hooks = read(&self.inner.events).first_request.clone();
+        hooks.iter().for_each(|h| h(c));
+    }
+
+    pub(crate) fn fire_disconnect(&self, c: &Connection) {
+        let hooks = read(&self.inner.events).disconnect.clone();
+        hooks.iter().for_each(|h| h(c));
+    }
+
+    /// Adds HTTP routes served beside `/kite` (e.g. a health check).
+    pub fn merge_routes(&self, router: axum::Router) {
+        let mut r = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
+        *r = std::mem::take(&mut *r).merge(router);
+    }
+
+    /// The kite's HTTP app: the `/kite` SockJS service plus the extra routes.
+    pub fn router(&self) -> axum::Router {
+        let sockjs = {
+            let mut s = self.inner.sockjs.lock().unwrap_or_else(|e| e.into_inner());
+            s.get_or_insert_with(|| {
+                let kite = self.clone();
+                let config = read(&self.inner.config).sockjs.clone();
+                SockJsServer::new(config, move |session: Session| {
+                    let kite = kite.clone();
+                    async move { Connection::accept(kite, session).await }
+                })
+            })
+            .clone()
+        };
+        let extra = self
+            .inner
+            .routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        extra.merge(sockjs.router("/kite"))
+    }
+
+    /// Binds the configured IP and port (0 = ephemeral) and serves in the background.
+    /// Returns the bound address; [`Kite::port`] and [`Kite::ready`] report it too.
+    pub async fn listen(&self) -> Result<SocketAddr, Error> {
+        let (ip, port, tls, handshake) = {
+            let c = read(&self.inner.config);
+            (c.ip.clone(), c.port, c.tls.clone(), c.handshake_timeout)
+        };
+        let listener = tokio::net::TcpListener::bind((ip.as_str(), port)).await?;
+        let addr = listener.local_addr()?;
+        let app = self.router();
+        let options = ServeOptions {
+            header_read_timeout: handshake,
+            shutdown: self.inner.closed.clone(),
+            tls: match tls {
+                Some((cert, key)) => Some(crate::sockjs::server::tls_config(&cert, &key)?),
+                None => None,
+            },
+        };
+        tokio::spawn(async move {
+            if let Err(e) = crate::sockjs::serve(listener, app, options).await {
+                tracing::error!(error = %e, "kite server stopped");
+            }
+        });
+        tracing::info!(kite = %self.identity(), %addr, "serving");
+        let _ = self.inner.bound.send(Some(addr));
+        Ok(addr)
+    }
+
+    /// Serves until [`Kite::close`] is called.
+    pub async fn run(&self) -> Result<(), Error> {
+        self.listen().await?;
+        self.inner.closed.cancelled().await;
+        Ok(())
+    }
+
+    /// The bound port, once listening.
+    pub fn port(&self) -> Option<u16> {
+        self.inner.bound.borrow().map(|a| a.port())
+    }
+
+    /// Waits until the kite is listening; returns its address.
+    pub async fn ready(&self) -> SocketAddr {
+        let mut rx = self.inner.bound.subscribe();
+        loop {
+            if let Some(a) = *rx.borrow_and_update() {
+                return a;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The URL other kites dial: `http(s)://HOST:PORT/kite` (127.0.0.1 when listening on
+    /// all interfaces).
+    pub fn url(&self) -> Option<String> {
+        let addr = (*self.inner.bound.borrow())?;
+        let c = read(&self.inner.config);
+        let scheme = if c.tls.is_some() { "https" } else { "http" };
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        Some(format!("{scheme}://{host}:{}/kite", addr.port()))
+    }
+
+    /// Stops serving and closes every connection of this kite. Idempotent.
+    pub fn close(&self) {
+        self.inner.closed.cancel();
+    }
+
+    /// A client to the kite at `url`, on behalf of this kite (it can serve callbacks and
+    /// this kite's methods to the remote side).
+    pub fn client(&self, url: &str) -> Client {
+        Client::new(self.clone(), url)
+    }
+}

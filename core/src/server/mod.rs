@@ -1,0 +1,16 @@
+//! The serving side of a kite: the [`Kite`] with its configuration, method registry,
+//! handlers, authentication and default methods, and the [`Request`] handlers receive.
+
+mod authn;
+mod config;
+mod defaults;
+mod kite;
+mod method;
+mod request;
+
+pub(crate) use authn::authenticate;
+pub use config::{parse_duration, Config};
+pub use defaults::SystemInfo;
+pub use kite::{AuthCheck, Authenticator, Kite};
+pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
+pub use request::Request;

@@ -1,0 +1,117 @@
+//! A request to one of the kite's methods, as seen by handlers.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::client::Connection;
+use crate::dnode::Arguments;
+use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
+
+/// One call of a method. Cheap to clone.
+#[derive(Clone)]
+pub struct Request {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: String,
+    method: String,
+    username: String,
+    args: Arguments,
+    auth: Option<Auth>,
+    caller: KiteIdentity,
+    client: Connection,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.inner.id)
+            .field("method", &self.inner.method)
+            .field("username", &self.inner.username)
+            .field("args", &self.inner.args)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Request {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: String,
+        method: String,
+        username: String,
+        args: Arguments,
+        auth: Option<Auth>,
+        caller: KiteIdentity,
+        client: Connection,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                id,
+                method,
+                username,
+                args,
+                auth,
+                caller,
+                client,
+                cancel,
+            }),
+        }
+    }
+
+    /// The request id: 16 random characters, returned in error responses.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The method name.
+    pub fn method(&self) -> &str {
+        &self.inner.method
+    }
+
+    /// The caller's username: the authenticated one when the method requires
+    /// authentication, else the one the caller claims.
+    pub fn username(&self) -> &str {
+        &self.inner.username
+    }
+
+    /// The arguments (`withArgs`).
+    pub fn args(&self) -> &Arguments {
+        &self.inner.args
+    }
+
+    /// All arguments decoded as `T` (a tuple, `Vec` or struct); `argumentError` on mismatch.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, KiteError> {
+        self.inner.args.get()
+    }
+
+    /// The authentication the caller sent, if any.
+    pub fn auth(&self) -> Option<&Auth> {
+        self.inner.auth.as_ref()
+    }
+
+    /// The caller's kite identity (from its call options).
+    pub fn caller(&self) -> &KiteIdentity {
+        &self.inner.caller
+    }
+
+    /// The connection to the caller: call its methods or pass it callbacks over the same
+    /// connection.
+    pub fn client(&self) -> &Connection {
+        &self.inner.client
+    }
+
+    /// Fires when the caller disconnects (or the kite closes).
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.inner.cancel.cancelled()
+    }
+
+    /// Whether the caller has disconnected.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancel.is_cancelled()
+    }
+}

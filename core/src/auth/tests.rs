@@ -651,3 +651,72 @@ fn verifier_is_shareable() {
     fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
     assert_error::<AuthError>();
 }
+
+// TEMPORARY cross-check with the Go reference (removed before hand-off).
+#[test]
+fn xcheck_write() {
+    let Ok(dir) = std::env::var("XCHECK_DIR") else {
+        return;
+    };
+    let d = std::path::Path::new(&dir);
+    let w = |n: &str, s: &str| std::fs::write(d.join(n), s).unwrap();
+    let k = KeyPair::generate().unwrap();
+    let o = KeyPair::generate().unwrap();
+    w("pub.pem", &k.public_pem);
+    w("priv.pem", &k.private_pem);
+    w("other_pub.pem", &o.public_pem);
+    w(
+        "kitekey",
+        &mint_kite_key(&k, "kontrol", "bob", "http://kontrol/kite").unwrap(),
+    );
+    w(
+        "kitekey_other",
+        &mint_kite_key(&o, "kontrol", "bob", "http://kontrol/kite").unwrap(),
+    );
+    w(
+        "token",
+        &mint_token(&k, "kontrol", "bob", "/alice/prod", TOKEN_TTL, TOKEN_LEEWAY).unwrap(),
+    );
+    w(
+        "token_other",
+        &mint_token(&o, "kontrol", "bob", "/alice/prod", TOKEN_TTL, TOKEN_LEEWAY).unwrap(),
+    );
+    let mut c = token_claims();
+    c.exp = now_unix() - 125;
+    w("token_expired", &sign(&k, &c).unwrap());
+    w(
+        "token_badaud",
+        &mint_token(&k, "kontrol", "bob", "/alice/dev", TOKEN_TTL, TOKEN_LEEWAY).unwrap(),
+    );
+}
+
+#[test]
+fn xcheck_read() {
+    let Ok(dir) = std::env::var("XCHECK_DIR") else {
+        return;
+    };
+    let d = std::path::Path::new(&dir);
+    let r = |n: &str| std::fs::read_to_string(d.join(n)).unwrap();
+    if !d.join("go_token").exists() {
+        return;
+    }
+    let v = Verifier::new("kontrol", Some(&r("pub.pem"))).unwrap();
+    let c = v.verify_token(&r("go_token"), &local()).unwrap();
+    eprintln!("go token ok: {c:?}");
+    let c = v.verify_kite_key(&r("go_kitekey")).unwrap();
+    eprintln!("go kite key ok: {c:?}");
+    eprintln!(
+        "go payloads: {:?} / {:?}",
+        payload_json(&r("go_token")),
+        payload_json(&r("go_kitekey")).keys().collect::<Vec<_>>()
+    );
+    eprintln!(
+        "go rs512 token: {:?}",
+        v.verify_token(&r("go_token_rs512"), &local())
+    );
+    let parsed = KeyPair::from_pem(&r("go_priv_pkcs1.pem")).unwrap();
+    eprintln!(
+        "go key pair parses, pub equal to go pub: {}",
+        parsed.public_pem.trim() == r("go_pub.pem").trim()
+    );
+}

@@ -194,7 +194,7 @@ impl Connection {
     }
 
     /// Calls `method` on the remote kite. `args` serializes to the argument list (an array;
-    /// `()` sends none; any other value is one argument) and may contain [`Callback`]s.
+    /// `()` sends none, as `[]`; any other value is one argument) and may contain [`Callback`]s.
     /// `timeout`: `None` for the kite's configured timeout (15 s by default).
     pub async fn call<T: Serialize + ?Sized>(
         &self,
@@ -203,8 +203,10 @@ impl Connection {
         timeout: Option<Duration>,
     ) -> Result<Value, Error> {
         let (with_args, callbacks) = scrub(args).map_err(|e| Error::Send(e.to_string()))?;
+        // No arguments are sent as `[]`: kite.js crashes on a null `withArgs`, Go takes both.
         let with_args = match with_args {
-            Value::Array(_) | Value::Null => with_args,
+            Value::Array(_) => with_args,
+            Value::Null => Value::Array(Vec::new()),
             other => Value::Array(vec![other]),
         };
         let (tx, rx) = oneshot::channel();

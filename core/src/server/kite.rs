@@ -356,7 +356,7 @@ impl Kite {
             }
         });
         tracing::info!(kite = %self.identity(), %addr, "serving");
-        let _ = self.inner.bound.send(Some(addr));
+        self.inner.bound.send_replace(Some(addr));
         Ok(addr)
     }
 

@@ -221,13 +221,11 @@ impl Connection {
             response_id,
             vec![Segment::Index(0), Segment::Key("responseCallback".into())],
         )];
-        if !callbacks.is_empty() {
-            if let Some(w) = options.get_mut("withArgs") {
-                let prefix = [Segment::Index(0), Segment::Key("withArgs".into())];
-                cb_paths.extend(place(w, callbacks, &prefix, &mut |cb| {
-                    self.register(Entry::User(cb))
-                }));
-            }
+        if let Some(w) = options.get_mut("withArgs") {
+            let prefix = [Segment::Index(0), Segment::Key("withArgs".into())];
+            cb_paths.extend(place(w, callbacks, &prefix, &mut |cb| {
+                self.register(Entry::User(cb))
+            }));
         }
         let msg = Message {
             method: Method::Name(method.to_string()),
@@ -275,6 +273,7 @@ impl Connection {
                 t = self.inner.session.recv() => match t { Some(t) => t, None => break },
                 _ = local_closed.cancelled() => { self.inner.session.close(); break }
             };
+            tracing::trace!(message = %text, "received");
             let msg = match Message::parse(&text) {
                 Ok(m) => m,
                 Err(e) => {
@@ -385,12 +384,17 @@ impl Connection {
         .await
     }
 
-    async fn respond(&self, response_id: u64, result: Value, error: Option<KiteError>) {
+    async fn respond(&self, response_id: u64, mut result: Value, error: Option<KiteError>) {
+        // A result may carry functions (callbacks serialized by the handler).
+        let prefix = [Segment::Index(0), Segment::Key("result".into())];
+        let callbacks = place(&mut result, Vec::new(), &prefix, &mut |cb| {
+            self.register(Entry::User(cb))
+        });
         let response = Response { error, result };
         let msg = Message {
             method: Method::Callback(response_id),
             arguments: vec![serde_json::to_value(&response).unwrap_or(Value::Null)],
-            callbacks: Vec::new(),
+            callbacks,
         };
         if let Err(e) = self.send(&msg).await {
             tracing::debug!(error = %e, "could not send response");
@@ -481,17 +485,14 @@ impl FunctionSink for Inner {
         callbacks: Vec<Callback>,
     ) -> BoxFuture<'_, Result<(), KiteError>> {
         Box::pin(async move {
-            let mut paths = Vec::new();
-            if !callbacks.is_empty() {
-                paths = place(&mut args, callbacks, &[], &mut |cb| {
-                    let nid = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    self.table
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(nid, Entry::User(cb));
-                    nid
-                });
-            }
+            let paths = place(&mut args, callbacks, &[], &mut |cb| {
+                let nid = self.next_id.fetch_add(1, Ordering::Relaxed);
+                self.table
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(nid, Entry::User(cb));
+                nid
+            });
             let arguments = match args {
                 Value::Array(a) => a,
                 other => vec![other],

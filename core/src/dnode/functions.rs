@@ -22,6 +22,7 @@ use crate::protocol::KiteError;
 /// Placeholder for a function inside arguments.
 pub const PLACEHOLDER: &str = "[Function]";
 const LOCAL_MARK: &str = "\u{0}kite.callback:";
+const GLOBAL_MARK: &str = "\u{0}kite.callback#";
 const REMOTE_MARK: &str = "\u{0}kite.function:";
 
 /// A boxed future, as used by [`FunctionSink`].
@@ -62,6 +63,30 @@ impl Callback {
     }
 }
 
+/// Callbacks serialized outside a call (e.g. inside `serde_json::json!`), held until the
+/// value carrying their marker is sent.
+static DETACHED: std::sync::Mutex<Option<std::collections::HashMap<u64, Callback>>> =
+    std::sync::Mutex::new(None);
+static DETACHED_NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static DETACHED_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn detach(cb: Callback) -> u64 {
+    let id = DETACHED_NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut map = DETACHED.lock().unwrap_or_else(|e| e.into_inner());
+    map.get_or_insert_with(Default::default).insert(id, cb);
+    DETACHED_COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    id
+}
+
+fn take_detached(id: u64) -> Option<Callback> {
+    let mut map = DETACHED.lock().unwrap_or_else(|e| e.into_inner());
+    let cb = map.as_mut()?.remove(&id);
+    if cb.is_some() {
+        DETACHED_COUNT.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    cb
+}
+
 thread_local! {
     static SCRUBBING: RefCell<Option<Vec<Callback>>> = const { RefCell::new(None) };
     static BINDING: RefCell<Option<Weak<dyn FunctionSink>>> = const { RefCell::new(None) };
@@ -77,8 +102,8 @@ impl Serialize for Callback {
         });
         match index {
             Some(i) => s.serialize_str(&format!("{LOCAL_MARK}{i}")),
-            // Outside a call (e.g. logging the arguments): just the placeholder.
-            None => s.serialize_str(PLACEHOLDER),
+            // Outside a call (e.g. inside `json!`): parked until the value is sent.
+            None => s.serialize_str(&format!("{GLOBAL_MARK}{}", detach(self.clone()))),
         }
     }
 }
@@ -111,21 +136,29 @@ pub fn place(
     register: &mut dyn FnMut(Callback) -> u64,
 ) -> Vec<(u64, Path)> {
     let mut out = Vec::with_capacity(callbacks.len());
-    if callbacks.is_empty() {
+    if callbacks.is_empty() && DETACHED_COUNT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         return out;
     }
     let mut slots: Vec<Option<Callback>> = callbacks.into_iter().map(Some).collect();
     let mut path: Path = prefix.to_vec();
     walk(value, &mut path, &mut |v, path| {
         if let Value::String(s) = v {
-            if let Some(i) = s
+            let cb = if let Some(i) = s
                 .strip_prefix(LOCAL_MARK)
                 .and_then(|i| i.parse::<usize>().ok())
             {
-                if let Some(cb) = slots.get_mut(i).and_then(Option::take) {
-                    *v = Value::String(PLACEHOLDER.into());
-                    out.push((register(cb), path.clone()));
-                }
+                slots.get_mut(i).and_then(Option::take)
+            } else if let Some(id) = s
+                .strip_prefix(GLOBAL_MARK)
+                .and_then(|i| i.parse::<u64>().ok())
+            {
+                take_detached(id)
+            } else {
+                None
+            };
+            if let Some(cb) = cb {
+                *v = Value::String(PLACEHOLDER.into());
+                out.push((register(cb), path.clone()));
             }
         }
     });
@@ -412,8 +445,12 @@ mod tests {
         let key = |k: &str| Segment::Key(k.into());
         assert!(paths.contains(&vec![idx(0), key("withArgs"), idx(1)]));
         assert!(paths.contains(&vec![idx(0), key("withArgs"), idx(2), idx(0), idx(1)]));
-        // Outside scrub, a callback is just the placeholder.
-        assert_eq!(serde_json::to_value(&cb).unwrap(), json!("[Function]"));
+        // Outside scrub (e.g. in json!), a callback is parked until the value is placed.
+        let mut v = json!({"f": cb});
+        assert_ne!(v["f"], json!("[Function]"));
+        let placed = place(&mut v, Vec::new(), &[], &mut |_| 99);
+        assert_eq!(placed, vec![(99, vec![Segment::Key("f".into())])]);
+        assert_eq!(v, json!({"f": "[Function]"}));
     }
 
     struct Recorder(Mutex<Vec<(u64, Value)>>);

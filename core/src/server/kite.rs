@@ -191,6 +191,12 @@ impl Kite {
         })
     }
 
+    /// The builder of an already registered method (e.g. a default `kite.*` method), to
+    /// change its settings.
+    pub fn method_builder(&self, name: &str) -> Option<MethodBuilder> {
+        self.method(name).map(|method| MethodBuilder { method })
+    }
+
     /// Removes a method.
     pub fn remove_handler(&self, name: &str) -> bool {
         write(&self.inner.methods).remove(name).is_some()

@@ -1,0 +1,133 @@
+//! The interop test server of `tests/interop/SCENARIOS.md`, on kite-rs. The Go reference and
+//! kite.js run the same server, so every client can be pointed at every server.
+//!
+//! Prints `{"port": N, "url": "http://127.0.0.1:N/kite"}` when ready; exits when stdin closes.
+
+use std::time::Duration;
+
+use clap::Parser;
+use kite::{Config, Function, Kite, Request};
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+
+#[derive(Parser)]
+struct Args {
+    /// PEM public key of the test Kontrol (enables kiteKey and token authentication).
+    #[arg(long)]
+    kontrol_key: Option<std::path::PathBuf>,
+    /// Expected issuer of tokens.
+    #[arg(long, default_value = "testuser")]
+    kontrol_user: String,
+    /// This kite's username.
+    #[arg(long, default_value = "testuser")]
+    username: String,
+    /// This kite's own kite key.
+    #[arg(long)]
+    kite_key: Option<std::path::PathBuf>,
+    /// Port (0 = ephemeral).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let mut config = Config {
+        ip: "127.0.0.1".into(),
+        port: args.port,
+        username: args.username.clone(),
+        kontrol_user: args.kontrol_user.clone(),
+        ..Config::default()
+    };
+    if let Some(path) = &args.kontrol_key {
+        config.kontrol_key = std::fs::read_to_string(path)?;
+    }
+    if let Some(path) = &args.kite_key {
+        config.use_kite_key(&std::fs::read_to_string(path)?)?;
+        config.username = args.username.clone();
+        config.kontrol_user = args.kontrol_user.clone();
+    }
+    let k = Kite::with_config("interop", "1.0.0", config)?;
+    k.handle("square", |r: Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok(n * n)
+    })?
+    .disable_authentication();
+    k.handle("echo", |r: Request| async move {
+        Ok(Value::Array(r.args().values().to_vec()))
+    })?
+    .disable_authentication();
+    k.handle_typed(
+        "callback",
+        |_r: Request, (n, f): (u32, Function)| async move {
+            for i in 0..n {
+                f.call(&[i]).await?;
+            }
+            Ok(n)
+        },
+    )?
+    .disable_authentication();
+    #[derive(serde::Deserialize)]
+    struct B {
+        c: Vec<Function>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Nested {
+        a: Function,
+        b: B,
+    }
+    k.handle_typed("nested", |_r: Request, (n,): (Nested,)| async move {
+        n.a.call(&["a"]).await?;
+        if let Some(f) = n.b.c.first() {
+            f.call(&["c"]).await?;
+        }
+        Ok("ok")
+    })?
+    .disable_authentication();
+    k.handle("fail", |_r: Request| async move {
+        Err::<(), _>(anyhow::anyhow!("boom"))
+    })?
+    .disable_authentication();
+    k.handle("needString", |r: Request| async move {
+        Ok(r.args().one::<String>()?)
+    })?
+    .disable_authentication();
+    k.handle("callMeBack", |r: Request| async move {
+        let (method, args): (String, Value) = r.decode()?;
+        Ok(r.client().call(&method, &args, None).await?)
+    })?
+    .disable_authentication();
+    k.handle("secret", |r: Request| async move {
+        Ok(r.username().to_string())
+    })?;
+    k.handle("limited", |_r: Request| async move { Ok(json!("ok")) })?
+        .disable_authentication()
+        .throttle(Duration::from_secs(3600), 1);
+    // Like the Go interop server: the default methods are callable without authentication.
+    for m in ["kite.systemInfo", "kite.heartbeat"] {
+        if let Some(b) = k.method_builder(m) {
+            b.disable_authentication();
+        }
+    }
+    let addr = k.listen().await?;
+    println!(
+        "{}",
+        json!({"port": addr.port(), "url": format!("http://127.0.0.1:{}/kite", addr.port())})
+    );
+    // Run until stdin closes (the test harness owns our lifetime) or SIGTERM.
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            n = stdin.read(&mut buf) => if matches!(n, Ok(0) | Err(_)) { break },
+            _ = term.recv() => break,
+        }
+    }
+    k.close();
+    Ok(())
+}

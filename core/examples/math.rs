@@ -1,0 +1,45 @@
+//! The reference's math kite: serves `square` and `echo` without authentication.
+//!
+//! ```text
+//! cargo run --release --example math -- --port 3636
+//! ```
+
+use clap::Parser;
+use kite::{Config, Kite, Request};
+use serde_json::Value;
+
+#[derive(Parser)]
+#[command(about = "A kite serving square and echo on 127.0.0.1")]
+struct Args {
+    /// Port (0 picks a free one; the URL is printed).
+    #[arg(long, default_value_t = 3636)]
+    port: u16,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), kite::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let mut config = Config::from_env()?;
+    config.ip = "127.0.0.1".into();
+    config.port = args.port;
+    let k = Kite::with_config("math", "1.0.0", config)?;
+    k.handle("square", |req: Request| async move {
+        let n: f64 = req.args().one()?;
+        Ok(n * n)
+    })?
+    .disable_authentication();
+    k.handle("echo", |req: Request| async move {
+        Ok(Value::Array(req.args().values().to_vec()))
+    })?
+    .disable_authentication();
+    k.listen().await?;
+    println!("math kite listening on {}", k.url().unwrap_or_default());
+    tokio::signal::ctrl_c().await?;
+    k.close();
+    Ok(())
+}

@@ -30,9 +30,10 @@ pub const METHOD_GET_PASS: &str = "kite.getPass";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
     /// `kiteKey`, `token`, or a custom type with its own authenticator.
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: String,
     /// The credential (a JWT for the built-in types).
+    #[serde(default)]
     pub key: String,
 }
 

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod client;
 pub mod dnode;
 mod error;
+pub mod kontrol;
 pub mod protocol;
 pub mod server;
 pub mod sockjs;

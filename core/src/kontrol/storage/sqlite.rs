@@ -1,0 +1,1 @@
+//! SQLite storage, the embedded default (in progress).

@@ -32,7 +32,10 @@ pub struct Memory {
 
 impl Default for Memory {
     fn default() -> Self {
-        Self { state: Mutex::new(State::default()), events: broadcast::channel(1024).0 }
+        Self {
+            state: Mutex::new(State::default()),
+            events: broadcast::channel(1024).0,
+        }
     }
 }
 
@@ -58,7 +61,9 @@ fn find_key(state: &State, f: impl Fn(&KeyPair) -> bool) -> StorageResult<KeyPai
 #[async_trait::async_trait]
 impl Storage for Memory {
     async fn upsert(&self, record: &KiteRecord) -> StorageResult<()> {
-        self.state().kites.insert(record.kite.id.clone(), (record.clone(), Instant::now()));
+        self.state()
+            .kites
+            .insert(record.kite.id.clone(), (record.clone(), Instant::now()));
         let _ = self.events.send(Event::Register(record.clone()));
         Ok(())
     }
@@ -82,7 +87,13 @@ impl Storage for Memory {
     }
 
     async fn get(&self, query: &KiteQuery) -> StorageResult<Vec<KiteRecord>> {
-        Ok(self.state().kites.values().filter(|(r, _)| matches(&r.kite, query)).map(|(r, _)| r.clone()).collect())
+        Ok(self
+            .state()
+            .kites
+            .values()
+            .filter(|(r, _)| matches(&r.kite, query))
+            .map(|(r, _)| r.clone())
+            .collect())
     }
 
     async fn get_by_id(&self, id: &str) -> StorageResult<Option<KiteRecord>> {
@@ -92,9 +103,17 @@ impl Storage for Memory {
     async fn expire(&self, older_than: Duration) -> StorageResult<Vec<Kite>> {
         let now = Instant::now();
         let mut st = self.state();
-        let old: Vec<String> =
-            st.kites.iter().filter(|(_, (_, at))| now.duration_since(*at) > older_than).map(|(id, _)| id.clone()).collect();
-        let removed: Vec<Kite> = old.iter().filter_map(|id| st.kites.remove(id)).map(|(r, _)| r.kite).collect();
+        let old: Vec<String> = st
+            .kites
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) > older_than)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let removed: Vec<Kite> = old
+            .iter()
+            .filter_map(|id| st.kites.remove(id))
+            .map(|(r, _)| r.kite)
+            .collect();
         drop(st);
         for k in &removed {
             let _ = self.events.send(Event::Deregister(k.clone()));
@@ -120,10 +139,17 @@ impl Storage for Memory {
 
     async fn add_key(&self, pair: &KeyPair) -> StorageResult<()> {
         let mut st = self.state();
-        if st.keys.iter().any(|k| k.pair.id == pair.id || k.pair.public_pem.trim() == pair.public_pem.trim()) {
+        if st
+            .keys
+            .iter()
+            .any(|k| k.pair.id == pair.id || k.pair.public_pem.trim() == pair.public_pem.trim())
+        {
             return Err(StorageError::Invalid("key pair already exists".into()));
         }
-        st.keys.push(Key { pair: pair.clone(), deleted: false });
+        st.keys.push(Key {
+            pair: pair.clone(),
+            deleted: false,
+        });
         Ok(())
     }
 
@@ -147,6 +173,12 @@ impl Storage for Memory {
     }
 
     async fn active_keys(&self) -> StorageResult<Vec<KeyPair>> {
-        Ok(self.state().keys.iter().filter(|k| !k.deleted).map(|k| k.pair.clone()).collect())
+        Ok(self
+            .state()
+            .keys
+            .iter()
+            .filter(|k| !k.deleted)
+            .map(|k| k.pair.clone())
+            .collect())
     }
 }

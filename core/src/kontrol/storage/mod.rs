@@ -6,13 +6,13 @@
 //! fields are either empty (wildcard) or exact values — a version *constraint* has already
 //! been removed from it and is applied by the caller.
 
-pub mod memory;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
-#[cfg(feature = "postgres")]
-pub mod postgres;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::time::Duration;
 
@@ -108,5 +108,9 @@ pub trait Storage: Send + Sync + 'static {
 
 /// Whether `record` matches `query` (exact, non-empty fields only).
 pub fn matches(record: &Kite, query: &KiteQuery) -> bool {
-    record.values().iter().zip(query.values()).all(|(have, want)| want.is_empty() || *have == want)
+    record
+        .values()
+        .iter()
+        .zip(query.values())
+        .all(|(have, want)| want.is_empty() || *have == want)
 }

@@ -80,6 +80,18 @@ impl Client {
         }
     }
 
+    /// A handle that does not keep the client alive.
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Whether [`Client::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
     /// The URL dialed.
     pub fn url(&self) -> &str {
         &self.inner.url
@@ -309,6 +321,19 @@ impl Client {
     fn fire(&self, pick: impl Fn(&Hooks) -> &Vec<Hook>) {
         let hooks = pick(&self.inner.hooks.read().unwrap_or_else(|e| e.into_inner())).clone();
         hooks.iter().for_each(|h| h());
+    }
+}
+
+/// A [`Client`] handle that does not keep it alive.
+#[derive(Clone, Debug)]
+pub struct WeakClient {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl WeakClient {
+    /// The client, if it still exists.
+    pub fn upgrade(&self) -> Option<Client> {
+        self.inner.upgrade().map(|inner| Client { inner })
     }
 }
 

@@ -1,5 +1,16 @@
-//! Kontrol: the registry and token authority of a kite mesh, itself a kite, and its storage.
+//! Kontrol: the registry and token authority of a kite mesh, itself a kite; its storage;
+//! and the kite's side of it (register, find kites, tokens).
 
+mod client;
+mod http;
+mod keys;
+pub mod query;
+mod service;
 pub mod storage;
 
+pub use client::{RENEW_BEFORE, RETRY_INTERVAL};
+pub use service::{
+    allow_all_machines, KiteWithToken, Kontrol, KontrolConfig, MachineCheck, RegisterResult,
+    METHOD_GET_KEY, METHOD_GET_KITES, METHOD_GET_TOKEN, METHOD_REGISTER, METHOD_REGISTER_MACHINE,
+};
 pub use storage::{Event, KiteRecord, Storage, StorageError, StorageResult};

@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     bound: watch::Sender<Option<SocketAddr>>,
     pub(crate) closed: CancellationToken,
     verifier: RwLock<Option<crate::auth::Verifier>>,
+    /// State of higher layers (e.g. the Kontrol client), one value per type.
+    extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Kite {
@@ -108,11 +110,29 @@ impl Kite {
                 bound: watch::channel(None).0,
                 closed: CancellationToken::new(),
                 verifier: RwLock::new(None),
+                extensions: Mutex::new(HashMap::new()),
             }),
         };
         super::authn::install_default_authenticators(&kite);
         super::defaults::install(&kite)?;
         Ok(kite)
+    }
+
+    /// The kite's value of type `T` (created with `Default` on first use), for state that
+    /// higher layers keep per kite.
+    pub(crate) fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        let mut map = self
+            .inner
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let any = map
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Arc::new(T::default()) as Arc<dyn std::any::Any + Send + Sync>)
+            .clone();
+        drop(map);
+        any.downcast::<T>()
+            .unwrap_or_else(|_| Arc::new(T::default()))
     }
 
     /// This kite's identity.

@@ -1,6 +1,6 @@
 //! A request to one of the kite's methods, as seen by handlers.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -24,6 +24,7 @@ struct Inner {
     caller: KiteIdentity,
     client: Connection,
     cancel: CancellationToken,
+    extensions: Mutex<http::Extensions>,
 }
 
 impl std::fmt::Debug for Request {
@@ -59,6 +60,7 @@ impl Request {
                 caller,
                 client,
                 cancel,
+                extensions: Mutex::new(http::Extensions::new()),
             }),
         }
     }
@@ -113,5 +115,15 @@ impl Request {
     /// Whether the caller has disconnected.
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancel.is_cancelled()
+    }
+
+    /// Values shared by the handlers of this one call (pre, main, post and final), like the
+    /// reference's `Request.Context`: a pre handler inserts, later handlers read. Dropped with
+    /// the request. (The Node binding keeps the JavaScript request object here.)
+    pub fn extensions(&self) -> MutexGuard<'_, http::Extensions> {
+        self.inner
+            .extensions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,0 +1,413 @@
+//! The kite's side of Kontrol: register (over dnode or HTTP, once or forever), find other
+//! kites (as clients carrying renewing tokens), get tokens and Kontrol's key.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::service::{
+    KiteWithToken, RegisterResult, METHOD_GET_KEY, METHOD_GET_KITES, METHOD_GET_TOKEN,
+    METHOD_REGISTER,
+};
+use crate::protocol::{Auth, Kite as KiteIdentity, KiteQuery};
+use crate::server::Kite;
+use crate::{Client, Error};
+
+/// Renew a token this long before it expires (like the reference).
+pub const RENEW_BEFORE: Duration = Duration::from_secs(30);
+/// Retry interval of failed registrations and renewals.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(10);
+
+type RegisterHook = Arc<dyn Fn(&RegisterResult) + Send + Sync>;
+
+/// Per-kite Kontrol state, kept in the kite.
+#[derive(Default)]
+pub(crate) struct State {
+    client: Mutex<Option<Client>>,
+    last_url: Mutex<Option<String>>,
+    hooks: RwLock<Vec<RegisterHook>>,
+    registered: Notify,
+}
+
+fn state(kite: &Kite) -> Arc<State> {
+    kite.extension::<State>()
+}
+
+fn http_path(kontrol_url: &str, path: &str) -> String {
+    let base = kontrol_url.trim_end_matches('/');
+    let base = base.strip_suffix("/kite").unwrap_or(base);
+    format!("{base}/{path}")
+}
+
+impl Kite {
+    /// The connection to Kontrol (`Config::kontrol_url`, kiteKey authentication), dialed
+    /// forever in the background on first use; waits (up to the kite's timeout) until
+    /// connected.
+    pub async fn kontrol(&self) -> Result<Client, Error> {
+        let client = self.kontrol_client()?;
+        let timeout = self.config().timeout;
+        tokio::time::timeout(timeout, client.connected())
+            .await
+            .map_err(|_| Error::Timeout {
+                method: "connect to kontrol".into(),
+                after: timeout,
+            })?;
+        Ok(client)
+    }
+
+    fn kontrol_client(&self) -> Result<Client, Error> {
+        let st = state(self);
+        if let Some(c) = st.client.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(c);
+        }
+        let config = self.config();
+        if config.kontrol_url.is_empty() {
+            return Err(Error::Config("no kontrol URL given in config".into()));
+        }
+        let c = self.client(&config.kontrol_url);
+        c.set_remote_kite(KiteIdentity {
+            name: "kontrol".into(),
+            ..KiteIdentity::default()
+        });
+        c.set_auth((!config.kite_key.is_empty()).then(|| Auth::kite_key(config.kite_key.clone())));
+        // Re-register after every reconnect.
+        let kite = self.clone();
+        c.on_connect(move || {
+            let url = state(&kite)
+                .last_url
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(url) = url {
+                let kite = kite.clone();
+                let fut: crate::dnode::BoxFuture<'static, ()> = Box::pin(async move {
+                    if let Err(e) = kite.register(&url).await {
+                        tracing::warn!(error = %e, "re-register after reconnect failed");
+                    }
+                });
+                tokio::spawn(fut);
+            }
+        });
+        let c = {
+            let mut slot = st.client.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(existing) = slot.as_ref() {
+                return Ok(existing.clone());
+            }
+            slot.insert(c).clone()
+        };
+        let bg = c.clone();
+        tokio::spawn(async move { bg.dial_forever().await });
+        Ok(c)
+    }
+
+    /// Runs `f` after every successful registration.
+    pub fn on_register(&self, f: impl Fn(&RegisterResult) + Send + Sync + 'static) {
+        state(self)
+            .hooks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(f));
+    }
+
+    fn registered(&self, result: &RegisterResult) {
+        // Kontrol re-signed our key (its pair was rotated): adopt the new key and Kontrol key.
+        if !result.kite_key.is_empty() {
+            let key = result.kite_key.clone();
+            let mut adopted = false;
+            self.configure(|c| adopted = c.use_kite_key(&key).is_ok());
+            if adopted {
+                tracing::info!("adopted the kite key re-signed by Kontrol");
+                if let Some(c) = state(self)
+                    .client
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                {
+                    c.set_auth(Some(Auth::kite_key(key)));
+                }
+            }
+        }
+        if !result.public_key.is_empty() {
+            let pk = result.public_key.clone();
+            self.configure(|c| c.kontrol_key = pk);
+        }
+        let st = state(self);
+        let hooks = st.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        hooks.iter().for_each(|h| h(result));
+        st.registered.notify_waiters();
+    }
+
+    /// Registers this kite to Kontrol with `url` (the URL other kites should dial).
+    pub async fn register(&self, url: &str) -> Result<RegisterResult, Error> {
+        let c = self.kontrol().await?;
+        let v = c.call(METHOD_REGISTER, &[json!({ "url": url })]).await?;
+        let result: RegisterResult =
+            serde_json::from_value(v).map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        *state(self)
+            .last_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(url.to_string());
+        tracing::info!(url = %result.url, kite = %self.identity(), "registered to kontrol");
+        self.registered(&result);
+        Ok(result)
+    }
+
+    /// Registers now (retrying every 10 s until it succeeds) and again after every
+    /// reconnection to Kontrol. Resolves after the first successful registration.
+    pub async fn register_forever(&self, url: &str) -> RegisterResult {
+        *state(self)
+            .last_url
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(url.to_string());
+        loop {
+            match self.register(url).await {
+                Ok(r) => return r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot register to kontrol; retrying in {:?}", RETRY_INTERVAL);
+                    tokio::time::sleep(RETRY_INTERVAL).await;
+                }
+            }
+        }
+    }
+
+    /// Registers over HTTP (`POST {kontrol}/register`) and sends HTTP heartbeats at the
+    /// interval Kontrol asks for, until Kontrol answers `registeragain`.
+    pub async fn register_http(&self, url: &str) -> Result<RegisterResult, Error> {
+        let config = self.config();
+        if config.kontrol_url.is_empty() {
+            return Err(Error::Config("no kontrol URL given in config".into()));
+        }
+        let body = json!({
+            "url": url,
+            "kite": self.identity(),
+            "auth": { "type": Auth::KITE_KEY, "key": config.kite_key },
+        });
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| Error::Send(e.to_string()))?;
+        let resp = http
+            .post(http_path(&config.kontrol_url, "register"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| Error::Send(e.to_string()))?;
+        let result: RegisterResult = resp
+            .json()
+            .await
+            .map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        if !result.error.is_empty() {
+            return Err(Error::Remote(crate::KiteError::generic(result.error)));
+        }
+        if result.heartbeat_interval <= 0 {
+            return Err(Error::InvalidResponse(
+                "heartbeat interval cannot be zero".into(),
+            ));
+        }
+        self.registered(&result);
+        let kite = self.clone();
+        let interval = Duration::from_secs(result.heartbeat_interval as u64);
+        let url = url.to_string();
+        tokio::spawn(async move { kite.http_heartbeats(http, interval, url).await });
+        Ok(result)
+    }
+
+    async fn http_heartbeats(&self, http: reqwest::Client, interval: Duration, url: String) {
+        let config = self.config();
+        let target = format!(
+            "{}?id={}",
+            http_path(&config.kontrol_url, "heartbeat"),
+            config.id
+        );
+        let closed = self.inner.closed.clone();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = closed.cancelled() => return,
+            }
+            let answer = match http.get(&target).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat to kontrol failed");
+                    continue;
+                }
+            };
+            if answer.trim() == "registeragain" {
+                tracing::info!("kontrol forgot us; registering again");
+                let kite = self.clone();
+                tokio::spawn(async move { kite.register_http_forever(&url).await });
+                return;
+            }
+        }
+    }
+
+    /// [`Kite::register_http`], retrying with exponential backoff (30 s growing to 5 min)
+    /// until it succeeds; re-registers whenever Kontrol answers `registeragain`.
+    pub fn register_http_forever<'a>(
+        &'a self,
+        url: &'a str,
+    ) -> crate::dnode::BoxFuture<'a, RegisterResult> {
+        Box::pin(async move {
+            let mut delay = Duration::from_secs(30);
+            loop {
+                match self.register_http(url).await {
+                    Ok(r) => return r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot register to kontrol over HTTP; retrying in {delay:?}");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay.mul_f64(1.7)).min(Duration::from_secs(300));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Kites matching `query`, as clients (not yet dialed) carrying tokens from Kontrol
+    /// that renew themselves 30 s before they expire and when a call reports "token is
+    /// expired". Errors when nothing matches.
+    pub async fn get_kites(&self, query: &KiteQuery) -> Result<Vec<Client>, Error> {
+        let c = self.kontrol().await?;
+        let v = c
+            .call(METHOD_GET_KITES, &[json!({ "query": query })])
+            .await?;
+        #[derive(serde::Deserialize)]
+        struct Result {
+            #[serde(default)]
+            kites: Vec<KiteWithToken>,
+        }
+        let r: Result =
+            serde_json::from_value(v).map_err(|e| Error::InvalidResponse(e.to_string()))?;
+        if r.kites.is_empty() {
+            return Err(Error::Remote(crate::KiteError::generic(
+                "no kites available",
+            )));
+        }
+        Ok(r.kites
+            .into_iter()
+            .map(|k| self.client_with_token(k))
+            .collect())
+    }
+
+    fn client_with_token(&self, k: KiteWithToken) -> Client {
+        let client = self.client(&k.url);
+        client.set_remote_kite(k.kite.clone());
+        client.set_auth(Some(Auth::token(k.token.clone())));
+        let renew = Arc::new(Notify::new());
+        let r2 = renew.clone();
+        client.on_token_expire(move || r2.notify_one());
+        let kite = self.clone();
+        let weak = client.downgrade();
+        let token = k.token;
+        tokio::spawn(async move {
+            let mut token = token;
+            loop {
+                let wait = crate::auth::parse_unverified(&token)
+                    .ok()
+                    .and_then(|c| u64::try_from(c.exp).ok())
+                    .map(|exp| {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_secs();
+                        Duration::from_secs(exp.saturating_sub(now)).saturating_sub(RENEW_BEFORE)
+                    })
+                    .unwrap_or(RETRY_INTERVAL);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = renew.notified() => {}
+                }
+                let Some(client) = weak.upgrade() else { return };
+                if client.is_closed() {
+                    return;
+                }
+                match kite.get_token(&client.remote_kite()).await {
+                    Ok(t) => {
+                        token = t.clone();
+                        client.renew_token(t);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "token renewal failed; retrying in {RETRY_INTERVAL:?}");
+                        tokio::time::sleep(RETRY_INTERVAL).await;
+                    }
+                }
+            }
+        });
+        client
+    }
+
+    /// A token for calling `kite`, from Kontrol's cache.
+    pub async fn get_token(&self, kite: &KiteIdentity) -> Result<String, Error> {
+        self.token(kite, false).await
+    }
+
+    /// A freshly minted token for calling `kite`.
+    pub async fn get_token_force(&self, kite: &KiteIdentity) -> Result<String, Error> {
+        self.token(kite, true).await
+    }
+
+    async fn token(&self, kite: &KiteIdentity, force: bool) -> Result<String, Error> {
+        let c = self.kontrol().await?;
+        let mut args = serde_json::to_value(kite.query()).unwrap_or_default();
+        if force {
+            args["force"] = json!(true);
+        }
+        let v = c.call(METHOD_GET_TOKEN, &[args]).await?;
+        v.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::InvalidResponse(format!("token is not a string: {v}")))
+    }
+
+    /// Kontrol's current public key; also adopted as this kite's trusted Kontrol key.
+    pub async fn get_key(&self) -> Result<String, Error> {
+        let c = self.kontrol().await?;
+        let v = c.call(METHOD_GET_KEY, &()).await?;
+        let key = v
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::InvalidResponse(format!("key is not a string: {v}")))?;
+        let k2 = key.clone();
+        self.configure(|c| c.kontrol_key = k2);
+        Ok(key)
+    }
+
+    /// Fetches Kontrol's key every `interval` (so rotated keys are picked up) until the
+    /// kite closes.
+    pub fn key_renewer(&self, interval: Duration) {
+        let kite = self.clone();
+        tokio::spawn(async move {
+            let closed = kite.inner.closed.clone();
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = closed.cancelled() => return,
+                }
+                if let Err(e) = kite.get_key().await {
+                    tracing::warn!(error = %e, "key renew failed");
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kontrol_http_paths() {
+        assert_eq!(
+            http_path("http://k:4000/kite", "register"),
+            "http://k:4000/register"
+        );
+        assert_eq!(
+            http_path("http://k:4000/kite/", "heartbeat"),
+            "http://k:4000/heartbeat"
+        );
+        assert_eq!(
+            http_path("http://k:4000", "register"),
+            "http://k:4000/register"
+        );
+    }
+}

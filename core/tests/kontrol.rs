@@ -1,0 +1,332 @@
+//! Kontrol end to end on in-memory storage: register, find, tokens, keys, heartbeats,
+//! watching, HTTP registration and bad input. (The storage backends have their own suite.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kite::kontrol::storage::memory::Memory;
+use kite::kontrol::{allow_all_machines, Kontrol, KontrolConfig, Storage};
+use kite::protocol::{Auth, KiteQuery};
+use kite::{Callback, Config, ErrorKind, Kite, Request};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn within<F: std::future::IntoFuture>(f: F) -> F::Output {
+    tokio::time::timeout(WAIT, f.into_future())
+        .await
+        .expect("timed out")
+}
+
+fn fast() -> KontrolConfig {
+    KontrolConfig {
+        heartbeat_interval: Duration::from_secs(1),
+        heartbeat_delay: Duration::from_millis(500),
+        machine_check: Some(allow_all_machines()),
+        ..KontrolConfig::default()
+    }
+}
+
+async fn start_kontrol(storage: Arc<dyn Storage>, config: KontrolConfig) -> (Kontrol, String) {
+    let kite = Kite::with_config(
+        "kontrol",
+        "0.0.4",
+        Config {
+            ip: "127.0.0.1".into(),
+            username: "kontrol".into(),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let k = Kontrol::new(kite, storage, config).await.unwrap();
+    within(k.listen()).await.unwrap();
+    let url = k.kite().url().unwrap();
+    k.kite().configure(|c| c.kontrol_url = url.clone());
+    (k, url)
+}
+
+/// A kite of `name` for `username` with a kite key from `kontrol`.
+async fn kite_for(kontrol: &Kontrol, url: &str, name: &str, version: &str, username: &str) -> Kite {
+    let key = kontrol.new_kite_key(username).await.unwrap();
+    let mut config = Config {
+        ip: "127.0.0.1".into(),
+        environment: "test".into(),
+        region: "here".into(),
+        ..Config::default()
+    };
+    config.use_kite_key(&key).unwrap();
+    config.id = uuid::Uuid::new_v4().to_string();
+    config.kontrol_url = url.to_string();
+    let k = Kite::with_config(name, version, config).unwrap();
+    k.handle("square", |r: Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok(n * n)
+    })
+    .unwrap();
+    k
+}
+
+fn query(username: &str, name: &str) -> KiteQuery {
+    KiteQuery {
+        username: username.into(),
+        environment: "test".into(),
+        name: name.into(),
+        ..KiteQuery::default()
+    }
+}
+
+#[tokio::test]
+async fn register_find_and_call_with_token() {
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), fast()).await;
+    let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    within(math.listen()).await.unwrap();
+    let result = within(math.register(&math.url().unwrap())).await.unwrap();
+    assert_eq!(result.url, math.url().unwrap());
+
+    let caller = kite_for(&kontrol, &url, "caller", "1.0.0", "bob").await;
+    let clients = within(caller.get_kites(&query("alice", "math")))
+        .await
+        .unwrap();
+    assert_eq!(clients.len(), 1);
+    let c = &clients[0];
+    assert_eq!(c.remote_kite().name, "math");
+    assert_eq!(c.auth().unwrap().kind, "token");
+    within(c.dial()).await.unwrap();
+    // `square` requires authentication: the token from Kontrol is accepted by `math`.
+    assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+
+    // Version constraints.
+    let mut q = query("alice", "math");
+    q.version = ">= 1.0, < 1.4".into();
+    assert_eq!(within(caller.get_kites(&q)).await.unwrap().len(), 1);
+    q.version = ">= 2.0".into();
+    assert!(within(caller.get_kites(&q)).await.is_err());
+
+    // getToken: cached unless forced.
+    let t1 = within(caller.get_token(&c.remote_kite())).await.unwrap();
+    let t2 = within(caller.get_token(&c.remote_kite())).await.unwrap();
+    let t3 = within(caller.get_token_force(&c.remote_kite()))
+        .await
+        .unwrap();
+    assert_eq!(t1, t2);
+    assert_ne!(t1, t3);
+    // getKey: Kontrol's current key.
+    assert_eq!(
+        within(caller.get_key()).await.unwrap(),
+        kontrol.current_key().await.unwrap().public_pem
+    );
+}
+
+#[tokio::test]
+async fn bad_queries_get_clear_errors() {
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), fast()).await;
+    let caller = kite_for(&kontrol, &url, "caller", "1.0.0", "bob").await;
+    let c = within(caller.kontrol()).await.unwrap();
+    for (q, want) in [
+        (json!({"name": "math"}), "Empty username field"),
+        (
+            json!({"username": "a", "name": "math"}),
+            "Invalid query. Query option is not set: environment",
+        ),
+        (
+            json!({"username": "a", "environment": "e", "name": "m", "version": "~>banana"}),
+            "invalid version constraint",
+        ),
+    ] {
+        let e = within(c.call("getKites", &[json!({"query": q})]))
+            .await
+            .unwrap_err()
+            .to_kite_error();
+        assert!(e.message.contains(want), "{q}: {}", e.message);
+    }
+    let e = within(c.call("getToken", &[json!({"username": "nobody"})]))
+        .await
+        .unwrap_err()
+        .to_kite_error();
+    assert_eq!(e.message, "no kites found");
+    // Registering with a bad identity or URL.
+    let bad = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    bad.configure(|c| c.region = "a/b".into());
+    let e = within(bad.register("http://127.0.0.1:1/kite"))
+        .await
+        .unwrap_err()
+        .to_kite_error();
+    assert!(e.message.contains("cannot contain"), "{}", e.message);
+    let ok = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    let e = within(ok.register("")).await.unwrap_err().to_kite_error();
+    assert_eq!(e.message, "empty url");
+}
+
+#[tokio::test]
+async fn forged_and_foreign_kite_keys_are_rejected() {
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), fast()).await;
+    let foreign = kite::auth::KeyPair::generate().unwrap();
+    let forged = kite::auth::mint_kite_key(&foreign, "kontrol", "mallory", &url).unwrap();
+    let k = Kite::with_config(
+        "evil",
+        "1.0.0",
+        Config {
+            kontrol_url: url.clone(),
+            kite_key: forged.clone(),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let e = within(k.register("http://127.0.0.1:1/kite"))
+        .await
+        .unwrap_err()
+        .to_kite_error();
+    assert_eq!(e.kind, ErrorKind::AuthenticationError);
+    assert!(e.message.contains("not trusted"), "{}", e.message);
+    // A genuine key with a tampered payload.
+    let good = kontrol.new_kite_key("alice").await.unwrap();
+    let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    let k = Kite::with_config(
+        "evil",
+        "1.0.0",
+        Config {
+            kontrol_url: url.clone(),
+            kite_key: parts.join("."),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        within(k.register("http://127.0.0.1:1/kite"))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::AuthenticationError
+    );
+}
+
+#[tokio::test]
+async fn kites_without_heartbeats_disappear_and_watchers_see_it() {
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), fast()).await;
+    let caller = kite_for(&kontrol, &url, "caller", "1.0.0", "bob").await;
+    let c = within(caller.kontrol()).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let watch = Callback::new(move |a| {
+        let _ = tx.send(a.values()[0].clone());
+    });
+    let r = within(c.call(
+        "getKites",
+        &[json!({"query": {"username": "alice", "environment": "test"}, "watchCallback": watch})],
+    ))
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+
+    let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    within(math.listen()).await.unwrap();
+    within(math.register(&math.url().unwrap())).await.unwrap();
+    let ev = within(rx.recv()).await.unwrap();
+    assert_eq!(ev["action"], "REGISTER");
+    assert_eq!(ev["kite"]["name"], "math");
+    assert!(ev["token"].as_str().is_some_and(|t| !t.is_empty()));
+
+    // The kite goes away: its connection to Kontrol closes and heartbeats stop.
+    math.close();
+    if let Ok(k) = math.kontrol().await {
+        k.close();
+    }
+    let ev = within(rx.recv()).await.unwrap();
+    assert_eq!(ev["action"], "DEREGISTER");
+    assert!(within(caller.get_kites(&query("alice", "math")))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn register_machine_and_key_rotation() {
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), fast()).await;
+    // registerMachine hands out a kite key for the claimed username.
+    let newcomer = Kite::with_config(
+        "laptop",
+        "1.0.0",
+        Config {
+            username: "carol".into(),
+            kontrol_url: url.clone(),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let plain = newcomer.client(&url);
+    within(plain.dial()).await.unwrap();
+    let key = within(plain.call("registerMachine", &[json!({"authType": "password"})]))
+        .await
+        .unwrap();
+    let claims = kite::auth::parse_unverified(key.as_str().unwrap()).unwrap();
+    assert_eq!(claims.sub, "carol");
+
+    // A kite whose key pair is rotated away gets a re-signed kite key when it registers.
+    let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    within(math.listen()).await.unwrap();
+    let old_key = math.config().kite_key;
+    kontrol.rotate_key().await.unwrap();
+    let result = within(math.register(&math.url().unwrap())).await.unwrap();
+    assert!(!result.kite_key.is_empty());
+    assert_eq!(
+        result.public_key,
+        kontrol.current_key().await.unwrap().public_pem
+    );
+    assert_ne!(math.config().kite_key, old_key);
+    assert_eq!(math.config().kontrol_key, result.public_key);
+
+    // Without a machine check, registerMachine is refused.
+    let (_k2, url2) = start_kontrol(Arc::new(Memory::new()), KontrolConfig::default()).await;
+    let c2 = newcomer.client(&url2);
+    within(c2.dial()).await.unwrap();
+    let e = within(c2.call("registerMachine", &[json!({"authType": "x"})]))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("disabled"), "{e}");
+}
+
+#[tokio::test]
+async fn http_registration_and_heartbeats() {
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), fast()).await;
+    let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    within(math.listen()).await.unwrap();
+    let r = within(math.register_http(&math.url().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(r.heartbeat_interval, 1);
+    let caller = kite_for(&kontrol, &url, "caller", "1.0.0", "bob").await;
+    assert_eq!(
+        within(caller.get_kites(&query("alice", "math")))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let base = url.trim_end_matches("/kite");
+    let http = reqwest::Client::new();
+    let pong = within(
+        http.get(format!("{base}/heartbeat?id={}", math.config().id))
+            .send(),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(pong, "pong");
+    let again = within(http.get(format!("{base}/heartbeat?id=unknown")).send())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(again, "registeragain");
+    let bad = within(http.post(format!("{base}/register")).body("{nope").send())
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["err"]
+        .as_str()
+        .unwrap()
+        .starts_with("wrong register input"));
+    let _ = Auth::kite_key("unused");
+}

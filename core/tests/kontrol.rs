@@ -330,3 +330,49 @@ async fn http_registration_and_heartbeats() {
         .starts_with("wrong register input"));
     let _ = Auth::kite_key("unused");
 }
+
+#[tokio::test]
+async fn kites_come_back_after_kontrol_restarts() {
+    let first = Arc::new(Memory::new());
+    let (kontrol, url) = start_kontrol(first.clone(), fast()).await;
+    let port = kontrol.kite().port().unwrap();
+    let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    within(math.listen()).await.unwrap();
+    let (count_tx, mut count) = tokio::sync::watch::channel(0usize);
+    math.on_register(move |_| count_tx.send_modify(|n| *n += 1));
+    within(math.register_forever(&math.url().unwrap())).await;
+    let before = *count.borrow_and_update();
+    assert!(before >= 1);
+
+    // Kontrol goes down and comes back on the same port with an empty registry (same keys).
+    let key = kontrol.current_key().await.unwrap();
+    kontrol.close();
+    let second = Arc::new(Memory::new());
+    second.add_key(&key).await.unwrap();
+    let kite = Kite::with_config(
+        "kontrol",
+        "0.0.4",
+        Config {
+            ip: "127.0.0.1".into(),
+            port,
+            username: "kontrol".into(),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    // The old listener may take a moment to release the port; bind retries are bounded.
+    let restarted = Kontrol::new(kite, second.clone(), fast()).await.unwrap();
+    within(async {
+        while restarted.listen().await.is_err() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    // The kite's Kontrol connection redials (backoff from 500 ms) and re-registers.
+    within(count.wait_for(|n| *n > before)).await.unwrap();
+    let q = KiteQuery {
+        username: "alice".into(),
+        ..KiteQuery::default()
+    };
+    assert_eq!(second.get(&q).await.unwrap().len(), 1);
+}

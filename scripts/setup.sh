@@ -8,6 +8,7 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is required but 
 need cargo
 need node
 need npm
+need go
 
 # Real SockJS peers for the interop tests (sockjs-client and the sockjs-node server).
 if [ ! -d tests/interop/sockjs/node_modules ] || [ tests/interop/sockjs/package-lock.json -nt tests/interop/sockjs/node_modules ]; then
@@ -15,4 +16,50 @@ if [ ! -d tests/interop/sockjs/node_modules ] || [ tests/interop/sockjs/package-
   npm ci --prefix tests/interop/sockjs --no-audit --no-fund --loglevel=error
   touch tests/interop/sockjs/node_modules
 fi
+
+# kite.js 1.0.13, the JavaScript interop peer (core/tests/interop.rs, tests/interop/kitejs).
+if [ ! -d tests/interop/kitejs/node_modules ] || [ tests/interop/kitejs/package-lock.json -nt tests/interop/kitejs/node_modules ]; then
+  echo "setup: installing kite.js interop peer from npm"
+  npm ci --prefix tests/interop/kitejs --no-audit --no-fund --loglevel=error
+  touch tests/interop/kitejs/node_modules
+fi
+
+# The Go reference kite's interop programs (server, client, mint, capture) in
+# tests/interop/go/bin, from the Go module proxy; quick when already built.
+echo "setup: building the Go reference interop programs"
+bash tests/interop/go/build.sh
+
+# From Debian: protoc and its well-known .proto files, which the build of the optional
+# `etcd` feature (etcd-client) needs, and the etcd server that core/tests/storage_etcd.rs
+# starts. Only what is missing.
+missing=()
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} from Debian"
+  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# PostgreSQL server binaries from Debian, for the storage tests: core/tests/storage.rs starts
+# its own server in a scratch directory (as the `postgres` user when run as root). No
+# system-wide service is started: a temporary policy-rc.d forbids it during the install.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  echo "setup: installing postgresql from Debian"
+  as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $as_root tee "$policy" >/dev/null
+    $as_root chmod 755 "$policy"
+  fi
+  status=0
+  { $as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } || status=$?
+  [ -z "$policy" ] || $as_root rm -f "$policy"
+  [ "$status" -eq 0 ] || { echo "setup: installing postgresql failed" >&2; exit "$status"; }
+fi
+
 echo "setup: done"

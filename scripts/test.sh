@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo test --workspace --all-targets --locked
+cargo test -p kite --features etcd --test storage_etcd --locked
 cargo test --workspace --doc --locked
 echo "test.sh: all tests passed"

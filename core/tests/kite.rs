@@ -402,3 +402,64 @@ async fn dial_forever_reconnects() {
     assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
     c.close();
 }
+
+#[tokio::test]
+async fn serves_tls_from_pem_files() {
+    use std::sync::Arc as StdArc;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("kite-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let k = math_kite(Config {
+        tls: Some((cert_path, key_path)),
+        ..config()
+    });
+    let url = start(&k).await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(StdArc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(StdArc::new(tls));
+    let tcp = within(tokio::net::TcpStream::connect((
+        "127.0.0.1",
+        k.port().unwrap(),
+    )))
+    .await
+    .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = within(connector.connect(name, tcp)).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /kite/info HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = Vec::new();
+    within(stream.read_to_end(&mut body)).await.ok();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"websocket\":true"), "{text}");
+    // Plain HTTP on the TLS port is refused, and the kite keeps serving.
+    let mut plain = within(tokio::net::TcpStream::connect((
+        "127.0.0.1",
+        k.port().unwrap(),
+    )))
+    .await
+    .unwrap();
+    plain
+        .write_all(b"GET /kite/info HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut junk = Vec::new();
+    let _ = within(plain.read_to_end(&mut junk)).await;
+    assert!(!String::from_utf8_lossy(&junk).contains("websocket"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

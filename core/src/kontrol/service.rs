@@ -497,8 +497,11 @@ impl Kontrol {
         tokio::spawn(async move {
             let Some(inner) = weak.upgrade() else { return };
             let grace = inner.config.heartbeat_interval + inner.config.heartbeat_delay;
-            // Refresh storage's liveness well within its expiry age.
-            let refresh = (inner.config.expire_after / 3).max(Duration::from_secs(1));
+            // Refresh storage's liveness well within its expiry age (and within an etcd
+            // lease, which lasts at least interval + delay).
+            let refresh = (inner.config.expire_after / 3)
+                .min(grace / 2)
+                .max(Duration::from_secs(1));
             let closed = inner.closed.clone();
             drop(inner);
             let mut last_refresh = tokio::time::Instant::now();

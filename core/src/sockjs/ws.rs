@@ -31,6 +31,10 @@ pub(crate) fn ws_config(max_message_size: usize) -> WebSocketConfig {
     let mut c = WebSocketConfig::default();
     c.max_message_size = Some(max_message_size);
     c.max_frame_size = Some(max_message_size);
+    // tungstenite preallocates its read buffer: 128 KiB per connection by default, which
+    // dominates the memory of idle connections. Messages larger than this still work.
+    c.read_buffer_size = 8 * 1024;
+    c.write_buffer_size = 8 * 1024;
     c
 }
 

@@ -1,0 +1,369 @@
+//! The kite peer benchmark: calls/s and latency of `square` on our kite server, the Go
+//! reference server and the kite.js server (SockJS mode), under the same load generator in
+//! the same run, plus server memory per connection.
+//!
+//! ```text
+//! bash tests/interop/go/build.sh && npm ci --prefix tests/interop/kitejs   # peers (scripts/setup.sh does this)
+//! cargo run --release --example kite-bench [-- --seconds 3]
+//! ```
+//!
+//! Every server runs as its own process (ours is this binary re-executed with `--serve`),
+//! speaking SockJS over a websocket; the load generator speaks SockJS framing and dnode
+//! directly, so that it costs the same whatever the server.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser, Clone)]
+#[command(about = "Benchmark kite servers: calls/s, p50/p99 and memory per connection")]
+struct Args {
+    /// Seconds measured per case (after a short warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Servers to run: rust, go, kitejs.
+    #[arg(long, value_delimiter = ',', default_value = "rust,go,kitejs")]
+    servers: Vec<String>,
+    /// Connections opened for the memory measurement (0 to skip).
+    #[arg(long, default_value_t = 2000)]
+    memory_connections: usize,
+    /// Internal: serve the Rust kite and print its ready line.
+    #[arg(long, hide = true)]
+    serve: bool,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+async fn serve_rust() -> Result<(), Box<dyn std::error::Error>> {
+    let k = kite::Kite::with_config(
+        "bench",
+        "1.0.0",
+        kite::Config {
+            ip: "127.0.0.1".into(),
+            ..kite::Config::default()
+        },
+    )?;
+    k.handle("square", |r: kite::Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok(n * n)
+    })?
+    .disable_authentication();
+    let addr = k.listen().await?;
+    println!("{{\"port\": {}}}", addr.port());
+    // Until stdin closes.
+    let mut line = String::new();
+    let _ = BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await;
+    Ok(())
+}
+
+struct Server {
+    name: &'static str,
+    child: tokio::process::Child,
+    port: u16,
+}
+
+async fn spawn(name: &'static str) -> Result<Server, String> {
+    let root = repo_root();
+    let mut cmd = match name {
+        "rust" => {
+            let mut c =
+                tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+            c.arg("--serve");
+            c
+        }
+        "go" => {
+            let bin = root.join("tests/interop/go/bin/server");
+            if !bin.exists() {
+                return Err(format!(
+                    "{} missing: run tests/interop/go/build.sh (scripts/setup.sh)",
+                    bin.display()
+                ));
+            }
+            tokio::process::Command::new(bin)
+        }
+        "kitejs" => {
+            let dir = root.join("tests/interop/kitejs");
+            if !dir.join("node_modules").exists() {
+                return Err("kite.js missing: run scripts/setup.sh".into());
+            }
+            let mut c = tokio::process::Command::new("node");
+            c.arg(dir.join("server.js")).arg("--sockjs");
+            c
+        }
+        other => return Err(format!("unknown server {other}")),
+    };
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("{name}: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .map_err(|_| format!("{name}: no ready line"))?
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("{name}: exited"))?;
+    let v: Value = serde_json::from_str(&line).map_err(|e| format!("{name}: {e}: {line}"))?;
+    let port = v["port"].as_u64().ok_or("no port")? as u16;
+    Ok(Server { name, child, port })
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+async fn connect(port: u16) -> Result<Ws, String> {
+    let url = format!(
+        "ws://127.0.0.1:{port}/kite/000/{:016x}/websocket",
+        rand::random::<u64>()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    match ws.next().await {
+        Some(Ok(Message::Text(t))) if t.as_str() == "o" => Ok(ws),
+        other => Err(format!("expected open frame, got {other:?}")),
+    }
+}
+
+fn call_frame(id: u64) -> Message {
+    let inner = format!(
+        r#"{{"method":"square","arguments":[{{"kite":{{"username":"bench","environment":"bench","name":"bench","version":"1.0.0","region":"bench","hostname":"bench","id":"bench"}},"authentication":null,"withArgs":[3],"responseCallback":"[Function]"}}],"callbacks":{{"{id}":[0,"responseCallback"]}}}}"#
+    );
+    Message::text(serde_json::to_string(&[inner]).unwrap_or_default())
+}
+
+/// Callback ids answered in a server frame.
+fn answered(frame: &str, out: &mut Vec<u64>) -> Result<(), String> {
+    let Some(rest) = frame.strip_prefix('a') else {
+        return if frame == "h" {
+            Ok(())
+        } else {
+            Err(format!("unexpected frame {frame:.80}"))
+        };
+    };
+    let msgs: Vec<String> = serde_json::from_str(rest).map_err(|e| e.to_string())?;
+    for m in msgs {
+        let v: Value = serde_json::from_str(&m).map_err(|e| e.to_string())?;
+        if v["arguments"][0]["result"].as_f64() != Some(9.0) {
+            return Err(format!("bad response {m:.120}"));
+        }
+        out.push(v["method"].as_u64().ok_or("no callback id")?);
+    }
+    Ok(())
+}
+
+/// One connection keeping `in_flight` calls outstanding until `end`; returns latencies (µs).
+async fn load(
+    mut ws: Ws,
+    in_flight: usize,
+    start: Instant,
+    end: Instant,
+) -> Result<Vec<u32>, String> {
+    let mut sent: HashMap<u64, Instant> = HashMap::new();
+    let mut next = 0u64;
+    let mut lat = Vec::new();
+    for _ in 0..in_flight {
+        sent.insert(next, Instant::now());
+        ws.send(call_frame(next)).await.map_err(|e| e.to_string())?;
+        next += 1;
+    }
+    let mut ids = Vec::new();
+    while Instant::now() < end {
+        let msg = match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(other) => return Err(format!("connection ended: {other:?}")),
+            Err(_) => return Err("no response for 10 s".into()),
+        };
+        ids.clear();
+        answered(&msg, &mut ids)?;
+        let now = Instant::now();
+        for id in &ids {
+            if let Some(t0) = sent.remove(id) {
+                if t0 >= start {
+                    lat.push(now.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
+                }
+                sent.insert(next, Instant::now());
+                ws.feed(call_frame(next)).await.map_err(|e| e.to_string())?;
+                next += 1;
+            }
+        }
+        ws.flush().await.map_err(|e| e.to_string())?;
+    }
+    let _ = ws.close(None).await;
+    Ok(lat)
+}
+
+struct Figures {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+async fn run_case(
+    port: u16,
+    conns: usize,
+    in_flight: usize,
+    seconds: f64,
+) -> Result<Figures, String> {
+    let mut sockets = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        sockets.push(connect(port).await?);
+    }
+    let warm = Duration::from_millis(500);
+    let start = Instant::now() + warm;
+    let end = start + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|ws| tokio::spawn(load(ws, in_flight, start, end)))
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map(|v| *v as f64 / 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    Ok(Figures {
+        rate: all.len() as f64 / seconds,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    })
+}
+
+async fn memory(server: &Server, n: usize) -> Result<f64, String> {
+    let pid = server.child.id().ok_or("no pid")?;
+    let before = rss_kib(pid).ok_or("no RSS")?;
+    let mut sockets = Vec::with_capacity(n);
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let mut ws = connect(server.port).await?;
+        ws.send(call_frame(i as u64))
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    ids.clear();
+                    answered(&t, &mut ids)?;
+                    if !ids.is_empty() {
+                        break;
+                    }
+                }
+                other => return Err(format!("{other:?}")),
+            }
+        }
+        sockets.push(ws);
+    }
+    let after = rss_kib(pid).ok_or("no RSS")?;
+    drop(sockets);
+    Ok(after.saturating_sub(before) as f64 / n as f64)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.serve {
+        return serve_rust().await;
+    }
+    let cases = [(1usize, 1usize), (8, 16), (64, 1)];
+    let mut results: Vec<(
+        &'static str,
+        Vec<Result<Figures, String>>,
+        Result<f64, String>,
+    )> = Vec::new();
+    for name in ["rust", "go", "kitejs"] {
+        if !args.servers.iter().any(|s| s == name) {
+            continue;
+        }
+        let server = match spawn(name).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("skipping {name}: {e}");
+                continue;
+            }
+        };
+        eprintln!("measuring {} on port {}", server.name, server.port);
+        let mut figures = Vec::new();
+        for (c, k) in cases {
+            figures.push(run_case(server.port, c, k, args.seconds).await);
+        }
+        let mem = if args.memory_connections > 0 {
+            memory(&server, args.memory_connections).await
+        } else {
+            Err("skipped".into())
+        };
+        results.push((name, figures, mem));
+        drop(server);
+    }
+    println!(
+        "kite square calls, {} s per case, SockJS websocket, same load generator",
+        args.seconds
+    );
+    println!(
+        "{:<8} {:>10} {:>18} {:>18} {:>18} {:>14}",
+        "server", "", "1x1", "8x16", "64x1", "KiB/conn"
+    );
+    for (name, figures, mem) in &results {
+        let cell = |f: &Result<Figures, String>| match f {
+            Ok(f) => format!("{:>8.0}/s {:>4.2}/{:<4.2}", f.rate, f.p50, f.p99),
+            Err(e) => format!("error: {e:.12}"),
+        };
+        println!(
+            "{:<8} {:>10} {:>18} {:>18} {:>18} {:>14}",
+            name,
+            "calls p50/p99ms",
+            cell(&figures[0]),
+            cell(&figures[1]),
+            cell(&figures[2]),
+            match mem {
+                Ok(m) => format!("{m:.1}"),
+                Err(e) => format!("{e:.12}"),
+            }
+        );
+    }
+    let get = |n: &str, i: usize| {
+        results
+            .iter()
+            .find(|r| r.0 == n)
+            .and_then(|r| r.1[i].as_ref().ok())
+            .map(|f| (f.rate, f.p99))
+    };
+    for (i, label) in [(1, "8x16"), (2, "64x1")] {
+        if let (Some((rr, rp)), Some((gr, gp))) = (get("rust", i), get("go", i)) {
+            println!(
+                "{label}: rust/go calls = {:.2}x (target >= 3x), p99 rust/go = {:.2} (target <= 0.5)",
+                rr / gr,
+                rp / gp
+            );
+        }
+    }
+    if let Some((_, _, Ok(m))) = results.iter().find(|r| r.0 == "rust") {
+        println!(
+            "rust memory per connection: {:.1} kB (target <= 20 kB)",
+            m * 1.024
+        );
+    }
+    Ok(())
+}

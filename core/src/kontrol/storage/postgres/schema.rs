@@ -1,0 +1,143 @@
+//! The `kite` schema of the reference Kontrol, created when missing and migrated when behind.
+
+use sqlx::{Connection, PgPool, Row};
+
+use super::Target;
+use crate::kontrol::storage::{StorageError, StorageResult};
+
+/// Advisory lock held while the schema is checked and migrated, so that Kontrols starting
+/// together do not race ("kitekont").
+const SCHEMA_LOCK: i64 = 0x6b69_7465_6b6f_6e74;
+
+/// Brings the schema to the reference's latest (`002-table.sql` plus the `003-migration-*`
+/// files), doing only what is missing.
+pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()> {
+    let schema_err = |e: sqlx::Error| match target.err(e) {
+        StorageError::Unavailable(m) | StorageError::Invalid(m) => {
+            StorageError::Unavailable(format!(
+                "{m} (while preparing schema \"kite\"; connect once as a role that may create it)"
+            ))
+        }
+        other => other,
+    };
+    let mut tx = pool.begin().await.map_err(|e| target.err(e))?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(SCHEMA_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| target.err(e))?;
+    let state = sqlx::query(
+        "SELECT to_regclass('kite.key') IS NOT NULL AS has_key, \
+                to_regclass('kite.kite') IS NOT NULL AS has_kite, \
+                EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('kite.kite') \
+                        AND attname = 'key_id' AND NOT attisdropped) AS has_key_id, \
+                EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass('kite.kite') \
+                        AND conname = 'kite_key_id_fkey') AS has_fk",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| target.err(e))?;
+    let flag = |name: &str| state.try_get::<bool, _>(name).unwrap_or(false);
+    let (has_key, has_kite, has_key_id, has_fk) = (
+        flag("has_key"),
+        flag("has_kite"),
+        flag("has_key_id"),
+        flag("has_fk"),
+    );
+
+    let mut steps: Vec<&str> = Vec::new();
+    if !has_key || !has_kite {
+        steps.push("CREATE SCHEMA IF NOT EXISTS kite");
+    }
+    if !has_key {
+        // As the reference's, with a built-in UUID default instead of uuid-ossp's.
+        steps.push(
+            "CREATE TABLE IF NOT EXISTS kite.key (
+                id uuid NOT NULL DEFAULT gen_random_uuid(),
+                public text NOT NULL,
+                private text NOT NULL,
+                created_at timestamp(6) with time zone NOT NULL DEFAULT (now() at time zone 'utc'),
+                deleted_at timestamp(6) with time zone,
+                PRIMARY KEY (id),
+                CONSTRAINT key_public_unique UNIQUE (public),
+                CONSTRAINT key_private_unique UNIQUE (private),
+                CONSTRAINT key_created_at_lte_deleted_at_check CHECK (created_at <= deleted_at)
+            )",
+        );
+    }
+    if !has_kite {
+        // Column order matters: the reference reads rows with `SELECT *`.
+        steps.push(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS kite.kite (
+                username text NOT NULL,
+                environment text NOT NULL,
+                kitename text NOT NULL,
+                version text NOT NULL,
+                region text NOT NULL,
+                hostname text NOT NULL,
+                id uuid PRIMARY KEY,
+                url text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT (now() at time zone 'utc'),
+                updated_at timestamptz NOT NULL DEFAULT (now() at time zone 'utc'),
+                key_id uuid NOT NULL,
+                CONSTRAINT kite_key_id_fkey FOREIGN KEY (key_id) REFERENCES kite.key (id)
+            )",
+        );
+    } else {
+        if !has_key_id {
+            // 003-migration-001: registrations older than key pairs.
+            steps.push("ALTER TABLE kite.kite ADD COLUMN IF NOT EXISTS key_id uuid NOT NULL");
+        }
+        if !has_fk {
+            steps.push(
+                "ALTER TABLE kite.kite ADD CONSTRAINT kite_key_id_fkey \
+                 FOREIGN KEY (key_id) REFERENCES kite.key (id)",
+            );
+        }
+    }
+    for step in &steps {
+        sqlx::raw_sql(step)
+            .execute(&mut *tx)
+            .await
+            .map_err(schema_err)?;
+    }
+
+    // Indexes speed things up but are not required: one we may not create is a warning.
+    for (index, ddl) in [
+        (
+            "kite.kite_updated_at_btree_idx",
+            "CREATE INDEX IF NOT EXISTS kite_updated_at_btree_idx ON kite.kite USING btree (updated_at DESC)",
+        ),
+        (
+            "kite.kite_key_public_idx",
+            "CREATE INDEX IF NOT EXISTS kite_key_public_idx ON kite.key USING btree (public)",
+        ),
+        (
+            "kite.kite_key_deleted_at_public_idx",
+            "CREATE INDEX IF NOT EXISTS kite_key_deleted_at_public_idx \
+             ON kite.key USING btree (deleted_at DESC NULLS FIRST, public)",
+        ),
+    ] {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(index)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| target.err(e))?;
+        if exists {
+            continue;
+        }
+        let mut savepoint = tx.begin().await.map_err(|e| target.err(e))?;
+        match sqlx::raw_sql(ddl).execute(&mut *savepoint).await {
+            Ok(_) => savepoint.commit().await.map_err(|e| target.err(e))?,
+            Err(e) => {
+                tracing::warn!(index, error = %e, "postgres: cannot create index; continuing without it");
+                savepoint.rollback().await.map_err(|e| target.err(e))?;
+            }
+        }
+    }
+    tx.commit().await.map_err(|e| target.err(e))?;
+    if !steps.is_empty() {
+        tracing::info!(db = %target.name, steps = steps.len(), "postgres: schema \"kite\" prepared");
+    }
+    Ok(())
+}

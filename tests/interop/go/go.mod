@@ -1,0 +1,49 @@
+module kiteinterop
+
+go 1.22
+
+// The Go reference kite at its newest commit (2018-07-10, master).
+require github.com/koding/kite v0.0.0-20180710021347-baa1a54919e3
+
+// The reference predates Go modules: its dependencies are pinned to the
+// revisions of its Gopkg.lock (see README.md for the table).
+require (
+	github.com/cenkalti/backoff v1.1.0 // indirect
+	github.com/dgrijalva/jwt-go v3.2.0+incompatible
+	github.com/gorilla/context v1.1.1 // indirect
+	github.com/gorilla/mux v1.6.2 // indirect
+	github.com/gorilla/websocket v1.2.0
+	github.com/igm/sockjs-go v0.0.0-20171030210102-c8a8c6429d10
+	github.com/juju/ratelimit v1.0.1 // indirect
+	github.com/koding/cache v0.0.0-20161222233015-e8a81b0b3f20 // indirect
+	github.com/koding/logging v0.0.0-20160720134017-8b5a689ed69b // indirect
+	github.com/satori/go.uuid v1.2.1-0.20180103174451-36e9d2ebbde5
+	golang.org/x/crypto v0.0.0-20180617042118-027cca12c2d6 // indirect
+	golang.org/x/net v0.0.0-20180611182652-db08ff08e862 // indirect
+	golang.org/x/sys v0.0.0-20180616030259-6c888cc515d3 // indirect
+	gopkg.in/mgo.v2 v2.0.0-20160818020120-3f83fa500528 // indirect
+	gopkg.in/yaml.v2 v2.2.1 // indirect
+)
+
+// Test-only dependency of a dependency (juju/ratelimit's tests); not in the
+// lock. The version gopkg.in/yaml.v2 v2.2.1's go.mod asks for.
+require gopkg.in/check.v1 v0.0.0-20161208181325-20d25e280405 // indirect
+
+// Keep the pins even if a future requirement asks for newer versions.
+replace (
+	github.com/cenkalti/backoff => github.com/cenkalti/backoff v1.1.0
+	github.com/dgrijalva/jwt-go => github.com/dgrijalva/jwt-go v3.2.0+incompatible
+	github.com/gorilla/context => github.com/gorilla/context v1.1.1
+	github.com/gorilla/mux => github.com/gorilla/mux v1.6.2
+	github.com/gorilla/websocket => github.com/gorilla/websocket v1.2.0
+	github.com/igm/sockjs-go => github.com/igm/sockjs-go v0.0.0-20171030210102-c8a8c6429d10
+	github.com/juju/ratelimit => github.com/juju/ratelimit v1.0.1
+	github.com/koding/cache => github.com/koding/cache v0.0.0-20161222233015-e8a81b0b3f20
+	github.com/koding/logging => github.com/koding/logging v0.0.0-20160720134017-8b5a689ed69b
+	github.com/satori/go.uuid => github.com/satori/go.uuid v1.2.1-0.20180103174451-36e9d2ebbde5
+	golang.org/x/crypto => golang.org/x/crypto v0.0.0-20180617042118-027cca12c2d6
+	golang.org/x/net => golang.org/x/net v0.0.0-20180611182652-db08ff08e862
+	golang.org/x/sys => golang.org/x/sys v0.0.0-20180616030259-6c888cc515d3
+	gopkg.in/mgo.v2 => gopkg.in/mgo.v2 v2.0.0-20160818020120-3f83fa500528
+	gopkg.in/yaml.v2 => gopkg.in/yaml.v2 v2.2.1
+)

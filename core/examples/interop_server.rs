@@ -43,24 +43,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         kontrol_user: args.kontrol_user.clone(),
         ..Config::default()
     };
-    if let Some(path) = &args.kontrol_key {
-        config.kontrol_key = std::fs::read_to_string(path)?;
-    }
     if let Some(path) = &args.kite_key {
         config.use_kite_key(&std::fs::read_to_string(path)?)?;
         config.username = args.username.clone();
         config.kontrol_user = args.kontrol_user.clone();
     }
+    // After the kite key: an explicit Kontrol key wins over the one the key carries.
+    if let Some(path) = &args.kontrol_key {
+        config.kontrol_key = std::fs::read_to_string(path)?;
+    }
+    // Calls back to a client carry no credentials: kite.js clients refuse `kiteKey` ones
+    // ("Unknown auth type"). `Connection::set_auth` would attach our kite key, as Go does.
     let k = Kite::with_config("interop", "1.0.0", config)?;
     k.handle("square", |r: Request| async move {
         let n: f64 = r.args().one()?;
         Ok(n * n)
     })?
     .disable_authentication();
-    k.handle("echo", |r: Request| async move {
-        Ok(Value::Array(r.args().values().to_vec()))
-    })?
-    .disable_authentication();
+    k.handle("echo", |r: Request| async move { Ok(r.with_args()) })?
+        .disable_authentication();
     k.handle_typed(
         "callback",
         |_r: Request, (n, f): (u32, Function)| async move {

@@ -1,4 +1,6 @@
-//! The reference's math kite: serves `square` and `echo` without authentication.
+//! The reference's math kite: serves `square` and `echo` without authentication. With a
+//! kite key (`$KITE_HOME/kite.key`) and a Kontrol URL (the key's, `KITE_KONTROL_URL` or
+//! `--kontrol`) it registers its URL to Kontrol, and again after every reconnection.
 //!
 //! ```text
 //! cargo run --release --example math -- --port 3636
@@ -14,6 +16,9 @@ struct Args {
     /// Port (0 picks a free one; the URL is printed).
     #[arg(long, default_value_t = 3636)]
     port: u16,
+    /// Kontrol to register to. Default: `KITE_KONTROL_URL`, else the kite key's.
+    #[arg(long)]
+    kontrol: Option<String>,
 }
 
 #[tokio::main]
@@ -27,6 +32,9 @@ async fn main() -> Result<(), kite::Error> {
     let mut config = Config::from_env()?;
     config.ip = "127.0.0.1".into();
     config.port = args.port;
+    if let Some(url) = args.kontrol {
+        config.kontrol_url = url;
+    }
     let k = Kite::with_config("math", "1.0.0", config)?;
     k.handle("square", |req: Request| async move {
         let n: f64 = req.args().one()?;
@@ -38,7 +46,19 @@ async fn main() -> Result<(), kite::Error> {
     })?
     .disable_authentication();
     k.listen().await?;
-    println!("math kite listening on {}", k.url().unwrap_or_default());
+    let url = k.url().unwrap_or_default();
+    println!("math kite listening on {url}");
+    let config = k.config();
+    if !config.kontrol_url.is_empty() && !config.kite_key.is_empty() {
+        let k = k.clone();
+        tokio::spawn(async move {
+            k.register_forever(&url).await;
+            println!(
+                "math kite registered to kontrol at {}",
+                k.config().kontrol_url
+            );
+        });
+    }
     tokio::signal::ctrl_c().await?;
     k.close();
     Ok(())

@@ -1,10 +1,13 @@
-//! Calls the math kite: `square` of a number and `echo` of some arguments.
+//! Calls the math kite: `square` of a number and `echo` of some arguments — at a URL, or
+//! found through Kontrol (`--query`, with the kite key in `$KITE_HOME/kite.key`).
 //!
 //! ```text
 //! cargo run --release --example math-client -- --url http://127.0.0.1:3636/kite 7
+//! cargo run --release --example math-client -- --query 7
 //! ```
 
 use clap::Parser;
+use kite::protocol::KiteQuery;
 use kite::{Config, Kite};
 use serde_json::json;
 
@@ -14,6 +17,12 @@ struct Args {
     /// URL of the math kite.
     #[arg(long, default_value = "http://127.0.0.1:3636/kite")]
     url: String,
+    /// Find the math kite through Kontrol (getKites) instead of dialing --url.
+    #[arg(long)]
+    query: bool,
+    /// Owner of the math kite to find. Default: this kite's username (from the kite key).
+    #[arg(long, requires = "query")]
+    username: Option<String>,
     /// Number to square.
     #[arg(default_value_t = 4.0)]
     number: f64,
@@ -23,7 +32,24 @@ struct Args {
 async fn main() -> Result<(), kite::Error> {
     let args = Args::parse();
     let local = Kite::with_config("math-client", "1.0.0", Config::from_env()?)?;
-    let client = local.client(&args.url);
+    let client = if args.query {
+        let config = local.config();
+        let query = KiteQuery {
+            username: args.username.unwrap_or(config.username),
+            environment: config.environment,
+            name: "math".into(),
+            ..KiteQuery::default()
+        };
+        let found = local.get_kites(&query).await?;
+        println!("found {} math kite(s) through kontrol", found.len());
+        let Some(first) = found.into_iter().next() else {
+            return Err(kite::Error::Config("no math kite found".into()));
+        };
+        println!("calling {} at {}", first.remote_kite(), first.url());
+        first
+    } else {
+        local.client(&args.url)
+    };
     client.dial().await?;
     let squared = client.call("square", &[args.number]).await?;
     println!("square({}) = {squared}", args.number);

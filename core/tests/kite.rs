@@ -463,3 +463,18 @@ async fn serves_tls_from_pem_files() {
     assert!(!String::from_utf8_lossy(&junk).contains("websocket"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn raw_websocket_urls_skip_sockjs() {
+    let server = math_kite(config());
+    let url = start(&server).await;
+    let raw = format!("{}/websocket", url.replacen("http://", "ws://", 1));
+    let c = caller().client(&raw);
+    within(c.dial()).await.unwrap();
+    assert_eq!(c.connection().unwrap().transport(), "websocket-raw");
+    assert_eq!(within(c.call("square", &[6])).await.unwrap(), json!(36.0));
+    assert_eq!(
+        within(c.call("echo", &json!([1, "two"]))).await.unwrap(),
+        json!([1, "two"])
+    );
+}

@@ -113,7 +113,9 @@ impl Connection {
         *self.inner.remote.write().unwrap_or_else(|e| e.into_inner()) = k;
     }
 
-    pub(crate) fn set_auth(&self, auth: Option<Auth>) {
+    /// Sends `auth` with the calls this side makes on the connection (e.g. a server calling
+    /// back a client with its own kite key).
+    pub fn set_auth(&self, auth: Option<Auth>) {
         *self.inner.auth.write().unwrap_or_else(|e| e.into_inner()) = auth;
     }
 
@@ -443,6 +445,11 @@ impl Connection {
                 (id, p)
             })
             .collect();
+        let shape = match &options.with_args {
+            Value::Array(_) => crate::server::ArgsShape::List,
+            Value::Null => crate::server::ArgsShape::Absent,
+            _ => crate::server::ArgsShape::Single,
+        };
         let args = self.received(args_list(options.with_args), fns);
         let username = if m.authenticate() && !self.inner.dialed {
             super::super::server::authenticate(
@@ -463,6 +470,7 @@ impl Connection {
             method.to_string(),
             username,
             args,
+            shape,
             options.authentication,
             options.kite,
             self.clone(),

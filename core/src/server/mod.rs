@@ -13,4 +13,4 @@ pub use config::{parse_duration, Config};
 pub use defaults::SystemInfo;
 pub use kite::{AuthCheck, Authenticator, Kite};
 pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
-pub use request::Request;
+pub use request::{ArgsShape, Request};

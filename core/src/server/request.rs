@@ -9,6 +9,17 @@ use crate::client::Connection;
 use crate::dnode::Arguments;
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
 
+/// How the caller sent its arguments (`withArgs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgsShape {
+    /// An array: the argument list (Go, kite-rs).
+    List,
+    /// A single non-array value (kite.js `tell("m", 5)`).
+    Single,
+    /// Null or absent: no arguments.
+    Absent,
+}
+
 /// One call of a method. Cheap to clone.
 #[derive(Clone)]
 pub struct Request {
@@ -20,6 +31,7 @@ struct Inner {
     method: String,
     username: String,
     args: Arguments,
+    shape: ArgsShape,
     auth: Option<Auth>,
     caller: KiteIdentity,
     client: Connection,
@@ -45,6 +57,7 @@ impl Request {
         method: String,
         username: String,
         args: Arguments,
+        shape: ArgsShape,
         auth: Option<Auth>,
         caller: KiteIdentity,
         client: Connection,
@@ -56,6 +69,7 @@ impl Request {
                 method,
                 username,
                 args,
+                shape,
                 auth,
                 caller,
                 client,
@@ -84,6 +98,26 @@ impl Request {
     /// The arguments (`withArgs`).
     pub fn args(&self) -> &Arguments {
         &self.inner.args
+    }
+
+    /// `withArgs` exactly as the caller sent it: an array, a single value, or null.
+    pub fn with_args(&self) -> serde_json::Value {
+        match self.inner.shape {
+            ArgsShape::List => serde_json::Value::Array(self.inner.args.values().to_vec()),
+            ArgsShape::Single => self
+                .inner
+                .args
+                .values()
+                .first()
+                .cloned()
+                .unwrap_or_default(),
+            ArgsShape::Absent => serde_json::Value::Null,
+        }
+    }
+
+    /// How the caller sent its arguments.
+    pub fn args_shape(&self) -> ArgsShape {
+        self.inner.shape
     }
 
     /// All arguments decoded as `T` (a tuple, `Vec` or struct); `argumentError` on mismatch.

@@ -187,6 +187,12 @@ impl Session {
 
     /// Receives the next message; `None` once the session is closed and drained.
     pub async fn recv(&self) -> Option<String> {
+        // Fast path: a message is already waiting and nobody else is receiving.
+        if let Ok(mut rx) = self.inner.inbound_rx.try_lock() {
+            if let Ok(m) = rx.try_recv() {
+                return Some(m);
+            }
+        }
         let mut rx = self.inner.inbound_rx.lock().await;
         tokio::select! {
             biased;
@@ -278,6 +284,12 @@ impl Session {
         if self.inner.closed.is_cancelled() {
             return Err(SendError);
         }
+        // Fast path: room in the queue.
+        let message = match self.inner.inbound_tx.try_send(message) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SendError),
+            Err(mpsc::error::TrySendError::Full(m)) => m,
+        };
         tokio::select! {
             r = self.inner.inbound_tx.send(message) => r.map_err(|_| SendError),
             _ = self.inner.closed.cancelled() => Err(SendError),

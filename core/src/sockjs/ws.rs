@@ -53,7 +53,7 @@ pub(crate) async fn pump<S>(
     framing: Framing,
     heartbeat: Option<Duration>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let (mut sink, mut stream) = ws.split();
     let reader = async {
@@ -174,15 +174,15 @@ pub(crate) async fn pump<S>(
             }
         }
     };
-    tokio::pin!(reader, writer);
-    tokio::select! {
-        _ = &mut reader => {
-            // Let the writer send the close frame (best effort) before dropping the socket.
-            let _ = tokio::time::timeout(Duration::from_secs(1), &mut writer).await;
-        }
-        _ = &mut writer => {
-            // Wait briefly for the peer's close acknowledgement.
-            let _ = tokio::time::timeout(Duration::from_secs(1), &mut reader).await;
-        }
-    }
+    // Reader and writer in one task, each with its own waker (a `select!` would poll the
+    // reader on every writer wake-up, and each empty read costs tungstenite a buffer fill).
+    // When one ends, the other gets a second to finish: the writer to send the close frame,
+    // the reader to receive the peer's acknowledgement.
+    let mut both: futures_util::stream::FuturesUnordered<
+        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>,
+    > = futures_util::stream::FuturesUnordered::new();
+    both.push(Box::pin(reader));
+    both.push(Box::pin(writer));
+    let _ = both.next().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), both.next()).await;
 }

@@ -159,8 +159,18 @@ pub(crate) fn target(url: &str) -> Result<Target, ConnectError> {
     })
 }
 
-/// Opens a SockJS session to the service at `url` (e.g. `http://127.0.0.1:3636/kite`).
+/// Opens a session to the service at `url`.
+///
+/// An `http(s)://` URL (e.g. `http://127.0.0.1:3636/kite`, what kites register) names a
+/// SockJS service, reached with `config.transport`. A `ws(s)://` URL names a plain
+/// websocket endpoint without SockJS framing (one message per websocket message) — how
+/// kite.js servers are addressed by default.
 pub async fn connect(url: &str, config: &ClientConfig) -> Result<Session, ConnectError> {
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        return tokio::time::timeout(config.connect_timeout, connect_raw(url, config))
+            .await
+            .map_err(|_| ConnectError::Timeout)?;
+    }
     let target = target(url)?;
     let fut = async {
         match config.transport {
@@ -178,6 +188,28 @@ pub async fn connect(url: &str, config: &ClientConfig) -> Result<Session, Connec
     tokio::time::timeout(config.connect_timeout, fut)
         .await
         .map_err(|_| ConnectError::Timeout)?
+}
+
+/// A raw websocket (no SockJS framing).
+async fn connect_raw(url: &str, config: &ClientConfig) -> Result<Session, ConnectError> {
+    let request = url
+        .into_client_request()
+        .map_err(|_| ConnectError::InvalidUrl(url.to_string()))?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(ws_config(config.max_message_size)),
+        true,
+    )
+    .await
+    .map_err(|e| match e {
+        WsError::Http(resp) => ConnectError::Refused(resp.status().as_u16()),
+        WsError::Io(e) => ConnectError::Io(e.to_string()),
+        other => ConnectError::Protocol(other.to_string()),
+    })?;
+    let session = Session::new(random_session_id(), "websocket-raw", None, config.limits);
+    session.open();
+    tokio::spawn(pump(ws, session.clone(), Framing::Raw, None));
+    Ok(session)
 }
 
 async fn connect_ws(target: &Target, config: &ClientConfig) -> Result<Session, ConnectError> {

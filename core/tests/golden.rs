@@ -1,0 +1,1198 @@
+//! Golden frames: the dnode messages the Go reference kite and kite.js 1.0.13 put on the wire,
+//! captured into `tests/interop/golden/go/` (`tests/interop/go/capture`) and
+//! `tests/interop/golden/kitejs/` (`tests/interop/kitejs/golden.js`), checked against kite-rs:
+//!
+//! * every frame parses with [`Message::parse`];
+//! * every *request* in them (what the Go and kite.js clients sent, and the hand-written
+//!   Go-shaped requests the capture sent to the Go server and to the Go client) is fed
+//!   verbatim to an in-process kite-rs server over its raw websocket (`/kite/websocket`: one
+//!   dnode message per websocket text message, no SockJS framing), and the answer is compared
+//!   with what the Go reference answered: same keys, error type and message (where the text
+//!   is not Go's own wording), result, callback invocations in the same order; request ids,
+//!   callback ids and machine data are not compared;
+//! * what *our* client sends for the calls the Go client was captured making is recorded by a
+//!   SockJS server in this test and compared in structure with the Go client's frames.
+//!
+//! Where kite-rs knowingly differs from the reference, the test pins our behaviour and says
+//! why (see `DEVIATION` comments).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use kite::auth::{mint_kite_key, mint_token, parse_unverified, KeyPair};
+use kite::dnode::Message;
+use kite::protocol::Auth;
+use kite::sockjs::{serve, ServeOptions, ServerConfig, Session, SockJsServer, Transport};
+use kite::{Callback, Config, Function, Kite, Request};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// Bound of every single wait.
+const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------
+// Golden files.
+
+fn golden_dir(implementation: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/interop/golden")
+        .join(implementation)
+}
+
+/// The frame in `golden/<implementation>/<name>.json`, without kite.js's trailing newline.
+fn golden(implementation: &str, name: &str) -> String {
+    let path = golden_dir(implementation).join(format!("{name}.json"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("read golden frame {}: {e}", path.display()))
+        .trim_end()
+        .to_string()
+}
+
+fn golden_json(implementation: &str, name: &str) -> Value {
+    let text = golden(implementation, name);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{implementation}/{name}: {e}"))
+}
+
+fn all_golden_files(implementation: &str) -> Vec<(String, String)> {
+    let dir = golden_dir(implementation);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let name = p.file_stem().expect("name").to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&p).expect("read golden frame");
+            (name, text.trim_end().to_string())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The id of the callback at `[0, "responseCallback"]` (index as number or string).
+fn response_callback_id(request: &Value) -> u64 {
+    request["callbacks"]
+        .as_object()
+        .and_then(|cbs| {
+            cbs.iter().find_map(|(id, path)| {
+                let p = path.as_array()?;
+                let first_is_0 = p.first()? == &json!(0) || p.first()? == &json!("0");
+                (p.len() == 2 && first_is_0 && p[1] == "responseCallback")
+                    .then(|| id.parse().ok())
+                    .flatten()
+            })
+        })
+        .unwrap_or_else(|| panic!("no responseCallback in {request}"))
+}
+
+/// The id of the callback at `path` (compared as text, so 0 and "0" are equal).
+fn callback_id_at(request: &Value, path: &[&str]) -> u64 {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    request["callbacks"]
+        .as_object()
+        .and_then(|cbs| {
+            cbs.iter().find_map(|(id, p)| {
+                let p = p.as_array()?;
+                (p.len() == path.len() && p.iter().zip(path).all(|(a, b)| text(a) == *b))
+                    .then(|| id.parse().ok())
+                    .flatten()
+            })
+        })
+        .unwrap_or_else(|| panic!("no callback at {path:?} in {request}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// (a) Parsing.
+
+#[test]
+fn every_golden_frame_parses() {
+    let mut count = 0;
+    for implementation in ["go", "kitejs"] {
+        let files = all_golden_files(implementation);
+        assert!(
+            files.len() > 10,
+            "too few golden frames in {}",
+            golden_dir(implementation).display()
+        );
+        for (name, text) in files {
+            let msg = Message::parse(&text)
+                .unwrap_or_else(|e| panic!("{implementation}/{name}.json does not parse: {e}"));
+            let raw: Value = serde_json::from_str(&text).expect("JSON");
+            assert_eq!(
+                msg.arguments.len(),
+                raw["arguments"].as_array().map_or(0, Vec::len),
+                "{implementation}/{name}: arguments"
+            );
+            assert_eq!(
+                msg.callbacks.len(),
+                raw["callbacks"].as_object().map_or(0, |m| m.len()),
+                "{implementation}/{name}: callbacks"
+            );
+            // A request names its responseCallback, whichever way its path is written.
+            if raw["method"].is_string() {
+                response_callback_id(&raw);
+            }
+            count += 1;
+        }
+    }
+    println!("{count} golden frames parsed");
+}
+
+// ---------------------------------------------------------------------------------------
+// The in-process kite-rs server (the SCENARIOS.md methods, as in examples/interop_server.rs).
+
+/// The Kontrol key the Go capture signed its kite keys and tokens with: the `kontrolKey`
+/// claim of the kite key in its frames.
+fn go_capture_kontrol_key() -> String {
+    let request = golden_json("go", "server-secret-kiteKey.request");
+    let key = request["arguments"][0]["authentication"]["key"]
+        .as_str()
+        .expect("kite key in server-secret-kiteKey.request.json");
+    parse_unverified(key)
+        .expect("parse the golden kite key")
+        .kontrol_key
+}
+
+async fn start_server() -> Kite {
+    // Our own kite key (callMeBack calls carry it, like the Go server's), then trust the
+    // Go capture's Kontrol for the golden kite keys and tokens.
+    let pair = KeyPair::generate().expect("key pair");
+    let own_key = mint_kite_key(&pair, "testuser", "testuser", "http://127.0.0.1:4000/kite")
+        .expect("mint kite key");
+    let mut config = Config {
+        ip: "127.0.0.1".into(),
+        ..Config::default()
+    };
+    config.use_kite_key(&own_key).expect("use kite key");
+    config.username = "testuser".into();
+    config.kontrol_user = "testuser".into();
+    config.kontrol_key = go_capture_kontrol_key();
+    let k = Kite::with_config("interop", "1.0.0", config).expect("kite");
+    k.handle("square", |r: Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok(n * n)
+    })
+    .expect("square")
+    .disable_authentication();
+    k.handle("echo", |r: Request| async move {
+        Ok(Value::Array(r.args().values().to_vec()))
+    })
+    .expect("echo")
+    .disable_authentication();
+    k.handle_typed(
+        "callback",
+        |_r: Request, (n, f): (u32, Function)| async move {
+            for i in 0..n {
+                f.call(&[i]).await?;
+            }
+            Ok(n)
+        },
+    )
+    .expect("callback")
+    .disable_authentication();
+    #[derive(serde::Deserialize)]
+    struct B {
+        c: Vec<Function>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Nested {
+        a: Function,
+        b: B,
+    }
+    k.handle_typed("nested", |_r: Request, (n,): (Nested,)| async move {
+        n.a.call(&["a"]).await?;
+        if let Some(f) = n.b.c.first() {
+            f.call(&["c"]).await?;
+        }
+        Ok("ok")
+    })
+    .expect("nested")
+    .disable_authentication();
+    k.handle("fail", |_r: Request| async move {
+        Err::<(), _>(anyhow::anyhow!("boom"))
+    })
+    .expect("fail")
+    .disable_authentication();
+    k.handle("needString", |r: Request| async move {
+        Ok(r.args().one::<String>()?)
+    })
+    .expect("needString")
+    .disable_authentication();
+    k.handle("callMeBack", |r: Request| async move {
+        let (method, args): (String, Value) = r.decode()?;
+        Ok(r.client().call(&method, &args, None).await?)
+    })
+    .expect("callMeBack")
+    .disable_authentication();
+    k.handle("secret", |r: Request| async move {
+        Ok(r.username().to_string())
+    })
+    .expect("secret");
+    k.handle("limited", |_r: Request| async move { Ok(json!("ok")) })
+        .expect("limited")
+        .disable_authentication()
+        .throttle(Duration::from_secs(3600), 1);
+    for m in ["kite.systemInfo", "kite.heartbeat"] {
+        if let Some(b) = k.method_builder(m) {
+            b.disable_authentication();
+        }
+    }
+    timeout(WAIT, k.listen())
+        .await
+        .expect("listen timed out")
+        .expect("listen");
+    k
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw websocket to the kite's `/kite/websocket`, as kite.js's default transport uses it.
+struct Raw {
+    ws: Ws,
+    what: String,
+}
+
+impl Raw {
+    async fn connect(k: &Kite, what: &str) -> Raw {
+        let port = k.port().expect("listening");
+        let url = format!("ws://127.0.0.1:{port}/kite/websocket");
+        let ws = match timeout(WAIT, tokio_tungstenite::connect_async(url.as_str())).await {
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(e)) => panic!("{what}: connect to {url}: {e}"),
+            Err(_) => panic!("{what}: connect to {url} timed out"),
+        };
+        Raw {
+            ws,
+            what: what.to_string(),
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        match timeout(WAIT, self.ws.send(WsMessage::text(text))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("{}: send: {e}", self.what),
+            Err(_) => panic!("{}: send timed out", self.what),
+        }
+    }
+
+    /// The next dnode message (one per text frame).
+    async fn recv(&mut self) -> Value {
+        loop {
+            let frame = match timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(Some(Err(e))) => panic!("{}: {e}", self.what),
+                Ok(None) => panic!("{}: connection closed", self.what),
+                Err(_) => panic!("{}: nothing received within {WAIT:?}", self.what),
+            };
+            match frame {
+                WsMessage::Text(t) => {
+                    return serde_json::from_str(t.as_str())
+                        .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {t}", self.what))
+                }
+                WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+                other => panic!("{}: unexpected frame {other:?}", self.what),
+            }
+        }
+    }
+
+    /// Sends `request` and reads until its response has arrived and `enough(others)` holds.
+    /// Returns the response and the other messages in arrival order, each tagged with
+    /// whether it came before the response. An outgoing `square` call (callMeBack) is
+    /// answered like the Go client answers it.
+    async fn exchange(
+        &mut self,
+        request: &str,
+        enough: impl Fn(&[Value]) -> bool,
+    ) -> (Value, Vec<(bool, Value)>) {
+        let id = response_callback_id(&serde_json::from_str(request).expect("request JSON"));
+        self.send(request).await;
+        let mut response = None;
+        let mut others: Vec<(bool, Value)> = Vec::new();
+        loop {
+            let plain: Vec<Value> = others.iter().map(|(_, v)| v.clone()).collect();
+            if response.is_some() && enough(&plain) {
+                break;
+            }
+            let msg = self.recv().await;
+            if msg["method"] == json!(id) {
+                assert!(response.is_none(), "{}: two responses: {msg}", self.what);
+                response = Some(msg);
+                continue;
+            }
+            if msg["method"] == "square" {
+                let n = msg["arguments"][0]["withArgs"][0]
+                    .as_f64()
+                    .unwrap_or(f64::NAN);
+                let cb = response_callback_id(&msg);
+                let answer = json!({"method": cb, "arguments": [{"error": null, "result": n * n}], "callbacks": {}});
+                self.send(&answer.to_string()).await;
+            }
+            others.push((response.is_none(), msg));
+        }
+        (response.expect("response"), others)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Comparing answers.
+
+/// JSON equality with numbers compared as numbers (`16` == `16.0`).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_value(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// How an error message must match the reference's.
+#[derive(Clone, Copy)]
+enum Text {
+    /// Word for word.
+    Exact,
+    /// Only the start: the rest is the implementation's own wording (Go's JSON decoder
+    /// and JWT library messages).
+    Prefix(&'static str),
+}
+
+/// Checks a response message of ours against the reference's response `golden`: a call of
+/// the request's responseCallback (`id`) with one `{"error", "result"}` argument, the error
+/// (type, message per `text`, code, request id present iff the reference has one) and the
+/// result equal.
+fn check_response(what: &str, ours: &Value, id: u64, golden: &Value, text: Text) {
+    let ctx = || format!("{what}:\n  ours:   {ours}\n  golden: {golden}");
+    let wire_keys: BTreeSet<String> = ["method", "arguments", "callbacks"]
+        .map(String::from)
+        .into();
+    assert_eq!(keys(ours), wire_keys, "message keys; {}", ctx());
+    assert_eq!(ours["method"], json!(id), "response callback id; {}", ctx());
+    assert_eq!(ours["callbacks"], json!({}), "{}", ctx());
+    let args = ours["arguments"].as_array().expect("arguments");
+    assert_eq!(args.len(), 1, "one argument; {}", ctx());
+    let (r, g) = (&args[0], &golden["arguments"][0]);
+    let response_keys: BTreeSet<String> = ["error", "result"].map(String::from).into();
+    assert_eq!(
+        keys(r),
+        response_keys,
+        "response keys (always both); {}",
+        ctx()
+    );
+    match (&r["error"], &g["error"]) {
+        (Value::Null, Value::Null) => {}
+        (e, ge) if e.is_object() && ge.is_object() => {
+            assert_eq!(keys(e), keys(ge), "error keys; {}", ctx());
+            assert_eq!(e["type"], ge["type"], "error type; {}", ctx());
+            let (m, gm) = (
+                e["message"].as_str().unwrap_or_default(),
+                ge["message"].as_str().unwrap_or_default(),
+            );
+            match text {
+                Text::Exact => assert_eq!(m, gm, "error message; {}", ctx()),
+                Text::Prefix(p) => {
+                    assert!(gm.starts_with(p), "golden message lacks {p:?}; {}", ctx());
+                    assert!(
+                        m.starts_with(p),
+                        "error message should start {p:?}; {}",
+                        ctx()
+                    );
+                }
+            }
+            assert_eq!(e["code"], ge["code"], "error code; {}", ctx());
+            let (rid, gid) = (
+                e["id"].as_str().unwrap_or("?"),
+                ge["id"].as_str().unwrap_or("?"),
+            );
+            assert_eq!(
+                rid.len(),
+                gid.len(),
+                "request id (empty or 16 chars); {}",
+                ctx()
+            );
+        }
+        _ => panic!("error differs; {}", ctx()),
+    }
+    assert!(same_value(&r["result"], &g["result"]), "result; {}", ctx());
+}
+
+/// Checks a callback invocation of ours (`fn(args)` of callback `id`) against the
+/// reference's.
+fn check_invocation(what: &str, ours: &Value, id: u64, golden: &Value) {
+    let ctx = || format!("{what}:\n  ours:   {ours}\n  golden: {golden}");
+    assert_eq!(keys(ours), keys(golden), "message keys; {}", ctx());
+    assert_eq!(ours["method"], json!(id), "callback id; {}", ctx());
+    assert!(
+        same_value(&ours["arguments"], &golden["arguments"]),
+        "arguments; {}",
+        ctx()
+    );
+    assert_eq!(ours["callbacks"], json!({}), "{}", ctx());
+}
+
+/// The reference's answer `golden` with a different result (for requests whose arguments
+/// differ from the captured one's).
+fn with_result(golden: &Value, result: Value) -> Value {
+    let mut g = golden.clone();
+    g["arguments"][0]["result"] = result;
+    g
+}
+
+/// Sends one request on a fresh connection and compares the response (no other messages
+/// expected).
+async fn simple(k: &Kite, what: &str, request: &str, golden: &Value, text: Text) -> Value {
+    let mut raw = Raw::connect(k, what).await;
+    let id = response_callback_id(&serde_json::from_str(request).expect("request"));
+    let (response, others) = raw.exchange(request, |_| true).await;
+    assert!(others.is_empty(), "{what}: unexpected messages {others:?}");
+    check_response(what, &response, id, golden, text);
+    response
+}
+
+/// Callback invocations `args` of callback `fn_id`, all before the response, then the
+/// response: the Go client checks its callbacks' calls as soon as the result is in.
+async fn with_invocations(
+    k: &Kite,
+    what: &str,
+    request: &str,
+    fn_ids_and_golden: &[(u64, Value)],
+    golden_response: &Value,
+) {
+    let mut raw = Raw::connect(k, what).await;
+    let id = response_callback_id(&serde_json::from_str(request).expect("request"));
+    let (response, others) = raw.exchange(request, |_| true).await;
+    check_response(what, &response, id, golden_response, Text::Exact);
+    assert_eq!(
+        others.len(),
+        fn_ids_and_golden.len(),
+        "{what}: invocations {others:?}"
+    );
+    for ((before, ours), (fn_id, golden)) in others.iter().zip(fn_ids_and_golden) {
+        assert!(before, "{what}: invocation {ours} came after the response");
+        check_invocation(what, ours, *fn_id, golden);
+    }
+}
+
+/// Whether a golden token (its frames carry `exp` = capture time + 1 h) is valid for the
+/// whole test (`Some(true)`), surely expired (`Some(false)`), or expires about now (`None`).
+fn token_state(request: &Value) -> Option<bool> {
+    let key = request["arguments"][0]["authentication"]["key"]
+        .as_str()
+        .expect("token");
+    let exp = parse_unverified(key).expect("token claims").exp;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    if exp > now + 60 {
+        Some(true)
+    } else if now > exp + 2 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `secret` with a golden token: `bob` while the token is valid. Once it has expired
+/// (an hour after the capture) the success path cannot be replayed — the matrix in
+/// interop.rs covers it with fresh Go-minted tokens — and the answer must be the reference's
+/// rejection of an expired token instead. Rerun the capture to replay success again.
+async fn secret_with_golden_token(k: &Kite, what: &str, request: &str, golden_ok: &Value) {
+    let req: Value = serde_json::from_str(request).expect("request");
+    match token_state(&req) {
+        Some(true) => {
+            simple(k, what, request, golden_ok, Text::Exact).await;
+        }
+        Some(false) => {
+            println!("{what}: the golden token has expired; checking its rejection instead");
+            // Go: "token: " + jwt-go's "token is expired by 1h2m3s"; the Go client renews
+            // its token when an authenticationError contains "token is expired".
+            let expired = json!({"method": 0, "arguments": [{"error": {"type": "authenticationError",
+                "message": "token: token is expired by 1s", "code": "", "id": "0123456789abcdef"},
+                "result": null}], "callbacks": {}});
+            simple(
+                k,
+                what,
+                request,
+                &expired,
+                Text::Prefix("token: token is expired by "),
+            )
+            .await;
+        }
+        None => println!("{what}: the golden token expires right now; not replayed"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) Requests the Go capture sent to the Go server, answered by ours.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_server_requests_answered_like_go() {
+    let k = start_server().await;
+    let go = |name: &str| golden("go", name);
+    let gj = |name: &str| golden_json("go", name);
+    for (name, text) in [
+        ("square", Text::Exact),
+        // Callback path written with a string index ("0") and a kite.js `links` key.
+        ("square-stringPath", Text::Exact),
+        // Go's message is its JSON decoder's ("json: cannot unmarshal string into Go value
+        // of type float64. Data: \"x\""); only the type is the protocol.
+        ("square-wrongType", Text::Prefix("")),
+        ("argumentError", Text::Prefix("")),
+        ("echo-object", Text::Exact),
+        ("genericError", Text::Exact),
+        ("methodNotFound", Text::Exact),
+        ("ping", Text::Exact),
+        ("secret-noAuth", Text::Exact),
+        ("secret-unknownAuthType", Text::Exact),
+        ("secret-kiteKey", Text::Exact),
+        // "token: " + the JWT library's reason (Go's: invalid character '\u009e' …).
+        ("secret-badToken", Text::Prefix("token: ")),
+    ] {
+        let what = format!("go/server-{name}");
+        simple(
+            &k,
+            &what,
+            &go(&format!("server-{name}.request")),
+            &gj(&format!("server-{name}")),
+            text,
+        )
+        .await;
+    }
+    secret_with_golden_token(
+        &k,
+        "go/server-secret-token",
+        &go("server-secret-token.request"),
+        &gj("server-secret-token"),
+    )
+    .await;
+
+    // Throttling: the first call passes, the second gets requestLimitError.
+    simple(
+        &k,
+        "go/server-limited-1",
+        &go("server-limited-1.request"),
+        &gj("server-limited-1"),
+        Text::Exact,
+    )
+    .await;
+    simple(
+        &k,
+        "go/server-limited-2",
+        &go("server-limited-2.request"),
+        &gj("server-limited-2"),
+        Text::Exact,
+    )
+    .await;
+
+    // DEVIATION: `echo` cannot return `withArgs` "exactly as received": kite-rs hands
+    // handlers the normalised argument list (PROTOCOL.md §3: a non-array withArgs is one
+    // argument, null/absent none) and has no accessor for the raw value. Go echoes 5 and
+    // null; ours answers [5] and []. (SCENARIOS.md's echoNull accepts [] for null; echoScalar
+    // fails with kite.js's client, see KITE_RS_ECHO_SCALAR in interop.rs.)
+    for (name, ours) in [
+        ("echo-scalarArgs", json!([5])),
+        ("echo-nullArgs", json!([])),
+        ("echo-absentArgs", json!([])),
+    ] {
+        let golden = gj(&format!("server-{name}"));
+        assert_ne!(
+            golden["arguments"][0]["result"], ours,
+            "the reference now agrees with us"
+        );
+        simple(
+            &k,
+            &format!("go/server-{name} (deviation)"),
+            &go(&format!("server-{name}.request")),
+            &with_result(&golden, ours),
+            Text::Exact,
+        )
+        .await;
+    }
+    // DEVIATION (deliberate): a scalar withArgs is one argument for kite-rs (kite.js sends
+    // `tell("square", 5)` as `withArgs: 5`), so `square 5` is 25; the Go reference cannot
+    // decode a scalar into its argument slice and answers argumentError.
+    let golden = gj("server-square-scalarArgs");
+    assert_eq!(golden["arguments"][0]["error"]["type"], "argumentError");
+    let mut ours = with_result(&golden, json!(25));
+    ours["arguments"][0]["error"] = Value::Null;
+    simple(
+        &k,
+        "go/server-square-scalarArgs (deviation)",
+        &go("server-square-scalarArgs.request"),
+        &ours,
+        Text::Exact,
+    )
+    .await;
+
+    // Callbacks: invoked (in order, before the response), then the result.
+    let req = gj("server-callback-invoke-0.request");
+    with_invocations(
+        &k,
+        "go/server-callback",
+        &go("server-callback-invoke-0.request"),
+        &[
+            (
+                callback_id_at(&req, &["0", "withArgs", "1"]),
+                gj("server-callback-invoke-0"),
+            ),
+            (
+                callback_id_at(&req, &["0", "withArgs", "1"]),
+                gj("server-callback-invoke-1"),
+            ),
+        ],
+        &gj("server-callback"),
+    )
+    .await;
+    let req = gj("server-nested-invoke-a.request");
+    with_invocations(
+        &k,
+        "go/server-nested",
+        &go("server-nested-invoke-a.request"),
+        &[
+            (
+                callback_id_at(&req, &["0", "withArgs", "0", "a"]),
+                gj("server-nested-invoke-a"),
+            ),
+            (
+                callback_id_at(&req, &["0", "withArgs", "0", "b", "c", "0"]),
+                gj("server-nested-invoke-c"),
+            ),
+        ],
+        &gj("server-nested"),
+    )
+    .await;
+
+    // Heartbeat: the result (null) and at least one call of the callback with no arguments.
+    {
+        let what = "go/server-heartbeat";
+        let request = go("server-heartbeat-invoke.request");
+        let req = gj("server-heartbeat-invoke.request");
+        let mut raw = Raw::connect(&k, what).await;
+        let (response, others) = raw.exchange(&request, |o| !o.is_empty()).await;
+        check_response(
+            what,
+            &response,
+            response_callback_id(&req),
+            &gj("server-heartbeat"),
+            Text::Exact,
+        );
+        let fn_id = callback_id_at(&req, &["0", "withArgs", "1"]);
+        check_invocation(what, &others[0].1, fn_id, &gj("server-heartbeat-invoke"));
+    }
+
+    // callMeBack: our server calls `square` on the caller over the same connection, shaped
+    // like the Go server's call (its kite key as kiteKey authentication), then answers 9.
+    {
+        let what = "go/server-callMeBack";
+        let request = go("server-callMeBack-outgoingCall.request");
+        let req = gj("server-callMeBack-outgoingCall.request");
+        let mut raw = Raw::connect(&k, what).await;
+        let (response, others) = raw.exchange(&request, |_| true).await;
+        check_response(
+            what,
+            &response,
+            response_callback_id(&req),
+            &gj("server-callMeBack"),
+            Text::Exact,
+        );
+        assert_eq!(others.len(), 1, "{what}: {others:?}");
+        assert!(others[0].0, "{what}: the call came after the response");
+        // DEVIATION: the Go server's call carries its kite key only because interopsrv.go
+        // sets `c.Auth` in an OnConnect handler (the reference's default for a connection it
+        // accepted, `k.NewClient("")` in kite.go's sockjsHandler, is no authentication).
+        // kite-rs has `Kite::on_connect`, but `Connection::set_auth` is crate-private, so a
+        // kite-rs server cannot do the same: its calls back over an accepted connection carry
+        // `authentication: null`. (Harmless here: the dialing side trusts calls on
+        // connections it dialed.)
+        let mut golden = gj("server-callMeBack-outgoingCall");
+        assert_eq!(golden["arguments"][0]["authentication"]["type"], "kiteKey");
+        golden["arguments"][0]["authentication"] = Value::Null;
+        check_request_shape(what, &others[0].1, &golden, Args::Same);
+    }
+    k.close();
+}
+
+/// Requests the Go capture's recorder sent to the *Go client* (which answered like a server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_go_client_answered_like_go() {
+    let k = start_server().await;
+    for name in ["square", "methodNotFound"] {
+        let what = format!("go/client-answer-{name}");
+        simple(
+            &k,
+            &what,
+            &golden("go", &format!("client-answer-{name}.request")),
+            &golden_json("go", &format!("client-answer-{name}")),
+            Text::Exact,
+        )
+        .await;
+    }
+    k.close();
+}
+
+/// What the Go client sent, answered by our server like the Go server answered the same
+/// calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_client_requests_answered_like_go_server() {
+    let k = start_server().await;
+    let gj = |name: &str| golden_json("go", name);
+    for (client, server) in [
+        ("client-call-square", "server-square"),
+        ("client-call-emptyargs", "server-genericError"),
+        // withArgs null.
+        ("client-call-noargs", "server-ping"),
+        ("client-call-kitekey-auth", "server-secret-kiteKey"),
+    ] {
+        let request = golden("go", client);
+        let id = response_callback_id(&gj(client));
+        let what = format!("go/{client}");
+        let mut raw = Raw::connect(&k, &what).await;
+        let (response, others) = raw.exchange(&request, |_| true).await;
+        assert!(others.is_empty(), "{what}: {others:?}");
+        check_response(&what, &response, id, &gj(server), Text::Exact);
+    }
+    {
+        // The reply's callback id is this request's, not the captured server reply's.
+        let req = gj("client-call-token-auth");
+        let mut golden_ok = gj("server-secret-token");
+        golden_ok["method"] = json!(response_callback_id(&req));
+        secret_with_golden_token(
+            &k,
+            "go/client-call-token-auth",
+            &golden("go", "client-call-token-auth"),
+            &golden_ok,
+        )
+        .await;
+    }
+    let req = gj("client-call-callback");
+    let f = callback_id_at(&req, &["0", "withArgs", "1"]);
+    with_invocations(
+        &k,
+        "go/client-call-callback",
+        &golden("go", "client-call-callback"),
+        &[
+            (f, gj("server-callback-invoke-0")),
+            (f, gj("server-callback-invoke-1")),
+        ],
+        &gj("server-callback"),
+    )
+    .await;
+    let req = gj("client-call-nested");
+    with_invocations(
+        &k,
+        "go/client-call-nested",
+        &golden("go", "client-call-nested"),
+        &[
+            (
+                callback_id_at(&req, &["0", "withArgs", "0", "a"]),
+                gj("server-nested-invoke-a"),
+            ),
+            (
+                callback_id_at(&req, &["0", "withArgs", "0", "b", "c", "0"]),
+                gj("server-nested-invoke-c"),
+            ),
+        ],
+        &gj("server-nested"),
+    )
+    .await;
+    k.close();
+}
+
+/// What kite.js's client sent (string callback paths, `links`, no `authentication` key, a
+/// bare scalar `withArgs`), answered by our server like the Go server answers such calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kitejs_client_requests_answered_like_go_server() {
+    let k = start_server().await;
+    let kj = |name: &str| golden_json("kitejs", name);
+    let gj = |name: &str| golden_json("go", name);
+    simple(
+        &k,
+        "kitejs/client-square",
+        &golden("kitejs", "client-square"),
+        &gj("server-square"),
+        Text::Exact,
+    )
+    .await;
+    // The Go server echoes withArgs [] as [].
+    simple(
+        &k,
+        "kitejs/client-no-args",
+        &golden("kitejs", "client-no-args"),
+        &with_result(&gj("server-echo-object"), json!([])),
+        Text::Exact,
+    )
+    .await;
+    // DEVIATION (see go_server_requests_answered_like_go): `echo 5` is answered [5]; the Go
+    // server answers 5 (golden/go/server-echo-scalarArgs.json).
+    simple(
+        &k,
+        "kitejs/client-scalar-args (deviation)",
+        &golden("kitejs", "client-scalar-args"),
+        &with_result(&gj("server-echo-scalarArgs"), json!([5])),
+        Text::Exact,
+    )
+    .await;
+    // kite.js's server calling back its client (no `authentication` key at all).
+    simple(
+        &k,
+        "kitejs/server-request-to-client",
+        &golden("kitejs", "server-request-to-client"),
+        &gj("server-callMeBack"),
+        Text::Exact,
+    )
+    .await;
+    // The fixed test credentials of golden.js are not signed by anyone we trust: Go and we
+    // answer authenticationError ("kiteKey: …" / "token: …" + the verifier's reason).
+    let denied = json!({"method": 0, "arguments": [{"error": {"type": "authenticationError",
+        "message": "", "code": "", "id": "0123456789abcdef"}, "result": null}], "callbacks": {}});
+    simple(
+        &k,
+        "kitejs/client-kitekey-auth",
+        &golden("kitejs", "client-kitekey-auth"),
+        &denied,
+        Text::Prefix(""),
+    )
+    .await;
+    let r = simple(
+        &k,
+        "kitejs/client-token-auth",
+        &golden("kitejs", "client-token-auth"),
+        &denied,
+        Text::Prefix(""),
+    )
+    .await;
+    let m = r["arguments"][0]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(m.starts_with("token: "), "kitejs/client-token-auth: {r}");
+
+    let req = kj("client-callback-arg");
+    let f = callback_id_at(&req, &["0", "withArgs", "1"]);
+    with_invocations(
+        &k,
+        "kitejs/client-callback-arg",
+        &golden("kitejs", "client-callback-arg"),
+        &[
+            (f, gj("server-callback-invoke-0")),
+            (f, gj("server-callback-invoke-1")),
+            (f, json!({"method": 1, "arguments": [2], "callbacks": {}})),
+        ],
+        &with_result(&gj("server-callback"), json!(3)),
+    )
+    .await;
+    let req = kj("client-nested-callbacks");
+    with_invocations(
+        &k,
+        "kitejs/client-nested-callbacks",
+        &golden("kitejs", "client-nested-callbacks"),
+        &[
+            (
+                callback_id_at(&req, &["0", "withArgs", "0", "a"]),
+                gj("server-nested-invoke-a"),
+            ),
+            (
+                callback_id_at(&req, &["0", "withArgs", "0", "b", "c", "0"]),
+                gj("server-nested-invoke-c"),
+            ),
+        ],
+        &gj("server-nested"),
+    )
+    .await;
+    k.close();
+}
+
+// ---------------------------------------------------------------------------------------
+// (c) What our client sends, compared with the Go client's frames.
+
+#[derive(Clone, Copy, PartialEq)]
+enum Args {
+    /// `withArgs` equal to the reference's.
+    Same,
+    /// DEVIATION: the reference sends `withArgs: null` for a call without arguments; we
+    /// send `[]`, because kite.js treats a message as a request only when `withArgs` is
+    /// truthy and otherwise crashes its default methods (README.md of tests/interop/kitejs,
+    /// "Call kite.js with `withArgs: []`"). The Go reference and kite-rs accept both.
+    EmptyForNull,
+}
+
+/// Structure of a call: the same top-level keys, one OPTIONS argument with the same keys,
+/// a complete caller identity of strings, `authentication` null or `{type, key}` as in the
+/// reference, `responseCallback` placeholder, `withArgs` per `args`, and the same set of
+/// callback paths — numeric indices included, `[0,"responseCallback"]` among them — under
+/// distinct decimal ids.
+fn check_request_shape(what: &str, ours: &Value, golden: &Value, args: Args) {
+    let ctx = || format!("{what}:\n  ours:   {ours}\n  golden: {golden}");
+    assert_eq!(keys(ours), keys(golden), "message keys; {}", ctx());
+    assert_eq!(ours["method"], golden["method"], "{}", ctx());
+    let (o, g) = (&ours["arguments"], &golden["arguments"]);
+    assert_eq!(
+        o.as_array().map(Vec::len),
+        Some(1),
+        "one OPTIONS argument; {}",
+        ctx()
+    );
+    let (o, g) = (&o[0], &g[0]);
+    assert_eq!(keys(o), keys(g), "OPTIONS keys; {}", ctx());
+    assert_eq!(
+        keys(&o["kite"]),
+        keys(&g["kite"]),
+        "kite identity keys; {}",
+        ctx()
+    );
+    for (k, v) in o["kite"].as_object().expect("kite") {
+        assert!(
+            v.as_str().is_some_and(|s| !s.is_empty()),
+            "kite.{k} must be a non-empty string; {}",
+            ctx()
+        );
+    }
+    match (&o["authentication"], &g["authentication"]) {
+        (Value::Null, Value::Null) => {}
+        (a, ga) => {
+            assert_eq!(keys(a), keys(ga), "authentication keys; {}", ctx());
+            assert_eq!(a["type"], ga["type"], "authentication type; {}", ctx());
+            let key = a["key"].as_str().unwrap_or_default();
+            assert_eq!(
+                key.split('.').count(),
+                3,
+                "authentication key is a JWT; {}",
+                ctx()
+            );
+        }
+    }
+    assert_eq!(o["responseCallback"], "[Function]", "{}", ctx());
+    match args {
+        Args::Same => assert!(
+            same_value(&o["withArgs"], &g["withArgs"]),
+            "withArgs; {}",
+            ctx()
+        ),
+        Args::EmptyForNull => {
+            assert_eq!(
+                g["withArgs"],
+                Value::Null,
+                "the reference sends null; {}",
+                ctx()
+            );
+            assert_eq!(o["withArgs"], json!([]), "we send []; {}", ctx());
+        }
+    }
+    let paths = |m: &Value| -> BTreeSet<String> {
+        m["callbacks"]
+            .as_object()
+            .expect("callbacks")
+            .values()
+            .map(Value::to_string)
+            .collect()
+    };
+    assert_eq!(paths(ours), paths(golden), "callback paths; {}", ctx());
+    assert!(
+        paths(ours).contains(r#"[0,"responseCallback"]"#),
+        "{}",
+        ctx()
+    );
+    let ids: BTreeSet<u64> = ours["callbacks"]
+        .as_object()
+        .expect("callbacks")
+        .keys()
+        .map(|id| {
+            id.parse()
+                .unwrap_or_else(|_| panic!("callback id {id:?}; {}", ctx()))
+        })
+        .collect();
+    assert_eq!(
+        ids.len(),
+        ours["callbacks"].as_object().map_or(0, |m| m.len()),
+        "{}",
+        ctx()
+    );
+}
+
+/// A SockJS server at `/kite` that records every message and answers each call's
+/// responseCallback with `{"error": null, "result": null}` so that the client's calls complete.
+async fn recorder() -> (
+    String,
+    mpsc::UnboundedReceiver<String>,
+    kite::sockjs::ServeOptions,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handler = move |session: Session| {
+        let tx = tx.clone();
+        async move {
+            while let Some(msg) = session.recv().await {
+                let _ = tx.send(msg.clone());
+                let Ok(v) = serde_json::from_str::<Value>(&msg) else {
+                    continue;
+                };
+                if !v["method"].is_string() {
+                    continue;
+                }
+                let id = response_callback_id(&v);
+                let reply = json!({"method": id, "arguments": [{"error": null, "result": null}], "callbacks": {}});
+                if session.send(reply.to_string()).await.is_err() {
+                    break;
+                }
+            }
+        }
+    };
+    let app = SockJsServer::new(ServerConfig::default(), handler).router("/kite");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let options = ServeOptions::default();
+    tokio::spawn(serve(listener, app, options.clone()));
+    (format!("http://{addr}/kite"), rx, options)
+}
+
+/// The next message the recorder got.
+async fn next(rx: &mut mpsc::UnboundedReceiver<String>, what: &str) -> Value {
+    let msg = timeout(WAIT, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing recorded"))
+        .expect("recorder gone");
+    serde_json::from_str(&msg).unwrap_or_else(|e| panic!("{what}: {e}: {msg}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_sends_what_go_client_sends() {
+    let (url, mut rx, options) = recorder().await;
+    let local = Kite::with_config(
+        "capture-client",
+        "1.0.0",
+        Config {
+            username: "alice".into(),
+            ..Config::default()
+        },
+    )
+    .expect("kite");
+    let client = local.client(&url);
+    client.set_transport(Transport::WebSocket);
+    timeout(WAIT, client.dial())
+        .await
+        .expect("dial timed out")
+        .expect("dial");
+
+    let pair = KeyPair::generate().expect("key pair");
+    let kite_key =
+        mint_kite_key(&pair, "testuser", "alice", "http://127.0.0.1:4000/kite").expect("kite key");
+    let token = mint_token(
+        &pair,
+        "testuser",
+        "bob",
+        "/testuser",
+        Duration::from_secs(3600),
+        Duration::ZERO,
+    )
+    .expect("token");
+    let noop = || Callback::new(|_| {});
+
+    let call = |method: &'static str, args: Value| {
+        let c = client.clone();
+        async move {
+            timeout(WAIT, c.call(method, &args))
+                .await
+                .expect("call timed out")
+                .expect("call")
+        }
+    };
+    let gj = |name: &str| golden_json("go", name);
+
+    call("square", json!([4])).await;
+    check_request_shape(
+        "square [4]",
+        &next(&mut rx, "square").await,
+        &gj("client-call-square"),
+        Args::Same,
+    );
+
+    timeout(WAIT, client.call("fail", &()))
+        .await
+        .expect("timed out")
+        .expect("fail");
+    check_request_shape(
+        "fail (no args)",
+        &next(&mut rx, "fail").await,
+        &gj("client-call-emptyargs"),
+        Args::Same,
+    );
+
+    timeout(WAIT, client.call("kite.ping", &()))
+        .await
+        .expect("timed out")
+        .expect("ping");
+    check_request_shape(
+        "kite.ping (no args)",
+        &next(&mut rx, "ping").await,
+        &gj("client-call-noargs"),
+        Args::EmptyForNull,
+    );
+
+    let cb = noop();
+    timeout(WAIT, client.call("callback", &(2, &cb)))
+        .await
+        .expect("timed out")
+        .expect("callback");
+    check_request_shape(
+        "callback [2, fn]",
+        &next(&mut rx, "callback").await,
+        &gj("client-call-callback"),
+        Args::Same,
+    );
+
+    let (fa, fc) = (noop(), noop());
+    call("nested", json!([{"a": fa, "b": {"c": [fc]}}])).await;
+    check_request_shape(
+        "nested",
+        &next(&mut rx, "nested").await,
+        &gj("client-call-nested"),
+        Args::Same,
+    );
+
+    client.set_auth(Some(Auth::kite_key(kite_key)));
+    timeout(WAIT, client.call("secret", &()))
+        .await
+        .expect("timed out")
+        .expect("secret");
+    check_request_shape(
+        "secret (kiteKey)",
+        &next(&mut rx, "secret kiteKey").await,
+        &gj("client-call-kitekey-auth"),
+        Args::EmptyForNull,
+    );
+
+    client.set_auth(Some(Auth::token(token)));
+    timeout(WAIT, client.call("secret", &()))
+        .await
+        .expect("timed out")
+        .expect("secret");
+    check_request_shape(
+        "secret (token)",
+        &next(&mut rx, "secret token").await,
+        &gj("client-call-token-auth"),
+        Args::EmptyForNull,
+    );
+
+    client.close();
+    options.shutdown.cancel();
+}

@@ -1,0 +1,442 @@
+//! The `kontrol` and `kitectl` commands, run as processes on a temporary `KITE_HOME`: the
+//! operator's first steps (`--initial`, start, `showkey`), a kite registering with the key,
+//! `query` and `tell` finding and calling it, `register`, and a restart keeping the key pair.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use kite::protocol::Kite as KiteIdentity;
+use kite::{Config, Kite, Request};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+
+const KONTROL: &str = env!("CARGO_BIN_EXE_kontrol");
+const KITECTL: &str = env!("CARGO_BIN_EXE_kitectl");
+
+/// Bound on every wait (a process start includes generating an RSA key pair).
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn within<F: std::future::IntoFuture>(f: F) -> F::Output {
+    tokio::time::timeout(WAIT, f.into_future())
+        .await
+        .expect("timed out")
+}
+
+/// A temporary kite home, removed on drop.
+struct Home(PathBuf);
+
+impl Home {
+    fn new() -> Home {
+        let p = std::env::temp_dir().join(format!("kite-tools-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&p).unwrap();
+        Home(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn kite_key(&self) -> String {
+        kite::auth::read_kite_key(Some(&self.0.join("kite.key"))).unwrap()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `bin` with `KITE_HOME=home` and none of the caller's `KITE_*`/`KONTROL_*` settings.
+fn command(bin: &str, home: &Path) -> Command {
+    let mut c = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("KITE_") || k.starts_with("KONTROL_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("KITE_HOME", home)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+/// A running `kontrol`; killed on drop.
+struct Running {
+    _child: Child,
+    url: String,
+    _stdout: Lines<BufReader<ChildStdout>>,
+}
+
+/// Starts `kontrol --ip 127.0.0.1 --port 0 ARGS` and waits for its readiness line.
+async fn start_kontrol(home: &Path, args: &[&str]) -> Running {
+    let mut child = command(KONTROL, home)
+        .args(["--ip", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn kontrol");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = within(async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(url) = line.strip_prefix("kontrol listening on ") {
+                return url.to_string();
+            }
+        }
+        panic!(
+            "kontrol exited before it was ready: {:?}",
+            child.wait().await
+        );
+    })
+    .await;
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/kite"),
+        "{url}"
+    );
+    Running {
+        _child: child,
+        url,
+        _stdout: lines,
+    }
+}
+
+/// Runs a command to completion: (success, stdout, stderr).
+async fn run(mut c: Command) -> (bool, String, String) {
+    let out = within(c.stdout(Stdio::piped()).stderr(Stdio::piped()).output())
+        .await
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `kitectl ARGS` against the Kontrol at `kontrol_url`; its stdout, or a panic with stderr.
+async fn kitectl(home: &Path, kontrol_url: &str, args: &[&str]) -> String {
+    let mut c = command(KITECTL, home);
+    c.env("KITE_KONTROL_URL", kontrol_url).args(args);
+    let (ok, out, err) = run(c).await;
+    assert!(ok, "kitectl {args:?} failed: {err}");
+    out
+}
+
+/// The value of `name` in `kitectl showkey`'s output (names are padded to 15 columns; a PEM
+/// value continues on the following lines).
+fn claim(showkey: &str, name: &str) -> String {
+    let mut lines = showkey.lines();
+    let first = lines
+        .find(|l| l.get(..15).map(str::trim_end) == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in {showkey}"));
+    let mut value = first[15..].to_string();
+    if value.starts_with("-----BEGIN") {
+        for l in lines.by_ref() {
+            value.push('\n');
+            value.push_str(l);
+            if l.starts_with("-----END") {
+                break;
+            }
+        }
+    }
+    value
+}
+
+/// An in-process math kite with `kite_key`, registering to `kontrol_url`; `square` needs
+/// authentication (a kite key or a token from the same Kontrol).
+async fn math_kite(kite_key: &str, kontrol_url: &str) -> Kite {
+    let mut config = Config {
+        ip: "127.0.0.1".into(),
+        environment: "test".into(),
+        ..Config::default()
+    };
+    config.use_kite_key(kite_key).unwrap();
+    config.kontrol_url = kontrol_url.to_string();
+    let k = Kite::with_config("math", "1.0.0", config).unwrap();
+    k.handle("square", |r: Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok(n * n)
+    })
+    .unwrap();
+    within(k.listen()).await.unwrap();
+    k
+}
+
+#[tokio::test]
+async fn operator_flow_on_sqlite() {
+    let home = Home::new();
+
+    // --initial: a kite key for the operator, with the default Kontrol URL (port 6000).
+    let (ok, out, err) = run({
+        let mut c = command(KONTROL, home.path());
+        c.args(["--initial", "--username", "alice"]);
+        c
+    })
+    .await;
+    assert!(ok, "kontrol --initial failed: {err}");
+    assert!(out.contains("kite.key is written to"), "{out}");
+    let claims = kite::auth::parse_unverified(&home.kite_key()).unwrap();
+    assert_eq!(
+        (claims.sub.as_str(), claims.iss.as_str()),
+        ("alice", "alice")
+    );
+    assert_eq!(claims.kontrol_url, "http://127.0.0.1:6000/kite");
+    assert!(
+        home.path().join("kontrol.db").exists(),
+        "SQLite lives in KITE_HOME by default"
+    );
+
+    // Kontrol on SQLite: runs as the kite key's owner, with the pair --initial stored.
+    let kontrol = start_kontrol(home.path(), &["--machine-auth", "open"]).await;
+    let url = kontrol.url.clone();
+
+    let shown = kitectl(home.path(), &url, &["showkey"]).await;
+    assert_eq!(claim(&shown, "sub"), "alice");
+    assert_eq!(claim(&shown, "iss"), "alice");
+    assert_eq!(claim(&shown, "kontrolURL"), "http://127.0.0.1:6000/kite");
+    assert_eq!(claim(&shown, "jti"), claims.jti);
+    assert_eq!(
+        claim(&shown, "kontrolKey").trim(),
+        claims.kontrol_key.trim()
+    );
+
+    // A kite registers with the operator's key; `query` finds it, `tell` calls it.
+    let math = math_kite(&home.kite_key(), &url).await;
+    let math_url = math.url().unwrap();
+    let result = within(math.register(&math_url)).await.unwrap();
+    assert!(
+        result.kite_key.is_empty() && result.public_key.is_empty(),
+        "{result:?}"
+    );
+    assert_eq!(
+        within(math.get_key()).await.unwrap().trim(),
+        claims.kontrol_key.trim()
+    );
+
+    // The username defaults to the kite key's.
+    let listed = kitectl(
+        home.path(),
+        &url,
+        &["query", "--environment", "test", "--name", "math"],
+    )
+    .await;
+    let id: KiteIdentity = math.identity();
+    let want = format!(
+        "1\talice/test/math/1.0.0/{}/{}/{}\t{math_url}",
+        id.region, id.hostname, id.id
+    );
+    assert_eq!(listed.trim_end(), want);
+    // Go-style single-dash flags, and a version constraint.
+    let listed = kitectl(
+        home.path(),
+        &url,
+        &[
+            "query",
+            "-username=alice",
+            "-environment",
+            "test",
+            "-name",
+            "math",
+            "-version",
+            ">= 1.0, < 2",
+        ],
+    )
+    .await;
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+
+    // Found through Kontrol: called with Kontrol's token.
+    let out = kitectl(
+        home.path(),
+        &url,
+        &[
+            "tell",
+            "--environment",
+            "test",
+            "--name",
+            "math",
+            "--method",
+            "square",
+            "7",
+        ],
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap(),
+        json!(49.0)
+    );
+    // By URL: called with the kite key.
+    let out = kitectl(
+        home.path(),
+        &url,
+        &[
+            "tell",
+            "--to",
+            &math_url,
+            "--method",
+            "square",
+            "--timeout",
+            "2s",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap(),
+        json!(9.0)
+    );
+    // A remote error is reported on stderr with a failing status.
+    let mut c = command(KITECTL, home.path());
+    c.args(["tell", "--to", &math_url, "--method", "square", "\"seven\""]);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok && err.starts_with("kitectl: "), "{err}");
+
+    // `register` (machine auth is open here) writes a key for bob into another home.
+    let bob = Home::new();
+    let mut c = command(KITECTL, bob.path());
+    c.args(["register", "--to", &url, "--username", "bob"]);
+    let (ok, _, err) = run(c).await;
+    assert!(ok, "kitectl register failed: {err}");
+    let bob_claims = kite::auth::parse_unverified(&bob.kite_key()).unwrap();
+    assert_eq!(
+        (bob_claims.sub.as_str(), bob_claims.iss.as_str()),
+        ("bob", "alice")
+    );
+    assert_eq!(bob_claims.kontrol_key.trim(), claims.kontrol_key.trim());
+    assert_eq!(
+        bob_claims.kontrol_url, url,
+        "Kontrol's own URL goes into kite keys"
+    );
+
+    // Restart on the same data dir: the same key pair, so the kite key is still valid.
+    drop(kontrol);
+    let kontrol = start_kontrol(home.path(), &[]).await;
+    assert_ne!(kontrol.url, url);
+    let again = math_kite(&home.kite_key(), &kontrol.url).await;
+    let result = within(again.register(&again.url().unwrap())).await.unwrap();
+    assert!(
+        result.kite_key.is_empty() && result.public_key.is_empty(),
+        "re-signed after restart: {result:?}"
+    );
+    assert_eq!(
+        within(again.get_key()).await.unwrap().trim(),
+        claims.kontrol_key.trim()
+    );
+    let out = kitectl(
+        home.path(),
+        &kontrol.url,
+        &[
+            "tell",
+            "--environment",
+            "test",
+            "--name",
+            "math",
+            "--method",
+            "square",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap(),
+        json!(25.0)
+    );
+    math.close();
+    again.close();
+}
+
+#[tokio::test]
+async fn defaults_are_safe_and_errors_are_clear() {
+    let home = Home::new();
+    // Go-style flags; memory storage; registerMachine is off unless asked for.
+    let kontrol = start_kontrol(home.path(), &["-storage=memory", "-username", "root"]).await;
+    let mut c = command(KITECTL, home.path());
+    c.args(["register", "--to", &kontrol.url, "--username", "mallory"]);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok && err.contains("registerMachine is disabled"), "{err}");
+    assert!(!home.path().join("kite.key").exists());
+    assert!(
+        !home.path().join("kontrol.db").exists(),
+        "memory storage writes nothing"
+    );
+
+    // --initial needs a URL to put in the key.
+    let mut c = command(KONTROL, home.path());
+    c.args(["--initial", "--storage", "memory", "--port", "0"]);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok && err.contains("--kontrolurl"), "{err}");
+
+    // Unknown storage, missing key file, and tell without a target.
+    let mut c = command(KONTROL, home.path());
+    c.args(["--storage", "mongodb"]);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok && err.contains("possible values"), "{err}");
+    let mut c = command(KONTROL, home.path());
+    c.args([
+        "--storage",
+        "memory",
+        "--publickeyfile",
+        "/nonexistent/pub.pem",
+        "--privatekeyfile",
+        "/nonexistent/key.pem",
+    ]);
+    let (ok, _, err) = run(c).await;
+    assert!(
+        !ok && err.contains("cannot read key file /nonexistent/pub.pem"),
+        "{err}"
+    );
+    let mut c = command(KITECTL, home.path());
+    c.args(["tell", "--method", "square", "1"]);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok && err.contains("--to"), "{err}");
+}
+
+#[tokio::test]
+async fn key_files_are_adopted_once() {
+    let home = Home::new();
+    let pair = kite::auth::KeyPair::generate().unwrap();
+    let (public, private) = (home.path().join("key_pub.pem"), home.path().join("key.pem"));
+    std::fs::write(&public, &pair.public_pem).unwrap();
+    std::fs::write(&private, &pair.private_pem).unwrap();
+    let files = [
+        "--publickeyfile",
+        public.to_str().unwrap(),
+        "--privatekeyfile",
+        private.to_str().unwrap(),
+    ];
+    for _ in 0..2 {
+        // The second start finds the pair already stored and signs with it still.
+        let kontrol = start_kontrol(home.path(), &files).await;
+        let key = {
+            let mut c = command(KONTROL, home.path());
+            c.args(["--initial", "--kontrolurl", &kontrol.url])
+                .args(files);
+            let (ok, _, err) = run(c).await;
+            assert!(ok, "{err}");
+            home.kite_key()
+        };
+        assert_eq!(
+            kite::auth::parse_unverified(&key)
+                .unwrap()
+                .kontrol_key
+                .trim(),
+            pair.public_pem.trim()
+        );
+        let out = kitectl(
+            home.path(),
+            &kontrol.url,
+            &["tell", "--to", &kontrol.url, "--method", "getKey"],
+        )
+        .await;
+        let served: String = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(served.trim(), pair.public_pem.trim());
+    }
+    // A public key that is not the private key's is refused.
+    let other = kite::auth::KeyPair::generate().unwrap();
+    std::fs::write(&public, &other.public_pem).unwrap();
+    let mut c = command(KONTROL, home.path());
+    c.args(["--port", "0"]).args(files);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok && err.contains("is not the public key of"), "{err}");
+}

@@ -88,19 +88,22 @@ fn needs_sockjs_escape(c: char) -> bool {
 /// Appends `s` as a JSON string literal, escaping what SockJS requires.
 pub fn push_quoted(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
-    // Fast path: nothing to escape. Every character SockJS escapes beyond JSON's (U+200C…
-    // U+206F, U+FFF0…U+FFFF) starts with the UTF-8 lead byte 0xE2 or 0xEF.
-    if s.bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0xE2 && b != 0xEF)
-    {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
     out.push('"');
+    // Byte scan: only `"`, `\`, control bytes and the lead bytes 0xE2/0xEF (every character
+    // SockJS escapes beyond JSON's, U+200C…U+206F and U+FFF0…U+FFFF, starts with one of
+    // them) need a look; runs in between are copied whole.
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b >= 0x20 && b != b'"' && b != b'\\' && b != 0xE2 && b != 0xEF {
+            i += 1;
+            continue;
+        }
+        // `i` is at a character boundary: every byte skipped so far was ASCII or a
+        // continuation/lead byte of a character that needs no escape.
+        let c = s[i..].chars().next().unwrap_or('\u{0}');
         let esc: Option<&str> = match c {
             '"' => Some("\\\""),
             '\\' => Some("\\\\"),
@@ -114,12 +117,13 @@ pub fn push_quoted(out: &mut String, s: &str) {
         if let Some(e) = esc {
             out.push_str(&s[start..i]);
             out.push_str(e);
-            start = i + c.len_utf8();
+            start = i + 1;
         } else if (c as u32) < 0x20 || needs_sockjs_escape(c) {
             out.push_str(&s[start..i]);
             push_unicode_escape(out, c as u32);
             start = i + c.len_utf8();
         }
+        i += c.len_utf8();
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -292,6 +296,32 @@ mod tests {
         push_quoted(&mut out, &s);
         assert_eq!(out, "\"\\u200c\\u2028\\u2060\\ufff0\\uffffé\u{2000}\"");
         assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+    }
+
+    #[test]
+    fn quoting_round_trips() {
+        let samples = [
+            "",
+            "plain",
+            "\"q\"",
+            "back\\slash",
+            "é☃🚀",
+            "\u{2027}\u{2028}\u{2030}",
+            "\u{e000}\u{ffef}\u{fff0}",
+            "\u{1}\u{1f}\u{7f}",
+            "a\u{200b}\u{200c}b\u{206f}\u{2070}",
+        ];
+        for s in samples {
+            let mut out = String::new();
+            push_quoted(&mut out, s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+            for c in out.chars() {
+                assert!(
+                    !needs_sockjs_escape(c) && (c as u32) >= 0x20,
+                    "{out:?} leaks {c:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -62,4 +62,24 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   [ "$status" -eq 0 ] || { echo "setup: installing postgresql failed" >&2; exit "$status"; }
 fi
 
+# The Python package kite-rs (bindings-python, built by maturin through pip) and its test
+# tools, in the virtual environment .venv. `pip install .` reruns only when a Rust or Python
+# source of the package is newer than the last install.
+need python3
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating the Python virtual environment .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import pytest, pytest_asyncio, mypy" >/dev/null 2>&1; then
+  echo "setup: installing pytest, pytest-asyncio and mypy into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "pytest>=8" "pytest-asyncio>=0.23" "mypy>=1.10"
+fi
+py_stamp=.venv/.kite-rs-installed
+if [ ! -f "$py_stamp" ] || [ -n "$(find pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml core/src \
+    bindings-python/Cargo.toml bindings-python/src bindings-python/python -newer "$py_stamp" -print -quit)" ]; then
+  echo "setup: building and installing kite-rs into .venv (pip install .)"
+  .venv/bin/pip install -q --disable-pip-version-check .
+  touch "$py_stamp"
+fi
+
 echo "setup: done"

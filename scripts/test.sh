@@ -9,4 +9,7 @@ cargo fmt --all -- --check
 cargo test --workspace --all-targets --locked
 cargo test -p kite --features etcd --test storage_etcd --locked
 cargo test --workspace --doc --locked
+# The Python binding (bindings-python/tests): unit, end-to-end and interop tests, the typing
+# stub against the native module (stubtest) and mypy --strict on the examples.
+.venv/bin/python -m pytest -q
 echo "test.sh: all tests passed"

@@ -1,0 +1,67 @@
+"""kite_rs: Kite micro-services for asyncio, on a Rust core.
+
+A kite is both an RPC server and a client: it serves named methods to other kites and calls
+theirs, speaking the Kite protocol (dnode messages over SockJS, JWT authentication), wire
+compatible with the Go reference (github.com/koding/kite) and kite.js. Everything on the wire
+is done by the Rust core; this package runs your handlers on asyncio.
+
+>>> from kite_rs import Kite
+>>> k = Kite("math", "1.0.0")
+>>> @k.handle("square", auth=False)
+... async def square(req, n: float) -> float:
+...     return n * n
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    ArgumentError,
+    AuthenticationError,
+    DialError,
+    DisconnectedError,
+    GenericError,
+    InvalidResponseError,
+    KiteError,
+    MethodNotFoundError,
+    RequestLimitError,
+    SendError,
+    TimeoutError,
+)
+from ._native import (
+    Auth,
+    Client,
+    Connection,
+    Kite,
+    KiteInfo,
+    Kontrol,
+    Method,
+    MethodHandling,
+    RemoteFunction,
+    Request,
+    __version__,
+)
+
+__all__ = [
+    "Kite",
+    "Client",
+    "Connection",
+    "Request",
+    "KiteInfo",
+    "Kontrol",
+    "Auth",
+    "Method",
+    "MethodHandling",
+    "RemoteFunction",
+    "KiteError",
+    "MethodNotFoundError",
+    "ArgumentError",
+    "GenericError",
+    "AuthenticationError",
+    "RequestLimitError",
+    "TimeoutError",
+    "DisconnectedError",
+    "SendError",
+    "InvalidResponseError",
+    "DialError",
+    "__version__",
+]

@@ -1,0 +1,823 @@
+//! The `Kite` class: configuration, decorator handlers, events, serving and clients.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use kite::server::MethodBuilder;
+use kite::Config;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::{self, Dispatcher, WorkerPool};
+use crate::client::{Client, Connection};
+use crate::errors::{error_to_py, to_py_err};
+use crate::handler::{PyHandler, PyMethodHandling, Role};
+use crate::kontrol;
+use crate::request::{Auth, KiteInfo};
+
+/// State shared by a kite's handlers, clients and hooks.
+pub(crate) struct Shared {
+    dispatcher: RwLock<Option<Arc<Dispatcher>>>,
+    /// Threads for plain `def` handlers, started with the first one registered.
+    pool: std::sync::OnceLock<Arc<WorkerPool>>,
+    workers: usize,
+    closed: CancellationToken,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(p) = self.pool.get() {
+            p.close();
+        }
+    }
+}
+
+impl Shared {
+    /// The worker threads of plain `def` handlers (none before the first is registered).
+    pub(crate) fn pool(&self) -> Option<&Arc<WorkerPool>> {
+        self.pool.get()
+    }
+
+    /// Inspects a Python handler; the first plain `def` starts the worker threads.
+    pub(crate) fn handler(
+        &self,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        role: Role,
+        label: &str,
+    ) -> PyResult<Arc<PyHandler>> {
+        let h = PyHandler::inspect(py, func, role, label)?;
+        if !h.is_async() {
+            self.ensure_pool(py)?;
+        }
+        Ok(Arc::new(h))
+    }
+
+    /// Starts the worker threads if they are not running yet.
+    pub(crate) fn ensure_pool(&self, py: Python<'_>) -> PyResult<()> {
+        if self.pool.get().is_none() {
+            let pool = WorkerPool::start(py, self.workers)?;
+            if let Err(extra) = self.pool.set(pool) {
+                extra.close();
+            }
+        }
+        Ok(())
+    }
+
+    /// The event loop the kite's `async def` handlers run on.
+    pub(crate) fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
+        self.dispatcher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Uses the running event loop from now on (called from `start`, `dial`, …).
+    pub(crate) fn bind_running_loop(&self, py: Python<'_>) -> PyResult<Arc<Dispatcher>> {
+        let d = Dispatcher::require(py, "this")?;
+        *self.dispatcher.write().unwrap_or_else(|e| e.into_inner()) = Some(d.clone());
+        Ok(d)
+    }
+
+    /// Binds the running loop when there is one and none is bound yet.
+    pub(crate) fn bind_if_unbound(&self, py: Python<'_>) -> PyResult<()> {
+        if self.dispatcher().is_none() {
+            if let Some(d) = Dispatcher::current(py)? {
+                *self.dispatcher.write().unwrap_or_else(|e| e.into_inner()) = Some(d);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls a user hook on the kite's loop; a coroutine it returns runs as a task.
+pub(crate) fn fire_hook(
+    shared: &Arc<Shared>,
+    bound: Option<&Arc<Dispatcher>>,
+    func: &Arc<Py<PyAny>>,
+    make_args: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyTuple>> + Send + 'static,
+) {
+    let Some(d) = bound.cloned().or_else(|| shared.dispatcher()) else {
+        tracing::debug!("event hook skipped: the kite has no event loop");
+        return;
+    };
+    let (func, d2) = (func.clone(), d.clone());
+    d.push(Box::new(move |py| {
+        let r = make_args(py).and_then(|args| {
+            let out = func.bind(py).call1(args)?;
+            if bridge::is_awaitable(&out)? {
+                bridge::spawn(py, &d2, out)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            crate::logging::log_exception(py, "kite event hook failed", &e);
+        }
+    }));
+}
+
+fn seconds(name: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
+    })
+}
+
+/// A kite: serves methods to other kites and calls theirs.
+///
+/// Configuration comes from ``kite.key`` and the ``KITE_*`` environment, then from the
+/// keyword arguments.
+#[pyclass(frozen, subclass, module = "kite_rs")]
+pub(crate) struct Kite {
+    inner: kite::Kite,
+    shared: Arc<Shared>,
+}
+
+impl Kite {
+    fn register_handler(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        func: &Bound<'_, PyAny>,
+        auth: Option<bool>,
+        throttle: Option<(f64, u32)>,
+        handling: Option<PyMethodHandling>,
+    ) -> PyResult<MethodBuilder> {
+        let h = self.shared.handler(py, func, Role::Main, name)?;
+        let shared = self.shared.clone();
+        let mut b = self
+            .inner
+            .handle(name, move |req: kite::Request| {
+                h.clone().call(shared.clone(), req)
+            })
+            .map_err(|e| error_to_py(py, &e))?;
+        if auth == Some(false) {
+            b = b.disable_authentication();
+        }
+        if let Some((interval, capacity)) = throttle {
+            b = b.throttle(seconds("throttle interval", interval)?, capacity);
+        }
+        if let Some(m) = handling {
+            b = b.method_handling(m.into());
+        }
+        Ok(b)
+    }
+}
+
+#[pymethods]
+impl Kite {
+    #[new]
+    #[pyo3(signature = (name, version, *, username=None, environment=None, region=None, id=None,
+        hostname=None, ip=None, port=None, kite_key=None, kontrol_url=None, kontrol_key=None,
+        kontrol_user=None, disable_authentication=None, disable_concurrency=None, transport=None,
+        timeout=None, verify_ttl=None, handshake_timeout=None, tls_cert=None, tls_key=None,
+        workers=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        version: &str,
+        username: Option<String>,
+        environment: Option<String>,
+        region: Option<String>,
+        id: Option<String>,
+        hostname: Option<String>,
+        ip: Option<String>,
+        port: Option<u16>,
+        kite_key: Option<String>,
+        kontrol_url: Option<String>,
+        kontrol_key: Option<String>,
+        kontrol_user: Option<String>,
+        disable_authentication: Option<bool>,
+        disable_concurrency: Option<bool>,
+        transport: Option<String>,
+        timeout: Option<f64>,
+        verify_ttl: Option<f64>,
+        handshake_timeout: Option<f64>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        workers: Option<usize>,
+    ) -> PyResult<Self> {
+        crate::logging::refresh(py);
+        let mut c = py
+            .detach(Config::from_env)
+            .map_err(|e| error_to_py(py, &e))?;
+        if let Some(k) = kite_key {
+            c.use_kite_key(&k).map_err(|e| error_to_py(py, &e))?;
+        }
+        let set = |field: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut c.username, username);
+        set(&mut c.environment, environment);
+        set(&mut c.region, region);
+        set(&mut c.id, id);
+        set(&mut c.hostname, hostname);
+        set(&mut c.ip, ip);
+        set(&mut c.kontrol_url, kontrol_url);
+        set(&mut c.kontrol_key, kontrol_key);
+        set(&mut c.kontrol_user, kontrol_user);
+        if let Some(p) = port {
+            c.port = p;
+        }
+        if let Some(d) = disable_authentication {
+            c.disable_authentication = d;
+        }
+        if let Some(d) = disable_concurrency {
+            c.disable_concurrency = d;
+        }
+        if let Some(t) = transport {
+            c.transport = t.parse().map_err(PyValueError::new_err)?;
+        }
+        if let Some(t) = timeout {
+            c.timeout = seconds("timeout", t)?;
+        }
+        if let Some(t) = verify_ttl {
+            c.verify_ttl = seconds("verify_ttl", t)?;
+        }
+        if let Some(t) = handshake_timeout {
+            c.handshake_timeout = seconds("handshake_timeout", t)?;
+        }
+        match (tls_cert, tls_key) {
+            (Some(cert), Some(key)) => c.tls = Some((cert, key)),
+            (None, None) => {}
+            _ => return Err(PyValueError::new_err("tls_cert and tls_key go together")),
+        }
+        let workers = workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() + 4)
+                .unwrap_or(8)
+                .min(32)
+        });
+        if workers == 0 {
+            return Err(PyValueError::new_err("workers must be at least 1"));
+        }
+        // Creating a kite starts nothing; the runtime is only needed to serve and dial.
+        let _ = bridge::runtime();
+        let inner = kite::Kite::with_config(name, version, c).map_err(|e| error_to_py(py, &e))?;
+        Ok(Kite {
+            inner,
+            shared: Arc::new(Shared {
+                dispatcher: RwLock::new(None),
+                pool: std::sync::OnceLock::new(),
+                workers,
+                closed: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The kite's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.identity().name
+    }
+
+    /// The kite's version.
+    #[getter]
+    fn version(&self) -> String {
+        self.inner.identity().version
+    }
+
+    /// The kite's identity.
+    #[getter]
+    fn kite(&self) -> KiteInfo {
+        KiteInfo(self.inner.identity())
+    }
+
+    /// The kite's id (a UUID, or the kite key's ``jti``).
+    #[getter]
+    fn id(&self) -> String {
+        self.inner.identity().id
+    }
+
+    /// The kite's username.
+    #[getter]
+    fn username(&self) -> String {
+        self.inner.identity().username
+    }
+
+    /// The port the kite listens on, once started.
+    #[getter]
+    fn port(&self) -> Option<u16> {
+        self.inner.port()
+    }
+
+    /// The URL other kites dial (``http://HOST:PORT/kite``), once started.
+    #[getter]
+    fn url(&self) -> Option<String> {
+        self.inner.url()
+    }
+
+    /// The names of the registered methods (including the default ``kite.*`` ones).
+    #[getter]
+    fn methods(&self) -> Vec<String> {
+        self.inner.methods()
+    }
+
+    /// Registers a method handler; use as ``@kite.handle("name")`` or
+    /// ``kite.handle("name", func)``.
+    #[pyo3(signature = (name, func=None, /, *, auth=None, throttle=None, handling=None))]
+    fn handle(
+        slf: &Bound<'_, Self>,
+        name: String,
+        func: Option<&Bound<'_, PyAny>>,
+        auth: Option<bool>,
+        throttle: Option<(f64, u32)>,
+        handling: Option<PyMethodHandling>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        match func {
+            Some(f) => {
+                let b = slf
+                    .get()
+                    .register_handler(py, &name, f, auth, throttle, handling)?;
+                Ok(Py::new(
+                    py,
+                    Method {
+                        builder: b,
+                        shared: slf.get().shared.clone(),
+                        name,
+                    },
+                )?
+                .into_any())
+            }
+            None => Ok(Py::new(
+                py,
+                Registration {
+                    kite: slf.clone().unbind(),
+                    name,
+                    auth,
+                    throttle,
+                    handling,
+                },
+            )?
+            .into_any()),
+        }
+    }
+
+    /// The registered method ``name`` (e.g. to add handlers or change ``kite.*`` methods).
+    fn method(&self, name: String) -> PyResult<Method> {
+        match self.inner.method_builder(&name) {
+            Some(builder) => Ok(Method {
+                builder,
+                shared: self.shared.clone(),
+                name,
+            }),
+            None => Err(PyValueError::new_err(format!("no method {name:?}"))),
+        }
+    }
+
+    /// Removes a method; returns whether it existed.
+    fn remove_handler(&self, name: &str) -> bool {
+        self.inner.remove_handler(name)
+    }
+
+    /// Kite-wide pre handler ``(req)``: runs before every method's handler.
+    fn pre_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Chain, "pre_handle")?;
+        let shared = self.shared.clone();
+        self.inner
+            .pre_handle(move |req| h.clone().call(shared.clone(), req));
+        Ok(func)
+    }
+
+    /// Kite-wide post handler ``(req)``: runs after every method's handler.
+    fn post_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Chain, "post_handle")?;
+        let shared = self.shared.clone();
+        self.inner
+            .post_handle(move |req| h.clone().call(shared.clone(), req));
+        Ok(func)
+    }
+
+    /// Kite-wide final function ``(req, result, error)``: runs last; returns
+    /// ``(result, error)`` to replace them, or ``None`` to keep them.
+    fn final_func(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Final, "final_func")?;
+        let shared = self.shared.clone();
+        self.inner.final_func(move |req, result, error| {
+            h.clone().call_final(shared.clone(), req, result, error)
+        });
+        Ok(func)
+    }
+
+    /// Default handling mode of methods registered after this call.
+    fn set_method_handling(&self, handling: PyMethodHandling) {
+        self.inner.set_method_handling(handling.into());
+    }
+
+    /// Calls ``func(connection)`` on every new connection.
+    fn on_connect<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        ensure_callable(&func)?;
+        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
+        self.inner.on_connect(move |c: &kite::Connection| {
+            let c = c.clone();
+            fire_hook(&shared, None, &f, move |py| {
+                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
+            });
+        });
+        Ok(func)
+    }
+
+    /// Calls ``func(connection)`` when a connection makes its first request.
+    fn on_first_request<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        ensure_callable(&func)?;
+        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
+        self.inner.on_first_request(move |c: &kite::Connection| {
+            let c = c.clone();
+            fire_hook(&shared, None, &f, move |py| {
+                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
+            });
+        });
+        Ok(func)
+    }
+
+    /// Calls ``func(connection)`` when a connection ends.
+    fn on_disconnect<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        ensure_callable(&func)?;
+        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
+        self.inner.on_disconnect(move |c: &kite::Connection| {
+            let c = c.clone();
+            fire_hook(&shared, None, &f, move |py| {
+                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
+            });
+        });
+        Ok(func)
+    }
+
+    /// Starts serving on the running event loop; returns the port.
+    #[pyo3(signature = (port=None, host=None))]
+    fn start<'py>(
+        &self,
+        py: Python<'py>,
+        port: Option<u16>,
+        host: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.prepare_start(py, port, host)?;
+        let k = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let addr = k.listen().await.map_err(to_py_err)?;
+            Ok(addr.port())
+        })
+    }
+
+    /// Serves on the running event loop until ``close()`` (or until cancelled).
+    #[pyo3(signature = (port=None, host=None))]
+    fn serve<'py>(
+        &self,
+        py: Python<'py>,
+        port: Option<u16>,
+        host: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.prepare_start(py, port, host)?;
+        let k = self.inner.clone();
+        let shared = self.shared.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            struct CloseOnDrop(kite::Kite, Arc<Shared>);
+            impl Drop for CloseOnDrop {
+                fn drop(&mut self) {
+                    self.0.close();
+                    self.1.closed.cancel();
+                }
+            }
+            let guard = CloseOnDrop(k.clone(), shared.clone());
+            if k.port().is_none() {
+                k.listen().await.map_err(to_py_err)?;
+            }
+            shared.closed.cancelled().await;
+            drop(guard);
+            Ok(())
+        })
+    }
+
+    /// Serves in a new event loop until ``close()`` or Ctrl-C (blocking).
+    #[pyo3(signature = (port=None, host=None))]
+    fn run(slf: &Bound<'_, Self>, port: Option<u16>, host: Option<String>) -> PyResult<()> {
+        let py = slf.py();
+        let asyncio = py.import("asyncio")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("port", port)?;
+        kwargs.set_item("host", host)?;
+        let main = bridge::helper(py, "serve_until_signal")?.call((slf,), Some(&kwargs))?;
+        match asyncio.call_method1("run", (main,)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops serving and closes every connection of this kite. Idempotent.
+    fn close(&self) {
+        self.inner.close();
+        self.shared.closed.cancel();
+    }
+
+    /// Waits until the kite is closed.
+    fn wait_closed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let closed = self.shared.closed.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            closed.cancelled().await;
+            Ok(())
+        })
+    }
+
+    /// A client to the kite at ``url`` (``http://host:port/kite``), calling on behalf of
+    /// this kite.
+    #[pyo3(signature = (url, *, auth=None, transport=None))]
+    fn client(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        auth: Option<Auth>,
+        transport: Option<String>,
+    ) -> PyResult<Client> {
+        self.shared.bind_if_unbound(py)?;
+        let c = self.inner.client(url);
+        if let Some(a) = auth {
+            c.set_auth(Some(a.0));
+        }
+        if let Some(t) = transport {
+            c.set_transport(t.parse().map_err(PyValueError::new_err)?);
+        }
+        Ok(Client::new(c, self.shared.clone()))
+    }
+
+    /// Registers this kite to Kontrol (``kontrol_url`` from the kite key or the
+    /// configuration) with ``url`` (default: the kite's own URL); returns Kontrol's answer.
+    #[pyo3(signature = (url=None))]
+    fn register<'py>(&self, py: Python<'py>, url: Option<String>) -> PyResult<Bound<'py, PyAny>> {
+        kontrol::kite_side::register(py, &self.inner, url, false, false)
+    }
+
+    /// Registers now (retrying every 10 s until it succeeds) and again after every
+    /// reconnection to Kontrol; completes after the first registration.
+    #[pyo3(signature = (url=None))]
+    fn register_forever<'py>(
+        &self,
+        py: Python<'py>,
+        url: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        kontrol::kite_side::register(py, &self.inner, url, true, false)
+    }
+
+    /// Registers over HTTP and keeps sending HTTP heartbeats.
+    #[pyo3(signature = (url=None))]
+    fn register_http<'py>(
+        &self,
+        py: Python<'py>,
+        url: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        kontrol::kite_side::register(py, &self.inner, url, false, true)
+    }
+
+    /// Registers over HTTP, retrying with backoff until it succeeds, and again whenever
+    /// Kontrol asks to.
+    #[pyo3(signature = (url=None))]
+    fn register_http_forever<'py>(
+        &self,
+        py: Python<'py>,
+        url: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        kontrol::kite_side::register(py, &self.inner, url, true, true)
+    }
+
+    /// Kites matching the query (a ``KiteInfo`` and/or keyword fields, general to
+    /// specific; ``username`` is required), as clients (not yet dialed) carrying tokens from
+    /// Kontrol that renew themselves.
+    #[pyo3(signature = (query=None, *, username=None, environment=None, name=None,
+        version=None, region=None, hostname=None, id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn get_kites<'py>(
+        &self,
+        py: Python<'py>,
+        query: Option<KiteInfo>,
+        username: Option<String>,
+        environment: Option<String>,
+        name: Option<String>,
+        version: Option<String>,
+        region: Option<String>,
+        hostname: Option<String>,
+        id: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = kontrol::kite_side::query(
+            query,
+            [username, environment, name, version, region, hostname, id],
+        );
+        kontrol::kite_side::get_kites(py, &self.inner, &self.shared, q)
+    }
+
+    /// A token for calling ``kite`` (from Kontrol's cache, or freshly minted with
+    /// ``force=True``).
+    #[pyo3(signature = (kite, *, force=false))]
+    fn get_token<'py>(
+        &self,
+        py: Python<'py>,
+        kite: KiteInfo,
+        force: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        kontrol::kite_side::get_token(py, &self.inner, kite, force)
+    }
+
+    /// Kontrol's current public key (also adopted as this kite's trusted Kontrol key).
+    fn get_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        kontrol::kite_side::get_key(py, &self.inner)
+    }
+
+    /// Calls ``func(result)`` after every successful registration (decorator).
+    fn on_register<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        kontrol::kite_side::on_register(&self.inner, &self.shared, &func)?;
+        Ok(func)
+    }
+
+    fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let fut = py
+            .import("asyncio")?
+            .call_method0("get_running_loop")?
+            .call_method0("create_future")?;
+        fut.call_method1("set_result", (slf,))?;
+        Ok(fut)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _exc: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.close();
+        let fut = py
+            .import("asyncio")?
+            .call_method0("get_running_loop")?
+            .call_method0("create_future")?;
+        fut.call_method1("set_result", (false,))?;
+        Ok(fut)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Kite {}>", self.inner.identity())
+    }
+}
+
+impl Kite {
+    /// The core kite.
+    pub(crate) fn core(&self) -> &kite::Kite {
+        &self.inner
+    }
+
+    /// Binds the running loop, refreshes the log level and applies the listen address.
+    pub(crate) fn prepare_start(
+        &self,
+        py: Python<'_>,
+        port: Option<u16>,
+        host: Option<String>,
+    ) -> PyResult<()> {
+        self.shared.bind_running_loop(py)?;
+        crate::logging::refresh(py);
+        self.configure_listen(port, host);
+        Ok(())
+    }
+
+    /// Closes the kite (for `Kontrol.close`).
+    pub(crate) fn close_kite(&self) {
+        self.close();
+    }
+
+    fn configure_listen(&self, port: Option<u16>, host: Option<String>) {
+        if port.is_some() || host.is_some() {
+            self.inner.configure(|c| {
+                if let Some(p) = port {
+                    c.port = p;
+                }
+                if let Some(h) = host {
+                    c.ip = h;
+                }
+            });
+        }
+    }
+}
+
+/// The decorator returned by ``kite.handle(name, …)``.
+#[pyclass(frozen, module = "kite_rs._native")]
+pub(crate) struct Registration {
+    kite: Py<Kite>,
+    name: String,
+    auth: Option<bool>,
+    throttle: Option<(f64, u32)>,
+    handling: Option<PyMethodHandling>,
+}
+
+#[pymethods]
+impl Registration {
+    fn __call__(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        self.kite.get().register_handler(
+            py,
+            &self.name,
+            func.bind(py),
+            self.auth,
+            self.throttle,
+            self.handling,
+        )?;
+        Ok(func)
+    }
+}
+
+/// A registered method: add per-method pre/post handlers and final functions, or change its
+/// authentication, throttling and handling mode.
+#[pyclass(frozen, module = "kite_rs")]
+pub(crate) struct Method {
+    builder: MethodBuilder,
+    shared: Arc<Shared>,
+    name: String,
+}
+
+#[pymethods]
+impl Method {
+    /// The method name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a pre handler ``(req)``; returns it (usable as a decorator).
+    fn pre_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Chain, &self.name)?;
+        let shared = self.shared.clone();
+        let _ = self
+            .builder
+            .clone()
+            .pre_handle(move |req| h.clone().call(shared.clone(), req));
+        Ok(func)
+    }
+
+    /// Adds a post handler ``(req)``; returns it (usable as a decorator).
+    fn post_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Chain, &self.name)?;
+        let shared = self.shared.clone();
+        let _ = self
+            .builder
+            .clone()
+            .post_handle(move |req| h.clone().call(shared.clone(), req));
+        Ok(func)
+    }
+
+    /// Adds a final function ``(req, result, error)``; returns it (usable as a decorator).
+    fn final_func(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Final, &self.name)?;
+        let shared = self.shared.clone();
+        let _ = self.builder.clone().final_func(move |req, result, error| {
+            h.clone().call_final(shared.clone(), req, result, error)
+        });
+        Ok(func)
+    }
+
+    /// Serves the method without authentication.
+    fn disable_authentication(slf: Py<Self>) -> Py<Self> {
+        let _ = slf.get().builder.clone().disable_authentication();
+        slf
+    }
+
+    /// Token bucket: ``capacity`` calls at once, one more every ``interval`` seconds.
+    fn throttle(slf: Py<Self>, interval: f64, capacity: u32) -> PyResult<Py<Self>> {
+        let _ = slf
+            .get()
+            .builder
+            .clone()
+            .throttle(seconds("interval", interval)?, capacity);
+        Ok(slf)
+    }
+
+    /// Sets how the result is chosen when pre/post handlers return values.
+    fn set_handling(slf: Py<Self>, handling: PyMethodHandling) -> Py<Self> {
+        let _ = slf.get().builder.clone().method_handling(handling.into());
+        slf
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Method {}>", self.name)
+    }
+}
+
+/// Rejects a non-callable hook early.
+pub(crate) fn ensure_callable(f: &Bound<'_, PyAny>) -> PyResult<()> {
+    if f.is_callable() {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err("expected a callable"))
+    }
+}

@@ -1,0 +1,51 @@
+//! `kite_rs._native`: the Python binding of the kite core.
+//!
+//! Glue only: the protocol, networking, authentication and every default live in the `kite`
+//! crate; this crate converts values, runs Python handlers and hooks on asyncio event loops
+//! and turns errors into Python exceptions. The Python package (`python/kite_rs`) re-exports
+//! these classes with the exception classes and typing stubs.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`bridge`] | one job queue per asyncio loop, woken through a socket the loop watches |
+//! | [`convert`] | JSON values <-> Python objects, functions in both directions |
+//! | [`handler`] | Python handlers: inspection at registration, async and thread-pool calls |
+//! | [`kite`] | the `Kite` class |
+//! | [`client`] | `Client` and `Connection` |
+//! | [`kontrol`] | `Kontrol` and the kite's side of it (register, find kites, tokens) |
+//! | [`remote`] | `RemoteFunction` and Python callables as callbacks |
+//! | [`request`] | `Request`, `KiteInfo`, `Auth` |
+//! | [`errors`] | exceptions <-> wire errors |
+//! | [`logging`] | `tracing` events to Python `logging` |
+
+use pyo3::prelude::*;
+
+mod bridge;
+mod client;
+mod convert;
+mod errors;
+mod handler;
+mod kite;
+mod kontrol;
+mod logging;
+mod remote;
+mod request;
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    logging::install(py);
+    m.add_class::<kite::Kite>()?;
+    m.add_class::<kite::Method>()?;
+    m.add_class::<kontrol::Kontrol>()?;
+    m.add_class::<client::Client>()?;
+    m.add_class::<client::Connection>()?;
+    m.add_class::<request::Request>()?;
+    m.add_class::<request::KiteInfo>()?;
+    m.add_class::<request::Auth>()?;
+    m.add_class::<remote::RemoteFunction>()?;
+    m.add_class::<handler::PyMethodHandling>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -8,6 +8,7 @@ bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo test --workspace --all-targets --locked
 cargo test -p kite --features etcd --test storage_etcd --locked
+cargo test -p kite --features etcd --test kontrol_backends --locked -- etcd::
 cargo test --workspace --doc --locked
 # The Python binding (bindings-python/tests): unit, end-to-end and interop tests, the typing
 # stub against the native module (stubtest) and mypy --strict on the examples.

@@ -1,17 +1,15 @@
 //! The etcd storage backend against a real etcd server (Debian's `etcd-server`, started per
-//! test on free loopback ports). The behavioural suite runs against the in-memory backend
-//! too, so both are held to the same assertions.
+//! test on free loopback ports by `common/etcd.rs`). The behavioural suite runs against the
+//! in-memory backend too, so both are held to the same assertions.
 //!
 //! Run with `cargo test -p kite --features etcd --test storage_etcd`.
 #![cfg(feature = "etcd")]
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod common;
+#[path = "common/etcd.rs"]
+mod etcd_server;
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::BoxStream;
@@ -23,171 +21,7 @@ use kite::kontrol::{Event, KiteRecord, Storage, StorageError};
 use kite::protocol::{Kite, KiteQuery};
 
 use common::{within, WAIT};
-
-// ---------------------------------------------------------------------------------------
-// A real etcd server.
-
-/// An etcd server on free 127.0.0.1 ports with its own data directory; killed (and the
-/// directory removed) on drop.
-struct EtcdServer {
-    child: Option<Child>,
-    dir: PathBuf,
-    client_port: u16,
-    peer_port: u16,
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-impl EtcdServer {
-    /// Starts etcd and waits until it reports itself healthy.
-    async fn start() -> EtcdServer {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let mut last = String::new();
-        // A port found free can be taken before etcd binds it; then try other ports.
-        for _ in 0..3 {
-            // Data on tmpfs where there is one: etcd fsyncs every write.
-            let base = PathBuf::from("/dev/shm");
-            let base = if base.is_dir() {
-                base
-            } else {
-                std::env::temp_dir()
-            };
-            let dir = base.join(format!(
-                "kite-etcd-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut server = EtcdServer {
-                child: None,
-                dir,
-                client_port: free_port(),
-                peer_port: free_port(),
-            };
-            match server.run().await {
-                Ok(()) => return server,
-                Err(e) => last = e,
-            }
-        }
-        panic!("etcd did not start: {last}");
-    }
-
-    /// Spawns etcd on this server's ports and data directory and waits for readiness.
-    async fn run(&mut self) -> Result<(), String> {
-        let client = self.endpoint();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let child = Command::new("etcd")
-            .args(["--name", "kite-test"])
-            .arg("--data-dir")
-            .arg(&self.dir)
-            .args(["--listen-client-urls", &client])
-            .args(["--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("kite-test={peer}")])
-            .args(["--initial-cluster-state", "new"])
-            // Fast elections; the shortest lease becomes 1 s.
-            .args(["--heartbeat-interval", "10", "--election-timeout", "50"])
-            .args(["--logger", "zap", "--log-level", "error"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run etcd (scripts/setup.sh installs it): {e}"))?;
-        self.child = Some(child);
-        let health = format!("{client}/health");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let mut err = String::new();
-                    if let Some(mut stderr) = child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
-                    }
-                    self.child = None;
-                    return Err(format!("etcd exited ({status}): {err}"));
-                }
-            }
-            if let Ok(resp) = http.get(&health).send().await {
-                if resp
-                    .text()
-                    .await
-                    .is_ok_and(|t| t.contains(r#""health":"true""#))
-                {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.stop();
-        Err("etcd not healthy in time".into())
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
-    }
-
-    fn options(&self) -> EtcdOptions {
-        EtcdOptions {
-            endpoints: vec![self.endpoint()],
-            request_timeout: Duration::from_secs(2),
-            ..EtcdOptions::default()
-        }
-    }
-
-    /// A storage on this server with default lease and test timeouts.
-    async fn storage(&self) -> Etcd {
-        Etcd::connect(self.options()).await.expect("connect")
-    }
-
-    /// Watchers etcd is serving (from its metrics).
-    async fn watchers(&self) -> u64 {
-        let metrics = reqwest::get(format!("{}/metrics", self.endpoint()))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_watcher_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .expect("watcher metric") as u64
-    }
-
-    /// Waits until etcd serves exactly `n` watchers.
-    async fn wait_for_watchers(&self, n: u64) {
-        within(async {
-            while self.watchers().await != n {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-    }
-
-    /// Kills etcd (its data stays).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts etcd again on the same ports and data.
-    async fn restart(&mut self) {
-        self.run().await.expect("etcd restarts");
-    }
-}
-
-impl Drop for EtcdServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use etcd_server::{free_port, EtcdServer};
 
 // ---------------------------------------------------------------------------------------
 // Helpers.

@@ -157,10 +157,10 @@ impl Kite {
     /// Registers now (retrying every 10 s until it succeeds) and again after every
     /// reconnection to Kontrol. Resolves after the first successful registration.
     pub async fn register_forever(&self, url: &str) -> RegisterResult {
-        *state(self)
-            .last_url
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(url.to_string());
+        // `register` remembers the URL once it succeeds, and from then on every reconnection
+        // registers again (like the reference, which sets its last registered URL only after
+        // a success). Remembering it before the first attempt made the first connection
+        // register twice: once from this loop and once from the on-connect hook.
         loop {
             match self.register(url).await {
                 Ok(r) => return r,

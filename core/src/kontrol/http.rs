@@ -90,10 +90,10 @@ async fn register(State(inner): State<Weak<Inner>>, body: axum::body::Bytes) -> 
             "internal error - register",
         );
     }
-    k.watch_heartbeats(&kite);
+    k.watch_heartbeats(&record);
     tracing::info!(kite = %kite, url = %args.url, "kite registered over HTTP");
     result.url = args.url;
-    result.heartbeat_interval = k.inner.config.heartbeat_interval.as_secs().max(1) as i64;
+    result.heartbeat_interval = super::service::heartbeat_secs(&k.inner.config) as i64;
     Json(result).into_response()
 }
 

@@ -43,7 +43,8 @@ pub type MachineCheck =
 /// Kontrol's options. Defaults match the reference.
 #[derive(Clone)]
 pub struct KontrolConfig {
-    /// Interval kites are asked to send heartbeats at. Default: 10 s.
+    /// Interval kites are asked to send heartbeats at (in whole seconds, at least one).
+    /// Default: 10 s.
     pub heartbeat_interval: Duration,
     /// Extra time after a missed heartbeat before a kite is removed. Default: 20 s.
     pub heartbeat_delay: Duration,
@@ -213,11 +214,16 @@ impl Kontrol {
         &self.inner.storage
     }
 
-    /// The key pair new kite keys and tokens are signed with (the newest active one).
+    /// The key pair new kite keys and tokens are signed with (the newest active one). Its
+    /// public PEM is trimmed: that text is what kite keys carry as `kontrolKey` and what
+    /// `getKey` answers (the reference trims key pairs when they are added, and Go kites
+    /// compare Kontrol keys as text).
     pub async fn current_key(&self) -> Result<KeyPair, Error> {
-        keys::current(&*self.inner.storage)
+        let mut pair = keys::current(&*self.inner.storage)
             .await
-            .map_err(|e| Error::Config(e.to_string()))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        pair.public_pem = pair.public_pem.trim().to_string();
+        Ok(pair)
     }
 
     /// Adds a key pair; it becomes the current one.
@@ -408,7 +414,7 @@ impl Kontrol {
             }
         };
         if original != pair.public_pem.trim() {
-            result.public_key = pair.public_pem.clone();
+            result.public_key = pair.public_pem.trim().to_string();
         }
         Ok((pair, result, checked.claims.sub))
     }
@@ -448,15 +454,9 @@ impl Kontrol {
             .upsert(&record)
             .await
             .map_err(storage_err)?;
-        let alive = self.watch_heartbeats(&kite);
+        let alive = self.watch_heartbeats(&record);
         let beat = Callback::new(move |_| alive.notify_one());
-        let interval = self
-            .inner
-            .config
-            .heartbeat_interval
-            .as_secs_f64()
-            .max(1.0)
-            .round() as u64;
+        let interval = heartbeat_secs(&self.inner.config);
         let client = req.client().clone();
         let name = kite.to_string();
         tokio::spawn(async move {
@@ -476,8 +476,10 @@ impl Kontrol {
         Ok(result)
     }
 
-    /// Starts (or restarts) the liveness watch of a kite; returns what heartbeats notify.
-    pub(crate) fn watch_heartbeats(&self, kite: &KiteIdentity) -> Arc<Notify> {
+    /// Starts (or restarts) the liveness watch of a registered kite; returns what heartbeats
+    /// notify.
+    pub(crate) fn watch_heartbeats(&self, record: &KiteRecord) -> Arc<Notify> {
+        let kite = &record.kite;
         let alive = Arc::new(Notify::new());
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
         self.inner
@@ -492,16 +494,21 @@ impl Kontrol {
                 },
             );
         let weak = Arc::downgrade(&self.inner);
+        let record = record.clone();
         let kite = kite.clone();
         let notify = alive.clone();
         tokio::spawn(async move {
             let Some(inner) = weak.upgrade() else { return };
-            let grace = inner.config.heartbeat_interval + inner.config.heartbeat_delay;
-            // Refresh storage's liveness well within its expiry age (and within an etcd
-            // lease, which lasts at least interval + delay).
-            let refresh = (inner.config.expire_after / 3)
-                .min(grace / 2)
-                .max(Duration::from_secs(1));
+            // Heartbeats come every `beat` (what kites are asked for, whole seconds).
+            let beat = Duration::from_secs(heartbeat_secs(&inner.config));
+            let grace = inner.config.heartbeat_interval.max(beat) + inner.config.heartbeat_delay;
+            // Storage must see the kite alive within `window`: an etcd lease lasts at least
+            // interval + delay, and the cleaner removes kites older than `expire_after` (half
+            // of it leaves room for the clocks of Kontrols sharing storage). A heartbeat
+            // refreshes storage unless the next one is due half a beat before the window
+            // closes, so refreshes are at most `window - beat/2` apart.
+            let window = grace.min(inner.config.expire_after / 2);
+            let fresh_for = window.saturating_sub(beat + beat / 2);
             let closed = inner.closed.clone();
             drop(inner);
             let mut last_refresh = tokio::time::Instant::now();
@@ -509,10 +516,22 @@ impl Kontrol {
                 tokio::select! {
                     _ = notify.notified() => {
                         let Some(inner) = weak.upgrade() else { return };
-                        if last_refresh.elapsed() >= refresh {
+                        if last_refresh.elapsed() > fresh_for {
                             last_refresh = tokio::time::Instant::now();
-                            if let Err(e) = inner.storage.touch(&kite).await {
-                                tracing::warn!(kite = %kite, error = %e, "could not refresh kite");
+                            match inner.storage.touch(&kite).await {
+                                Ok(true) => {}
+                                // Removed behind our back while its heartbeats arrive (another
+                                // Kontrol's cleaner, a lost etcd lease, a database restored
+                                // without it): write it back.
+                                Ok(false) => {
+                                    tracing::info!(kite = %kite, "heartbeating kite missing from storage; registering it again");
+                                    if let Err(e) = inner.storage.upsert(&record).await {
+                                        tracing::warn!(kite = %kite, error = %e, "could not register kite again");
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(kite = %kite, error = %e, "could not refresh kite");
+                                }
                             }
                         }
                     }
@@ -639,8 +658,18 @@ impl Kontrol {
         let mut kites = self.find(&prepared).await?;
         kites.shuffle(&mut rand::rng());
         let mut out = Vec::with_capacity(kites.len());
+        // Same audience and caller for every result: a token depends only on the kite's key
+        // pair, which is looked up once per pair, not once per kite.
+        let mut tokens: HashMap<String, String> = HashMap::new();
         for r in kites {
-            let token = self.token_for(&r, &audience, req.username(), false).await?;
+            let token = match tokens.get(&r.key_id) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = self.token_for(&r, &audience, req.username(), false).await?;
+                    tokens.insert(r.key_id.clone(), t.clone());
+                    t
+                }
+            };
             out.push(KiteWithToken {
                 kite: r.kite,
                 url: r.url,
@@ -725,11 +754,19 @@ impl Kontrol {
             .check_kite_key(&*self.inner.storage, &auth.key)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
+        // Trimmed, as kite keys carry it: a Go kite adopts the answer as its Kontrol key and
+        // compares it as text with the `kontrolKey` of the kite keys it is shown.
         match checked.pair {
-            Some(p) => Ok(p.public_pem),
+            Some(p) => Ok(p.public_pem.trim().to_string()),
             None => Ok(self.current_key().await?.public_pem),
         }
     }
+}
+
+/// Seconds between the heartbeats kites are asked for: the configured interval in whole
+/// seconds (the protocol's unit, never longer than configured), at least one.
+pub(crate) fn heartbeat_secs(config: &KontrolConfig) -> u64 {
+    config.heartbeat_interval.as_secs().max(1)
 }
 
 fn check_url(u: &str) -> Result<(), KiteError> {

@@ -95,6 +95,20 @@ impl PgServer {
         check(&out, "pg_ctl stop");
     }
 
+    /// Stops the server as a crash would (immediate shutdown: no checkpoint, so it runs
+    /// crash recovery when started again and unlogged tables come back empty); waits until
+    /// it is down.
+    pub fn crash(&self) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "-t", "60", "stop"])
+            .output()
+            .expect("run pg_ctl stop");
+        check(&out, "pg_ctl stop -m immediate");
+    }
+
     /// Starts the (stopped) server again on the same port; returns once it accepts
     /// connections.
     pub fn resume(&self) {
@@ -281,10 +295,16 @@ fn template(bin: &Path, run_as: Option<&str>) -> PathBuf {
     dir
 }
 
-/// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`, or `KITE_TEST_PG_BIN`.
+/// The server binaries [`PgServer::start`] uses; panics saying how to get them when missing.
 fn server_bin() -> PathBuf {
+    find_server_bin().unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin` holding `initdb`, or `KITE_TEST_PG_BIN`; an
+/// error saying how to get them when there is none.
+pub fn find_server_bin() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("KITE_TEST_PG_BIN") {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -298,10 +318,11 @@ fn server_bin() -> PathBuf {
         .collect();
     found.sort();
     match found.pop() {
-        Some((_, bin)) => bin,
-        None => panic!(
+        Some((_, bin)) => Ok(bin),
+        None => Err(
             "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: \
              run scripts/setup.sh (installs Debian's `postgresql`) or set KITE_TEST_PG_BIN"
+                .into(),
         ),
     }
 }

@@ -4,6 +4,9 @@
 #   client   the SCENARIOS.md test client on the Go reference kite
 #   mint     signs kite keys / tokens like the reference Kontrol
 #   capture  records golden frames into a directory (see README.md)
+#   kontrol      the reference Kontrol on its PostgreSQL storage (Kontrol interop)
+#   kontrolpeer  a reference kite that registers to a Kontrol, and a client that
+#                finds kites through one (Kontrol interop)
 # The reference kite and its dependencies, pinned in go.mod/go.sum, come from
 # the Go module proxy (GOPROXY as configured; default proxy.golang.org).
 # Idempotent; quick when nothing changed (go's build cache).
@@ -11,6 +14,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export GOFLAGS="-mod=mod${GOFLAGS:+ $GOFLAGS}"
 mkdir -p bin
-for cmd in server client mint capture; do
+for cmd in server client mint capture kontrol kontrolpeer; do
   go build -o "bin/$cmd" "./$cmd"
 done

@@ -29,6 +29,27 @@ require (
 // lock. The version gopkg.in/yaml.v2 v2.2.1's go.mod asks for.
 require gopkg.in/check.v1 v0.0.0-20161208181325-20d25e280405 // indirect
 
+// The reference Kontrol (github.com/koding/kite/kontrol, imported by the
+// kontrol program) needs the rest of the lock: its PostgreSQL storage
+// (lib/pq, lann/squirrel and its lann/builder, lann/ps; hashicorp/go-version),
+// its etcd storage (coreos/etcd's v2 client, coreos/go-semver, ugorji/go) and
+// koding/multiconfig (BurntSushi/toml, fatih/camelcase, fatih/structs). Same
+// rule: the revisions of Gopkg.lock (README.md has the table).
+require (
+	github.com/BurntSushi/toml v0.3.0 // indirect
+	github.com/coreos/etcd v3.3.8+incompatible // indirect
+	github.com/coreos/go-semver v0.2.0 // indirect
+	github.com/fatih/camelcase v1.0.0 // indirect
+	github.com/fatih/structs v1.0.0 // indirect
+	github.com/hashicorp/go-version v0.0.0-20180322230233-23480c066577 // indirect
+	github.com/koding/multiconfig v0.0.0-20171124222453-69c27309b2d7 // indirect
+	github.com/lann/builder v0.0.0-20180216234317-1b87b36280d0 // indirect
+	github.com/lann/ps v0.0.0-20150810152359-62de8c46ede0 // indirect
+	github.com/lann/squirrel v0.0.0-20170825200431-a6b93000bd21 // indirect
+	github.com/lib/pq v0.0.0-20180523175426-90697d60dd84 // indirect
+	github.com/ugorji/go v1.1.1 // indirect
+)
+
 // Keep the pins even if a future requirement asks for newer versions.
 replace (
 	github.com/cenkalti/backoff => github.com/cenkalti/backoff v1.1.0
@@ -46,4 +67,19 @@ replace (
 	golang.org/x/sys => golang.org/x/sys v0.0.0-20180616030259-6c888cc515d3
 	gopkg.in/mgo.v2 => gopkg.in/mgo.v2 v2.0.0-20160818020120-3f83fa500528
 	gopkg.in/yaml.v2 => gopkg.in/yaml.v2 v2.2.1
+)
+
+replace (
+	github.com/BurntSushi/toml => github.com/BurntSushi/toml v0.3.0
+	github.com/coreos/etcd => github.com/coreos/etcd v3.3.8+incompatible
+	github.com/coreos/go-semver => github.com/coreos/go-semver v0.2.0
+	github.com/fatih/camelcase => github.com/fatih/camelcase v1.0.0
+	github.com/fatih/structs => github.com/fatih/structs v1.0.0
+	github.com/hashicorp/go-version => github.com/hashicorp/go-version v0.0.0-20180322230233-23480c066577
+	github.com/koding/multiconfig => github.com/koding/multiconfig v0.0.0-20171124222453-69c27309b2d7
+	github.com/lann/builder => github.com/lann/builder v0.0.0-20180216234317-1b87b36280d0
+	github.com/lann/ps => github.com/lann/ps v0.0.0-20150810152359-62de8c46ede0
+	github.com/lann/squirrel => github.com/lann/squirrel v0.0.0-20170825200431-a6b93000bd21
+	github.com/lib/pq => github.com/lib/pq v0.0.0-20180523175426-90697d60dd84
+	github.com/ugorji/go => github.com/ugorji/go v1.1.1
 )

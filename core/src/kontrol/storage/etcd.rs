@@ -52,7 +52,8 @@ pub struct EtcdOptions {
     /// Default: `["http://127.0.0.1:2379"]` (the reference's).
     pub endpoints: Vec<String>,
     /// How long a kite stays without [`Storage::touch`] before etcd removes it on its own
-    /// (rounded up to whole seconds). Default: 30 s (heartbeat interval 10 s + delay 20 s).
+    /// (rounded up to whole seconds); at least Kontrol's heartbeat interval + delay, which
+    /// Kontrol refreshes within. Default: 30 s (heartbeat interval 10 s + delay 20 s).
     pub lease_ttl: Duration,
     /// Bound on each request and on connecting. Default: 5 s.
     pub request_timeout: Duration,

@@ -192,7 +192,7 @@ impl Client {
             conn.run().await;
             this.fire(|h| &h.disconnect);
             let forever = *this.inner.forever.lock().unwrap_or_else(|e| e.into_inner());
-            if forever && !this.inner.closed.is_cancelled() {
+            if forever && !this.stopped() {
                 this.redial_loop().await;
             }
         });
@@ -208,12 +208,18 @@ impl Client {
         }
     }
 
+    /// Closed, or its kite is: no more redialing (a connection of a closed kite ends at
+    /// once, so redialing it would spin).
+    fn stopped(&self) -> bool {
+        self.inner.closed.is_cancelled() || self.inner.local.inner.closed.is_cancelled()
+    }
+
     fn redial_loop(&self) -> BoxFuture<'static, ()> {
         let this = self.clone();
         Box::pin(async move {
             let mut delay = BACKOFF_START;
             loop {
-                if this.inner.closed.is_cancelled() {
+                if this.stopped() {
                     return;
                 }
                 match this.dial().await {
@@ -225,6 +231,7 @@ impl Client {
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = this.inner.closed.cancelled() => return,
+                    _ = this.inner.local.inner.closed.cancelled() => return,
                 }
                 delay = (delay * 2).min(BACKOFF_MAX);
             }

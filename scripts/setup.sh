@@ -82,4 +82,20 @@ if [ ! -f "$py_stamp" ] || [ -n "$(find pyproject.toml Cargo.toml Cargo.lock cor
   touch "$py_stamp"
 fi
 
+# The Node binding (bindings-node/): the npm packages at the top (napi-rs CLI, kite.js,
+# TypeScript), whose install script builds the native addon (napi build --release); the addon
+# is rebuilt whenever the Rust sources changed since the last build.
+node_stamp=node_modules/.kite-rs-addon-built
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  echo "setup: installing the Node binding's packages and building its addon (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch node_modules "$node_stamp"
+elif [ ! -f "$node_stamp" ] || [ -n "$(find Cargo.toml Cargo.lock core/Cargo.toml core/src package.json \
+    bindings-node/Cargo.toml bindings-node/build.rs bindings-node/src bindings-node/header.d.ts \
+    -newer "$node_stamp" -print -quit)" ]; then
+  echo "setup: building the Node binding's native addon (npm run install)"
+  npm run install --silent
+  touch "$node_stamp"
+fi
+
 echo "setup: done"

@@ -13,4 +13,7 @@ cargo test --workspace --doc --locked
 # The Python binding (bindings-python/tests): unit, end-to-end and interop tests, the typing
 # stub against the native module (stubtest) and mypy --strict on the examples.
 .venv/bin/python -m pytest -q
+# The Node binding (bindings-node/test): unit, end-to-end, kite.js and Go interop tests, and
+# that processes exit once their kites and clients are closed.
+node --test bindings-node/test/*.test.mjs
 echo "test.sh: all tests passed"

@@ -1,0 +1,136 @@
+//! Errors as JavaScript sees them: `Error` objects named `KiteError` whose `code` is the kite
+//! error kind (`methodNotFound`, `argumentError`, `genericError`, `authenticationError`,
+//! `requestLimitError`, `timeout`, `disconnect`, `sendError`, `invalidResponse`, or a local
+//! one: `dialError`, `configError`, `duplicateMethod`, `authError`, `ioError`), with
+//! `requestId` and `appCode` (the wire error's `code`) when the remote side set them.
+
+use std::future::Future;
+
+use kite::protocol::KiteError;
+use kite::ErrorKind;
+use napi::bindgen_prelude::{
+    FromNapiValue, JsObjectValue, Object, PromiseRaw, ToNapiValue, Unknown,
+};
+use napi::{Env, JsValue, Status, ValueType};
+
+/// The JavaScript error for a wire error.
+pub(crate) fn kite_error_object<'e>(env: &'e Env, e: &KiteError) -> napi::Result<Object<'e>> {
+    make(env, e.kind.as_str(), &e.message, &e.id, &e.code)
+}
+
+/// The JavaScript error for a core error.
+pub(crate) fn error_object<'e>(env: &'e Env, e: &kite::Error) -> napi::Result<Object<'e>> {
+    let local = match e {
+        kite::Error::Connect(_) => Some("dialError"),
+        kite::Error::Config(_) => Some("configError"),
+        kite::Error::DuplicateMethod(_) => Some("duplicateMethod"),
+        kite::Error::Auth(_) => Some("authError"),
+        kite::Error::Io(_) => Some("ioError"),
+        _ => None,
+    };
+    match local {
+        Some(code) => make(env, code, &e.to_string(), "", ""),
+        None => kite_error_object(env, &e.to_kite_error()),
+    }
+}
+
+fn make<'e>(
+    env: &'e Env,
+    code: &str,
+    message: &str,
+    request_id: &str,
+    app_code: &str,
+) -> napi::Result<Object<'e>> {
+    let mut err = env.create_error(napi::Error::new(Status::GenericFailure, message))?;
+    err.set_named_property("name", "KiteError")?;
+    err.set_named_property("code", code)?;
+    if !request_id.is_empty() {
+        err.set_named_property("requestId", request_id)?;
+    }
+    if !app_code.is_empty() {
+        err.set_named_property("appCode", app_code)?;
+    }
+    Ok(err)
+}
+
+/// A napi error that throws (or rejects with) exactly this JavaScript value.
+pub(crate) fn rethrow(v: Unknown<'_>) -> napi::Error {
+    napi::Error::from(v)
+}
+
+/// Throws a `KiteError` with `code` and `message` (for bad arguments to the binding).
+pub(crate) fn throw(env: &Env, code: &str, message: impl AsRef<str>) -> napi::Error {
+    match make(env, code, message.as_ref(), "", "") {
+        Ok(obj) => rethrow(obj.to_unknown()),
+        Err(e) => e,
+    }
+}
+
+/// The throw of a core error.
+pub(crate) fn throw_error(env: &Env, e: &kite::Error) -> napi::Error {
+    match error_object(env, e) {
+        Ok(obj) => rethrow(obj.to_unknown()),
+        Err(e) => e,
+    }
+}
+
+/// What a thrown value (or a rejection) of a JavaScript handler sends to the caller: an
+/// error whose `code` is a kite error kind keeps it; anything else is a `genericError` with
+/// the error's message (its non-kite `code`, or `appCode`, becomes the wire `code`).
+pub(crate) fn from_thrown(v: Unknown<'_>) -> KiteError {
+    let text = |u: Unknown<'_>| -> Option<String> {
+        match u.get_type().ok()? {
+            ValueType::Undefined | ValueType::Null => None,
+            ValueType::String => String::from_unknown(u).ok(),
+            _ => u
+                .coerce_to_string()
+                .ok()
+                .and_then(|s| s.into_utf8().ok())
+                .and_then(|s| s.into_owned().ok()),
+        }
+    };
+    if !matches!(
+        v.get_type(),
+        Ok(ValueType::Object) | Ok(ValueType::Function)
+    ) {
+        return KiteError::generic(text(v).unwrap_or_else(|| "undefined".into()));
+    }
+    let Ok(obj) = Object::from_unknown(v) else {
+        return KiteError::generic("error");
+    };
+    let prop = |name: &str| -> Option<String> {
+        obj.get_named_property::<Unknown<'_>>(name)
+            .ok()
+            .and_then(text)
+    };
+    let message = prop("message").or_else(|| text(v)).unwrap_or_default();
+    let code = prop("code");
+    let kind = code
+        .as_deref()
+        .map(ErrorKind::parse)
+        .filter(|k| !matches!(k, ErrorKind::Other(_)));
+    let mut e = KiteError::new(kind.clone().unwrap_or(ErrorKind::GenericError), message);
+    if let Some(app) = prop("appCode").or(if kind.is_none() { code } else { None }) {
+        e.code = app;
+    }
+    e
+}
+
+/// A promise of `fut`'s outcome: `ok` makes the JavaScript value on the JavaScript thread,
+/// an error rejects with its `KiteError`.
+pub(crate) fn promise<'e, T, V, F, C>(
+    env: &'e Env,
+    fut: F,
+    ok: C,
+) -> napi::Result<PromiseRaw<'e, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue,
+    F: Future<Output = Result<T, kite::Error>> + Send + 'static,
+    C: FnOnce(&'e Env, T) -> napi::Result<V> + 'static,
+{
+    env.spawn_future_with_callback(async move { Ok(fut.await) }, move |env, r| match r {
+        Ok(v) => ok(env, v),
+        Err(e) => Err(rethrow(error_object(env, &e)?.to_unknown())),
+    })
+}

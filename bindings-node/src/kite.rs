@@ -1,0 +1,559 @@
+//! The [`Kite`] class: configuration, methods and their handlers, authenticators, events,
+//! serving, and clients to other kites.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use napi::bindgen_prelude::{Function, PromiseRaw, This};
+use napi::Env;
+use serde_json::{json, Value};
+
+use crate::bridge::{self, Bridge, Event, EventArg, Job, Keepalive, Subject};
+use crate::client::{Client, ClientOptions, ClientShared};
+use crate::errors;
+use crate::method::{handling, run_final, run_handler, Method, MethodOptions};
+use crate::request::{duration, KiteIdentity};
+
+/// Options of a new kite. Every field but `name` and `version` defaults to the `KITE_*`
+/// environment, then `kite.key` (`$KITE_HOME/kite.key`, default `~/.kite/kite.key`), then the
+/// reference's defaults.
+#[napi(object)]
+#[derive(Default)]
+pub struct KiteOptions {
+    /// The kite's name, e.g. `math`.
+    pub name: String,
+    /// Three-part semantic version, e.g. `1.0.0`.
+    pub version: String,
+    /// Owner. Default: `KITE_USERNAME`, the kite key's subject, or `unknown`.
+    pub username: Option<String>,
+    /// Default: `KITE_ENVIRONMENT` or `unknown`.
+    pub environment: Option<String>,
+    /// Default: `KITE_REGION` or `unknown`.
+    pub region: Option<String>,
+    /// Kite id. Default: the kite key's `jti`, or a random UUID.
+    pub id: Option<String>,
+    /// Host name reported in the identity. Default: the machine's.
+    pub hostname: Option<String>,
+    /// Address to listen on. Default: `KITE_IP` or `0.0.0.0`.
+    pub ip: Option<String>,
+    /// Port to listen on (0: any free one). Default: `KITE_PORT` or 0.
+    pub port: Option<u32>,
+    /// The kite key (JWT) sent as `kiteKey` authentication. Default: read from `kite.key`.
+    pub kite_key: Option<String>,
+    /// Kontrol's URL. Default: `KITE_KONTROL_URL` or the kite key's.
+    pub kontrol_url: Option<String>,
+    /// Kontrol's public key (PEM), trusted for kite keys and tokens. Default: the kite key's.
+    pub kontrol_key: Option<String>,
+    /// Kontrol's username, the expected issuer of tokens. Default: the kite key's.
+    pub kontrol_user: Option<String>,
+    /// Serve every method without authentication. Default: false.
+    pub disable_authentication: Option<bool>,
+    /// Handle the requests of one connection one after another. Default: false.
+    pub disable_concurrency: Option<bool>,
+    /// Transport of clients: `auto` (websocket, then XHR polling), `WebSocket` or
+    /// `XHRPolling`. Default: `KITE_TRANSPORT` or `auto`.
+    #[napi(ts_type = "'auto' | 'WebSocket' | 'XHRPolling'")]
+    pub transport: Option<String>,
+    /// Call timeout in milliseconds. Default: `KITE_TIMEOUT` or 15000.
+    pub timeout: Option<f64>,
+    /// Websocket/HTTP handshake timeout in milliseconds. Default: 15000.
+    pub handshake_timeout: Option<f64>,
+    /// How long a Kontrol key accepted by a verify function stays trusted, in
+    /// milliseconds. Default: 5 minutes.
+    pub verify_ttl: Option<f64>,
+    /// PEM certificate and key files: serve HTTPS. Default: none.
+    pub tls: Option<TlsOptions>,
+    /// Default handling mode of methods: `method` (the main handler's result), `first` or
+    /// `latest` (the first/last non-null result of pre, main and post handlers).
+    /// Default: `method`.
+    #[napi(ts_type = "MethodHandling")]
+    pub method_handling: Option<String>,
+}
+
+/// Certificate and key files (PEM) to serve HTTPS.
+#[napi(object)]
+pub struct TlsOptions {
+    /// Certificate chain file.
+    pub cert: String,
+    /// Private key file.
+    pub key: String,
+}
+
+/// Counts of what a kite keeps for JavaScript, for leak checks.
+#[napi(object)]
+pub struct HandleCounts {
+    /// JavaScript functions kept: handlers, listeners, and functions passed as callbacks
+    /// that the remote side may still call.
+    pub functions: u32,
+    /// Calls into JavaScript that have not settled yet.
+    pub pending: u32,
+}
+
+/// What a `Kite` object holds (shared with a `Kontrol` running on it).
+pub(crate) struct State {
+    pub(crate) kite: kite::Kite,
+    bridge: Arc<Bridge>,
+    owner: u64,
+    closed: AtomicBool,
+    keepalive: Mutex<Option<Keepalive>>,
+    clients: Mutex<Vec<Weak<ClientShared>>>,
+}
+
+/// Serves with `serve` (the kite's or Kontrol's `listen`) on `port` and `host`; the kite then
+/// keeps Node running until closed.
+pub(crate) fn listen_with<'e, F>(
+    env: &'e Env,
+    s: &Arc<State>,
+    port: Option<u32>,
+    host: Option<String>,
+    serve: F,
+) -> napi::Result<PromiseRaw<'e, u32>>
+where
+    F: std::future::Future<Output = Result<std::net::SocketAddr, kite::Error>> + Send + 'static,
+{
+    if let Some(p) = port {
+        let p = u16::try_from(p)
+            .map_err(|_| errors::throw(env, "configError", format!("port {p} is out of range")))?;
+        s.kite.configure(|c| c.port = p);
+    }
+    if let Some(h) = host {
+        s.kite.configure(|c| c.ip = h);
+    }
+    let keepalive = Keepalive::new(env)?;
+    let s = s.clone();
+    errors::promise(env, serve, move |_env, addr| {
+        if !s.closed.load(Ordering::SeqCst) {
+            *s.keepalive.lock().unwrap_or_else(|e| e.into_inner()) = Some(keepalive);
+        }
+        Ok(u32::from(addr.port()))
+    })
+}
+
+/// The `Client` object of a core client of kite `s` (closed with the kite).
+pub(crate) fn adopt_client(
+    env: &Env,
+    s: &State,
+    client: kite::Client,
+    options: Option<ClientOptions>,
+) -> napi::Result<Client> {
+    let c = Client::create(env, client, s.bridge.clone(), options)?;
+    let mut clients = s.clients.lock().unwrap_or_else(|e| e.into_inner());
+    clients.retain(|w| w.strong_count() > 0);
+    clients.push(c.downgrade());
+    Ok(c)
+}
+
+/// Closes a kite: the core kite, its clients, and what kept Node running for it.
+pub(crate) fn close_state(env: &Env, s: &State) {
+    let _ = s.bridge.flush(env);
+    s.closed.store(true, Ordering::SeqCst);
+    s.kite.close();
+    let clients = std::mem::take(&mut *s.clients.lock().unwrap_or_else(|e| e.into_inner()));
+    for c in clients.iter().filter_map(Weak::upgrade) {
+        c.close();
+    }
+    s.keepalive.lock().unwrap_or_else(|e| e.into_inner()).take();
+}
+
+/// A kite: serves named methods to other kites and calls theirs.
+///
+/// ```js
+/// const k = new Kite({ name: 'math', version: '1.0.0' })
+/// k.handle('square', (req) => req.args[0] ** 2, { auth: false })
+/// await k.listen(0)
+/// const c = k.client(k.url); await c.dial()
+/// await c.tell('square', [4])          // 16
+/// c.close(); k.close()
+/// ```
+#[napi]
+pub struct Kite {
+    state: Arc<State>,
+}
+
+fn install_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let level = std::env::var("KITE_LOG_LEVEL")
+            .ok()
+            .filter(|v| !v.is_empty());
+        if let Some(level) = level {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(level.to_lowercase()))
+                .with_writer(std::io::stderr)
+                .with_ansi(std::env::var_os("KITE_LOG_NOCOLOR").is_none())
+                .try_init();
+        }
+    });
+}
+
+#[napi]
+impl Kite {
+    /// A kite named `options.name` at `options.version`, configured from the options, the
+    /// `KITE_*` environment and `kite.key`. Logs go to stderr when `KITE_LOG_LEVEL` is set
+    /// (`error`, `warn`, `info`, `debug`, `trace`).
+    #[napi(constructor)]
+    pub fn new(env: &Env, options: KiteOptions) -> napi::Result<Kite> {
+        install_logging();
+        let mut config = kite::Config::from_env().map_err(|e| errors::throw_error(env, &e))?;
+        if let Some(key) = &options.kite_key {
+            config
+                .use_kite_key(key)
+                .map_err(|e| errors::throw_error(env, &e))?;
+        }
+        let set = |field: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *field = v;
+            }
+        };
+        set(&mut config.username, options.username);
+        set(&mut config.environment, options.environment);
+        set(&mut config.region, options.region);
+        set(&mut config.id, options.id);
+        set(&mut config.hostname, options.hostname);
+        set(&mut config.ip, options.ip);
+        set(&mut config.kontrol_url, options.kontrol_url);
+        set(&mut config.kontrol_key, options.kontrol_key);
+        set(&mut config.kontrol_user, options.kontrol_user);
+        if let Some(p) = options.port {
+            config.port = u16::try_from(p).map_err(|_| {
+                errors::throw(env, "configError", format!("port {p} is out of range"))
+            })?;
+        }
+        if let Some(v) = options.disable_authentication {
+            config.disable_authentication = v;
+        }
+        if let Some(v) = options.disable_concurrency {
+            config.disable_concurrency = v;
+        }
+        if let Some(t) = &options.transport {
+            config.transport = t
+                .parse()
+                .map_err(|e: String| errors::throw(env, "configError", e))?;
+        }
+        if let Some(ms) = options.timeout {
+            config.timeout = duration(ms);
+        }
+        if let Some(ms) = options.handshake_timeout {
+            config.handshake_timeout = duration(ms);
+        }
+        if let Some(ms) = options.verify_ttl {
+            config.verify_ttl = duration(ms);
+        }
+        if let Some(tls) = options.tls {
+            config.tls = Some((tls.cert.into(), tls.key.into()));
+        }
+        let mode = options
+            .method_handling
+            .as_deref()
+            .map(|m| handling(env, m))
+            .transpose()?;
+        let kite = kite::Kite::with_config(&options.name, &options.version, config)
+            .map_err(|e| errors::throw_error(env, &e))?;
+        if let Some(m) = mode {
+            kite.set_method_handling(m);
+        }
+        let bridge = Bridge::new(env)?;
+        let owner = bridge.new_owner();
+        Ok(Kite {
+            state: Arc::new(State {
+                kite,
+                bridge,
+                owner,
+                closed: AtomicBool::new(false),
+                keepalive: Mutex::new(None),
+                clients: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The kite's name.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.state.kite.identity().name
+    }
+
+    /// The kite's version.
+    #[napi(getter)]
+    pub fn version(&self) -> String {
+        self.state.kite.identity().version
+    }
+
+    /// The kite's full identity.
+    #[napi(getter)]
+    pub fn kite(&self) -> KiteIdentity {
+        self.state.kite.identity().into()
+    }
+
+    /// Registers `handler` for `method`. The handler gets the `Request` and returns the
+    /// result (or a promise of it); what it throws reaches the caller as `genericError`, or
+    /// as the error's `code` when that is a kite error kind (see `kiteError`). Registering a
+    /// name twice throws `duplicateMethod`. Returns the method, to add pre/post handlers,
+    /// final functions and settings.
+    #[napi(
+        ts_args_type = "method: string, handler: (req: Request) => any, options?: MethodOptions"
+    )]
+    pub fn handle(
+        &self,
+        env: &Env,
+        method: String,
+        handler: Function<'_>,
+        options: Option<MethodOptions>,
+    ) -> napi::Result<Method> {
+        let s = &self.state;
+        let func = s.bridge.add_function(bridge::keep(&handler)?);
+        let b = s.bridge.clone();
+        let builder = match s.kite.handle(&method, move |req: kite::Request| {
+            run_handler(b.clone(), func, req)
+        }) {
+            Ok(builder) => builder,
+            Err(e) => {
+                s.bridge.remove_function(func);
+                return Err(errors::throw_error(env, &e));
+            }
+        };
+        let m = Method {
+            builder,
+            bridge: s.bridge.clone(),
+        };
+        if let Some(o) = options {
+            m.apply(env, o)?;
+        }
+        Ok(m)
+    }
+
+    /// Removes a method; true if it existed.
+    #[napi]
+    pub fn remove_handler(&self, method: String) -> bool {
+        self.state.kite.remove_handler(&method)
+    }
+
+    /// Names of the registered methods (including the default `kite.*` methods).
+    #[napi]
+    pub fn methods(&self) -> Vec<String> {
+        self.state.kite.methods()
+    }
+
+    /// The method `method`, e.g. a default `kite.*` method, to change its settings.
+    #[napi]
+    pub fn method(&self, method: String) -> Option<Method> {
+        self.state
+            .kite
+            .method_builder(&method)
+            .map(|builder| Method {
+                builder,
+                bridge: self.state.bridge.clone(),
+            })
+    }
+
+    /// Adds a kite-wide pre handler, run before the handlers of every method (added to
+    /// each method's list at its first call).
+    #[napi(ts_args_type = "handler: (req: Request) => any")]
+    pub fn pre_handle<'t>(&self, this: This<'t>, handler: Function<'_>) -> napi::Result<This<'t>> {
+        let (b, func) = self.keep(&handler)?;
+        self.state
+            .kite
+            .pre_handle(move |req: kite::Request| run_handler(b.clone(), func, req));
+        Ok(this)
+    }
+
+    /// Adds a kite-wide post handler, run after the handlers of every method.
+    #[napi(ts_args_type = "handler: (req: Request) => any")]
+    pub fn post_handle<'t>(&self, this: This<'t>, handler: Function<'_>) -> napi::Result<This<'t>> {
+        let (b, func) = self.keep(&handler)?;
+        self.state
+            .kite
+            .post_handle(move |req: kite::Request| run_handler(b.clone(), func, req));
+        Ok(this)
+    }
+
+    /// Adds a kite-wide final function (see `Method.finalFunc`).
+    #[napi(ts_args_type = "fn: (req: Request, result: any, error: KiteError | null) => any")]
+    pub fn final_func<'t>(&self, this: This<'t>, f: Function<'_>) -> napi::Result<This<'t>> {
+        let (b, func) = self.keep(&f)?;
+        self.state
+            .kite
+            .final_func(move |req, result, error| run_final(b.clone(), func, req, result, error));
+        Ok(this)
+    }
+
+    /// Default handling mode of methods registered after this call: `method`, `first` or
+    /// `latest`.
+    #[napi(ts_args_type = "mode: MethodHandling")]
+    pub fn set_method_handling(&self, env: &Env, mode: String) -> napi::Result<()> {
+        self.state.kite.set_method_handling(handling(env, &mode)?);
+        Ok(())
+    }
+
+    /// Adds (or replaces) the authenticator of authentication type `type`. It gets
+    /// `{ auth, caller, local }` and returns the authenticated username (or a promise of
+    /// it); what it throws is the refusal's reason.
+    #[napi(
+        ts_args_type = "type: string, authenticator: (check: { auth: Auth, caller: KiteIdentity, local: KiteIdentity }) => string | Promise<string>"
+    )]
+    pub fn add_authenticator(&self, kind: String, authenticator: Function<'_>) -> napi::Result<()> {
+        let (b, func) = self.keep(&authenticator)?;
+        self.state.kite.add_authenticator(&kind, move |check| {
+            let b = b.clone();
+            async move {
+                let subject = Subject::Value(json!({
+                    "auth": check.auth,
+                    "caller": check.caller,
+                    "local": check.local,
+                }));
+                match b.invoke(func, subject, None, None).await {
+                    Ok(Some(Value::String(user))) if !user.is_empty() => Ok(user),
+                    Ok(_) => Err("the authenticator returned no username".to_string()),
+                    Err(e) => Err(e.message),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Listens for `connect` and `disconnect` of every connection (accepted or dialed) and
+    /// for `firstRequest` (the caller's identity is then known) — the listener gets the
+    /// `Connection` — and for `register` (each registration to Kontrol; it gets the result).
+    #[napi(
+        ts_args_type = "event: 'connect' | 'disconnect' | 'firstRequest', listener: (connection: Connection) => void): this\n  on(event: 'register', listener: (result: RegisterResult) => void"
+    )]
+    pub fn on<'t>(
+        &self,
+        env: &Env,
+        this: This<'t>,
+        event: String,
+        listener: Function<'_>,
+    ) -> napi::Result<This<'t>> {
+        let s = &self.state;
+        let Some(ev) = Event::parse(&event, true) else {
+            return Err(errors::throw(
+                env,
+                "configError",
+                format!("unknown kite event {event:?}"),
+            ));
+        };
+        if s.bridge.add_listener(s.owner, ev, bridge::keep(&listener)?) {
+            let b = Arc::downgrade(&s.bridge);
+            let owner = s.owner;
+            let post = move |arg: EventArg| {
+                if let Some(b) = b.upgrade() {
+                    b.post(Job::Event {
+                        owner,
+                        event: ev,
+                        arg,
+                    });
+                }
+            };
+            let hook = move |c: &kite::Connection| post(EventArg::Connection(c.clone()));
+            match ev {
+                Event::Connect => s.kite.on_connect(hook),
+                Event::Disconnect => s.kite.on_disconnect(hook),
+                Event::FirstRequest => s.kite.on_first_request(hook),
+                _ => {
+                    let b = Arc::downgrade(&s.bridge);
+                    s.kite.on_register(move |r| {
+                        if let Some(b) = b.upgrade() {
+                            b.post(Job::Event {
+                                owner,
+                                event: ev,
+                                arg: EventArg::Register(r.clone()),
+                            });
+                        }
+                    })
+                }
+            }
+        }
+        Ok(this)
+    }
+
+    /// Removes a listener added with `on`.
+    #[napi(
+        ts_args_type = "event: 'connect' | 'disconnect' | 'firstRequest', listener: (connection: Connection) => void"
+    )]
+    pub fn off<'t>(
+        &self,
+        env: &Env,
+        this: This<'t>,
+        event: String,
+        listener: Function<'_>,
+    ) -> napi::Result<This<'t>> {
+        if let Some(ev) = Event::parse(&event, true) {
+            self.state
+                .bridge
+                .remove_listener(env, self.state.owner, ev, &listener);
+        }
+        Ok(this)
+    }
+
+    /// Starts serving on `port` (default: the configured one, 0 = any free port) and `host`
+    /// (default: the configured IP, `0.0.0.0`). Resolves with the port. The kite keeps Node
+    /// running until `close()`.
+    #[napi]
+    pub fn listen<'e>(
+        &self,
+        env: &'e Env,
+        port: Option<u32>,
+        host: Option<String>,
+    ) -> napi::Result<PromiseRaw<'e, u32>> {
+        let kite = self.state.kite.clone();
+        listen_with(
+            env,
+            &self.state,
+            port,
+            host,
+            async move { kite.listen().await },
+        )
+    }
+
+    /// The port the kite listens on, once listening.
+    #[napi(getter)]
+    pub fn port(&self) -> Option<u32> {
+        self.state.kite.port().map(u32::from)
+    }
+
+    /// The URL other kites dial, `http://HOST:PORT/kite`, once listening.
+    #[napi(getter)]
+    pub fn url(&self) -> Option<String> {
+        self.state.kite.url()
+    }
+
+    /// Stops serving, closes every connection of the kite and every client made with
+    /// `client()`. Idempotent. Node may exit once nothing else is pending.
+    #[napi]
+    pub fn close(&self, env: &Env) {
+        close_state(env, &self.state);
+    }
+
+    /// A client to the kite at `url` (e.g. `http://127.0.0.1:3636/kite`), on behalf of this
+    /// kite: the remote side can call this kite's methods and callbacks over it.
+    #[napi]
+    pub fn client(
+        &self,
+        env: &Env,
+        url: String,
+        options: Option<ClientOptions>,
+    ) -> napi::Result<Client> {
+        adopt_client(env, &self.state, self.state.kite.client(&url), options)
+    }
+
+    /// What the kite keeps for JavaScript right now (for leak checks).
+    #[napi]
+    pub fn handle_counts(&self) -> HandleCounts {
+        let (functions, pending) = self.state.bridge.counts();
+        HandleCounts {
+            functions: functions as u32,
+            pending: pending as u32,
+        }
+    }
+}
+
+impl Kite {
+    pub(crate) fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    fn keep(&self, f: &Function<'_>) -> napi::Result<(Arc<Bridge>, u64)> {
+        let b = self.state.bridge.clone();
+        let func = b.add_function(bridge::keep(f)?);
+        Ok((b, func))
+    }
+}

@@ -1,0 +1,182 @@
+//! The [`Method`] class and how handlers, pre/post handlers and final functions written in
+//! JavaScript run for the core (through the kite's bridge).
+
+use std::sync::Arc;
+
+use kite::protocol::KiteError;
+use kite::server::MethodBuilder;
+use kite::MethodHandling;
+use napi::bindgen_prelude::{Function, This};
+use napi::Env;
+use serde_json::Value;
+
+use crate::bridge::{self, Bridge, Subject};
+use crate::errors;
+use crate::request::{self, duration};
+
+/// Throttling of a method: a token bucket.
+#[napi(object)]
+pub struct ThrottleOptions {
+    /// Milliseconds to add one call to the bucket.
+    pub interval: f64,
+    /// Calls the bucket holds (the burst).
+    pub capacity: u32,
+}
+
+/// Options of one method.
+#[napi(object)]
+#[derive(Default)]
+pub struct MethodOptions {
+    /// Require authentication. Default: true, unless the kite disables it.
+    pub auth: Option<bool>,
+    /// Token-bucket throttling; calls beyond get `requestLimitError`.
+    pub throttle: Option<ThrottleOptions>,
+    /// `method`, `first` or `latest` (see `KiteOptions.methodHandling`).
+    #[napi(ts_type = "MethodHandling")]
+    pub handling: Option<String>,
+}
+
+pub(crate) fn handling(env: &Env, s: &str) -> napi::Result<MethodHandling> {
+    Ok(match s {
+        "method" | "ReturnMethod" => MethodHandling::ReturnMethod,
+        "first" | "ReturnFirst" => MethodHandling::ReturnFirst,
+        "latest" | "ReturnLatest" => MethodHandling::ReturnLatest,
+        other => {
+            return Err(errors::throw(
+                env,
+                "configError",
+                format!("unknown method handling {other:?} (expected method, first or latest)"),
+            ))
+        }
+    })
+}
+
+pub(crate) async fn run_handler(
+    bridge: Arc<Bridge>,
+    func: u64,
+    req: kite::Request,
+) -> anyhow::Result<Value> {
+    let slot = request::slot_of(&req, &bridge);
+    let conn = req.client().clone();
+    match bridge
+        .invoke(func, Subject::Request(req, slot), None, Some(&conn))
+        .await
+    {
+        Ok(v) => Ok(v.unwrap_or(Value::Null)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn run_final(
+    bridge: Arc<Bridge>,
+    func: u64,
+    req: kite::Request,
+    result: Option<Value>,
+    error: Option<KiteError>,
+) -> (Option<Value>, Option<KiteError>) {
+    let slot = request::slot_of(&req, &bridge);
+    let conn = req.client().clone();
+    let extra = Some((result.clone(), error.clone()));
+    match bridge
+        .invoke(func, Subject::Request(req, slot), extra, Some(&conn))
+        .await
+    {
+        Ok(None) => (result, error),
+        Ok(Some(v)) => (Some(v), None),
+        Err(e) => (None, Some(e)),
+    }
+}
+
+/// A registered method: add handlers and change its settings; every call returns the
+/// method, so they chain.
+#[napi]
+pub struct Method {
+    pub(crate) builder: MethodBuilder,
+    pub(crate) bridge: Arc<Bridge>,
+}
+
+impl Method {
+    pub(crate) fn apply(&self, env: &Env, o: MethodOptions) -> napi::Result<()> {
+        if o.auth == Some(false) {
+            self.builder.clone().disable_authentication();
+        }
+        if let Some(t) = o.throttle {
+            self.builder
+                .clone()
+                .throttle(duration(t.interval), t.capacity);
+        }
+        if let Some(h) = o.handling {
+            self.builder.clone().method_handling(handling(env, &h)?);
+        }
+        Ok(())
+    }
+
+    fn keep(&self, f: &Function<'_>) -> napi::Result<(Arc<Bridge>, u64)> {
+        let b = self.bridge.clone();
+        let func = b.add_function(bridge::keep(f)?);
+        Ok((b, func))
+    }
+}
+
+#[napi]
+impl Method {
+    /// Adds a handler run before the main one. Its result counts for the `first` and
+    /// `latest` handling modes; what it throws ends the call with that error.
+    #[napi(ts_args_type = "handler: (req: Request) => any")]
+    pub fn pre_handle<'t>(&self, this: This<'t>, handler: Function<'_>) -> napi::Result<This<'t>> {
+        let (b, func) = self.keep(&handler)?;
+        self.builder
+            .clone()
+            .pre_handle(move |req: kite::Request| run_handler(b.clone(), func, req));
+        Ok(this)
+    }
+
+    /// Adds a handler run after the main one.
+    #[napi(ts_args_type = "handler: (req: Request) => any")]
+    pub fn post_handle<'t>(&self, this: This<'t>, handler: Function<'_>) -> napi::Result<This<'t>> {
+        let (b, func) = self.keep(&handler)?;
+        self.builder
+            .clone()
+            .post_handle(move |req: kite::Request| run_handler(b.clone(), func, req));
+        Ok(this)
+    }
+
+    /// Adds a final function, run last whatever happened, with the result and error so far.
+    /// Returning `undefined` keeps both; returning a value makes it the result (and clears
+    /// the error); throwing makes that the error.
+    #[napi(ts_args_type = "fn: (req: Request, result: any, error: KiteError | null) => any")]
+    pub fn final_func<'t>(&self, this: This<'t>, f: Function<'_>) -> napi::Result<This<'t>> {
+        let (b, func) = self.keep(&f)?;
+        self.builder
+            .clone()
+            .final_func(move |req, result, error| run_final(b.clone(), func, req, result, error));
+        Ok(this)
+    }
+
+    /// Serves the method without authentication.
+    #[napi]
+    pub fn disable_authentication<'t>(&self, this: This<'t>) -> This<'t> {
+        self.builder.clone().disable_authentication();
+        this
+    }
+
+    /// Token-bucket throttling: `capacity` calls at once, one more every `interval`
+    /// milliseconds; calls beyond get `requestLimitError`.
+    #[napi]
+    pub fn throttle<'t>(&self, this: This<'t>, interval: f64, capacity: u32) -> This<'t> {
+        self.builder.clone().throttle(duration(interval), capacity);
+        this
+    }
+
+    /// How the result is chosen: `method`, `first` or `latest`.
+    #[napi(ts_args_type = "mode: MethodHandling")]
+    pub fn method_handling<'t>(
+        &self,
+        env: &Env,
+        this: This<'t>,
+        mode: String,
+    ) -> napi::Result<This<'t>> {
+        self.builder.clone().method_handling(handling(env, &mode)?);
+        Ok(this)
+    }
+}

@@ -1,0 +1,96 @@
+// Kontrol from Node: running one (in memory and on SQLite), kite keys it signs, kites that
+// register to it, find each other with getKites and call each other with its tokens,
+// getToken and getKey; and that a process running it exits once it is closed.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Kite, Kontrol } from 'kite-rs';
+import { signal, within } from './helpers.mjs';
+
+const local = { ip: '127.0.0.1', environment: 'test', region: 'r1' };
+
+async function startKontrol(options = {}) {
+  const k = new Kite({ name: 'kontrol', version: '1.0.0', username: 'kontrol', ...local });
+  const kontrol = await within(Kontrol.create(k, options));
+  await within(kontrol.listen(0));
+  return { kontrol, host: k };
+}
+
+for (const storage of ['memory', 'sqlite']) {
+  test(`register, getKites, tokens and keys through a Kontrol on ${storage} storage`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kite-node-kontrol-'));
+    const { kontrol, host } = await startKontrol({ storage: storage === 'memory' ? 'memory' : `sqlite:${join(dir, 'kontrol.db')}` });
+    try {
+      assert.match(kontrol.url, /^http:\/\/127\.0\.0\.1:\d+\/kite$/);
+      const publicKey = await kontrol.publicKey();
+      assert.match(publicKey, /BEGIN PUBLIC KEY/);
+
+      // A math kite owned by alice registers; authentication stays on for its methods.
+      const math = new Kite({
+        name: 'math', version: '1.2.0', kiteKey: await kontrol.newKiteKey('alice'), kontrolUrl: kontrol.url, ...local,
+      });
+      assert.equal(math.kite.username, 'alice');
+      math.handle('square', (req) => ({ n: req.args[0] ** 2, by: req.username }));
+      const registered = signal();
+      math.on('register', registered);
+      await math.listen(0);
+      const result = await within(math.register());
+      assert.equal(result.url, math.url);
+      const [event] = await registered.next();
+      assert.equal(event.url, math.url);
+
+      // Bob finds it and calls it with the token Kontrol gave him.
+      const caller = new Kite({
+        name: 'caller', version: '1.0.0', kiteKey: await kontrol.newKiteKey('bob'), kontrolUrl: kontrol.url, ...local,
+      });
+      const found = await within(caller.getKites({ username: 'alice', environment: 'test', name: 'math', version: '>= 1.0, < 2.0' }));
+      assert.equal(found.length, 1);
+      const [c] = found;
+      assert.equal(c.url, math.url);
+      assert.equal(c.remoteKite.name, 'math');
+      assert.equal(c.auth.type, 'token');
+      await c.dial();
+      assert.deepEqual(await c.tell('square', [7]), { n: 49, by: 'bob' });
+      await assert.rejects(caller.getKites({ username: 'alice', environment: 'test', name: 'nothing' }), { code: 'genericError', message: 'no kites available' });
+
+      const token = await within(caller.getToken(math.kite));
+      assert.equal(token.split('.').length, 3);
+      const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url'));
+      assert.equal(claims.sub, 'bob');
+      assert.equal(claims.iss, 'kontrol');
+      const forced = await within(caller.getToken(math.kite, true));
+      assert.equal(forced.split('.').length, 3);
+      assert.equal((await within(caller.getKey())).trim(), publicKey.trim());
+
+      // Kontrol's own methods refuse callers without a kite key.
+      const stranger = new Kite({ name: 'stranger', version: '1.0.0', kontrolUrl: kontrol.url, ...local });
+      await assert.rejects(stranger.getKites({ username: 'alice' }));
+
+      c.close();
+      caller.close();
+      stranger.close();
+      // A closed kite stops redialing Kontrol (its connection to Kontrol is dialed forever).
+      let connects = 0;
+      const counted = () => { connects++; };
+      host.on('connect', counted);
+      math.close();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(connects <= 1, `a closed kite redialed Kontrol ${connects} times`);
+    } finally {
+      kontrol.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('register needs a URL when the kite does not listen; unknown storage is refused', async () => {
+  const k = new Kite({ name: 'x', version: '1.0.0', kontrolUrl: 'http://127.0.0.1:1/kite' });
+  await assert.rejects(k.register(), { code: 'configError' });
+  k.close();
+  const host = new Kite({ name: 'kontrol', version: '1.0.0' });
+  await assert.rejects(Kontrol.create(host, { storage: 'floppy' }), { code: 'configError' });
+  host.close();
+});

@@ -2,12 +2,22 @@
 //! request at a time; `POST …/xhr_send` sends queued messages as one JSON array.
 //! A 404 ends the session (the server forgot it); a poll that times out is retried.
 
+use std::time::Duration;
+
 use super::super::frame::{client_payload, parse_frame, CloseReason, Frame};
 use super::super::session::{Outgoing, Session};
 use super::{ClientConfig, ConnectError, Target};
 
 fn io(e: reqwest::Error) -> ConnectError {
-    ConnectError::Io(e.to_string())
+    // reqwest's message hides the cause ("error sending request"); keep the whole chain.
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    ConnectError::Io(text)
 }
 
 pub(super) async fn connect(
@@ -19,12 +29,25 @@ pub(super) async fn connect(
         .tcp_nodelay(true)
         .build()
         .map_err(io)?;
-    let resp = http
-        .post(format!("{}/xhr", target.session_url))
-        .header(http::header::ORIGIN, &target.origin)
-        .send()
-        .await
-        .map_err(io)?;
+    let open = || {
+        http.post(format!("{}/xhr", target.session_url))
+            .header(http::header::ORIGIN, &target.origin)
+            .send()
+    };
+    // A server that just refused a websocket upgrade (the `auto` fallback) may drop the
+    // next connection it accepts; one retry of the opening request covers that.
+    let mut attempt = 0;
+    let resp = loop {
+        match open().await {
+            Ok(r) => break r,
+            Err(e) if attempt < 2 && (e.is_connect() || e.is_request()) => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "opening XHR request failed; retrying");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(io(e)),
+        }
+    };
     if !resp.status().is_success() {
         return Err(ConnectError::Refused(resp.status().as_u16()));
     }

@@ -85,24 +85,89 @@ fn needs_sockjs_escape(c: char) -> bool {
         0x200c..=0x200f | 0x2028..=0x202f | 0x2060..=0x206f | 0xfff0..=0xffff)
 }
 
+// Word-at-a-time byte tests (the classic "has a zero byte" tricks): each is non-zero iff
+// some byte of `x` matches. Used to skip 8 plain bytes per step in the hot paths below.
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+#[inline(always)]
+fn has_byte(x: u64, b: u8) -> u64 {
+    let v = x ^ (LO * b as u64);
+    v.wrapping_sub(LO) & !v & HI
+}
+
+#[inline(always)]
+fn has_control(x: u64) -> u64 {
+    // Some byte < 0x20 (bytes >= 0x80 never count: `!x` clears their high bit).
+    x.wrapping_sub(LO * 0x20) & !x & HI
+}
+
+#[inline(always)]
+fn word(bytes: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Index of the first byte at or after `i` that [`push_quoted`] must look at: a control
+/// byte, `"`, `\`, or 0xE2/0xEF (the lead bytes of every character SockJS escapes beyond
+/// JSON, U+200C…U+206F and U+FFF0…U+FFFF).
+#[inline]
+fn next_to_quote(bytes: &[u8], mut i: usize) -> usize {
+    while i + 8 <= bytes.len() {
+        let x = word(bytes, i);
+        if has_control(x)
+            | has_byte(x, b'"')
+            | has_byte(x, b'\\')
+            | has_byte(x, 0xE2)
+            | has_byte(x, 0xEF)
+            != 0
+        {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x20 || b == b'"' || b == b'\\' || b == 0xE2 || b == 0xEF {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first control byte, `"` or `\\` in `bytes` (its length if none).
+#[inline]
+fn next_json_special(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let x = word(bytes, i);
+        if has_control(x) | has_byte(x, b'"') | has_byte(x, b'\\') != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
 /// Appends `s` as a JSON string literal, escaping what SockJS requires.
 pub fn push_quoted(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
-    // Byte scan: only `"`, `\`, control bytes and the lead bytes 0xE2/0xEF (every character
-    // SockJS escapes beyond JSON's, U+200C…U+206F and U+FFF0…U+FFFF, starts with one of
-    // them) need a look; runs in between are copied whole.
+    // Runs that need no escape are copied whole; `i` always lands on a character boundary
+    // (the bytes looked at are ASCII or lead bytes).
     let bytes = s.as_bytes();
     let mut start = 0;
-    let mut i = 0;
+    let mut i = next_to_quote(bytes, 0);
     while i < bytes.len() {
-        let b = bytes[i];
-        if b >= 0x20 && b != b'"' && b != b'\\' && b != 0xE2 && b != 0xEF {
-            i += 1;
-            continue;
-        }
-        // `i` is at a character boundary: every byte skipped so far was ASCII or a
-        // continuation/lead byte of a character that needs no escape.
         let c = s[i..].chars().next().unwrap_or('\u{0}');
         let esc: Option<&str> = match c {
             '"' => Some("\\\""),
@@ -123,7 +188,7 @@ pub fn push_quoted(out: &mut String, s: &str) {
             push_unicode_escape(out, c as u32);
             start = i + c.len_utf8();
         }
-        i += c.len_utf8();
+        i = next_to_quote(bytes, i + c.len_utf8());
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -209,16 +274,25 @@ pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError>
 /// else (the JSON parser then decides).
 fn split_plain_array(payload: &[u8]) -> Option<Vec<String>> {
     let inner = payload.strip_prefix(b"[\"")?.strip_suffix(b"\"]")?;
-    if inner.iter().any(|&b| b == b'\\' || b < 0x20) {
-        return None;
-    }
     let text = std::str::from_utf8(inner).ok()?;
-    let parts: Vec<String> = text.split("\",\"").map(str::to_string).collect();
-    // A quote left in a part means the payload was not a plain list of strings.
-    if parts.iter().any(|p| p.contains('"')) {
-        return None;
+    let mut out = Vec::new();
+    let mut rest = inner;
+    let mut at = 0;
+    loop {
+        let n = next_json_special(rest);
+        if n == rest.len() {
+            // The common case, one message per frame, ends here at the first look.
+            out.push(text[at..].to_string());
+            return Some(out);
+        }
+        // Only a `","` separator may follow; escapes and control bytes go to the parser.
+        if !rest[n..].starts_with(b"\",\"") {
+            return None;
+        }
+        out.push(text[at..at + n].to_string());
+        at += n + 3;
+        rest = &rest[n + 3..];
     }
-    Some(parts)
 }
 
 /// A frame received by a SockJS client.
@@ -320,6 +394,68 @@ mod tests {
                     !needs_sockjs_escape(c) && (c as u32) >= 0x20,
                     "{out:?} leaks {c:?}"
                 );
+            }
+        }
+    }
+
+    /// Strings from an alphabet of every character class the scanners care about, at every
+    /// offset of an 8-byte word (deterministic, no extra dependency).
+    fn tricky_strings() -> Vec<String> {
+        let alphabet = [
+            "a", "Z", "0", " ", "\"", "\\", "\n", "\u{1}", "\u{1f}", "\u{7f}", "é", "☃", "🚀",
+            "\u{2028}", "\u{200c}", "\u{2027}", "\u{fff0}", "\u{ffef}", ",", "\",\"", "[", "]",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut out = Vec::new();
+        for len in 0..40 {
+            for _ in 0..25 {
+                let plain = next() % 3 == 0;
+                let s: String = (0..len)
+                    .map(|_| {
+                        if plain {
+                            "abcdefgh"
+                        } else {
+                            alphabet[(next() % alphabet.len() as u64) as usize]
+                        }
+                    })
+                    .collect();
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn quoting_matches_json_on_many_strings() {
+        for s in tricky_strings() {
+            let mut out = String::new();
+            push_quoted(&mut out, &s);
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+            assert!(
+                !out.chars()
+                    .any(|c| needs_sockjs_escape(c) || (c as u32) < 0x20),
+                "{out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fast_split_agrees_with_the_json_parser() {
+        let strings = tricky_strings();
+        for group in strings.chunks(3) {
+            // As a client would send them, and as hand-written raw payloads.
+            let encoded = serde_json::to_vec(group).unwrap();
+            assert_eq!(parse_client_payload(&encoded).unwrap(), group);
+            let raw = format!("[\"{}\"]", group.join("\",\""));
+            let want = serde_json::from_str::<Vec<String>>(&raw).ok();
+            if let Some(fast) = split_plain_array(raw.as_bytes()) {
+                assert_eq!(Some(fast), want, "{raw:?}");
             }
         }
     }

@@ -3,7 +3,7 @@
 //! polling, streaming, JSONP — on the server or on the client).
 //!
 //! A session owns two queues:
-//! - **inbound** (peer → application): a bounded channel of [`INBOUND_CAPACITY`] messages.
+//! - **inbound** (peer → application): a queue of at most [`INBOUND_CAPACITY`] messages.
 //!   When the application does not call [`Session::recv`], the transport stops reading
 //!   from the peer (websocket) or holds the peer's `xhr_send` request, so the peer is
 //!   slowed down instead of server memory growing.
@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::CloseReason;
@@ -98,6 +98,18 @@ pub(crate) enum Attach {
     Closed(Vec<String>, CloseReason),
 }
 
+/// Messages from the peer not yet received by the application.
+#[derive(Debug, Default)]
+struct Inbound {
+    queue: VecDeque<String>,
+    /// Set when the session closes: nothing more is accepted; what is queued still drains.
+    closed: bool,
+}
+
+// The queues are a `Mutex` plus `Notify`s rather than channels: a message then costs one
+// uncontended lock and, while the other side is busy, no waker traffic at all (a bounded
+// tokio channel costs semaphore and waker operations per message, which showed in the
+// SockJS benchmark).
 struct Inner {
     id: String,
     transport: &'static str,
@@ -110,8 +122,11 @@ struct Inner {
     space: Notify,
     /// Wakes the server's session watchdog (attach/detach/close).
     pub(crate) changed: Notify,
-    inbound_tx: mpsc::Sender<String>,
-    inbound_rx: tokio::sync::Mutex<mpsc::Receiver<String>>,
+    inbound: Mutex<Inbound>,
+    /// Wakes receivers: a message arrived, or the session closed.
+    readable: Notify,
+    /// Wakes the transport waiting for room in the inbound queue.
+    room: Notify,
     closed: CancellationToken,
     started: AtomicBool,
 }
@@ -138,7 +153,6 @@ impl Session {
         remote_addr: Option<SocketAddr>,
         limits: SessionLimits,
     ) -> Self {
-        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
         Self {
             inner: Arc::new(Inner {
                 id,
@@ -156,8 +170,9 @@ impl Session {
                 out_ready: Notify::new(),
                 space: Notify::new(),
                 changed: Notify::new(),
-                inbound_tx,
-                inbound_rx: tokio::sync::Mutex::new(inbound_rx),
+                inbound: Mutex::new(Inbound::default()),
+                readable: Notify::new(),
+                room: Notify::new(),
                 closed: CancellationToken::new(),
                 started: AtomicBool::new(false),
             }),
@@ -185,25 +200,52 @@ impl Session {
         self.inner.remote_addr
     }
 
-    /// Receives the next message; `None` once the session is closed and drained.
-    pub async fn recv(&self) -> Option<String> {
-        // Fast path: a message is already waiting and nobody else is receiving.
-        if let Ok(mut rx) = self.inner.inbound_rx.try_lock() {
-            if let Ok(m) = rx.try_recv() {
-                return Some(m);
+    fn inbound(&self) -> MutexGuard<'_, Inbound> {
+        self.inner.inbound.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `Some(Some(m))`: a message; `Some(None)`: closed and drained; `None`: nothing yet.
+    fn try_take_inbound(&self) -> Option<Option<String>> {
+        let mut q = self.inbound();
+        match q.queue.pop_front() {
+            Some(m) => {
+                let was_full = q.queue.len() + 1 == INBOUND_CAPACITY;
+                drop(q);
+                if was_full {
+                    self.inner.room.notify_waiters();
+                }
+                Some(Some(m))
             }
+            None if q.closed => Some(None),
+            None => None,
         }
-        let mut rx = self.inner.inbound_rx.lock().await;
-        tokio::select! {
-            biased;
-            m = rx.recv() => m,
-            _ = self.inner.closed.cancelled() => rx.try_recv().ok(),
+    }
+
+    /// Receives the next message; `None` once the session is closed and drained.
+    /// Cancel-safe. Several tasks may receive at once; each message goes to one of them.
+    pub async fn recv(&self) -> Option<String> {
+        loop {
+            if let Some(r) = self.try_take_inbound() {
+                return r;
+            }
+            let readable = self.inner.readable.notified();
+            tokio::pin!(readable);
+            readable.as_mut().enable();
+            if let Some(r) = self.try_take_inbound() {
+                return r;
+            }
+            readable.await;
         }
     }
 
     /// Queues a message for the peer, waiting while the outgoing queue is full.
     pub async fn send(&self, message: impl Into<String>) -> Result<(), SendError> {
-        let mut message = message.into();
+        // Fast path: room in the queue (no waiter registered).
+        let mut message = match self.push(message.into()) {
+            Ok(()) => return Ok(()),
+            Err((TrySendError::Closed, _)) => return Err(SendError),
+            Err((TrySendError::Full, m)) => m,
+        };
         loop {
             let space = self.inner.space.notified();
             tokio::pin!(space);
@@ -271,6 +313,9 @@ impl Session {
     }
 
     fn wake_all(&self) {
+        self.inbound().closed = true;
+        self.inner.readable.notify_waiters();
+        self.inner.room.notify_waiters();
         self.inner.closed.cancel();
         self.inner.out_ready.notify_one();
         self.inner.space.notify_waiters();
@@ -281,19 +326,38 @@ impl Session {
 
     /// Delivers a message from the peer, waiting while the application is behind.
     pub(crate) async fn push_inbound(&self, message: String) -> Result<(), SendError> {
-        if self.inner.closed.is_cancelled() {
-            return Err(SendError);
+        let mut message = message;
+        loop {
+            match self.try_push_inbound(message) {
+                Ok(()) => return Ok(()),
+                Err(None) => return Err(SendError),
+                Err(Some(m)) => message = m,
+            }
+            let room = self.inner.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push_inbound(message) {
+                Ok(()) => return Ok(()),
+                Err(None) => return Err(SendError),
+                Err(Some(m)) => message = m,
+            }
+            room.await;
         }
-        // Fast path: room in the queue.
-        let message = match self.inner.inbound_tx.try_send(message) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SendError),
-            Err(mpsc::error::TrySendError::Full(m)) => m,
-        };
-        tokio::select! {
-            r = self.inner.inbound_tx.send(message) => r.map_err(|_| SendError),
-            _ = self.inner.closed.cancelled() => Err(SendError),
+    }
+
+    /// `Err(Some(message))` when the queue is full, `Err(None)` when the session is closed.
+    fn try_push_inbound(&self, message: String) -> Result<(), Option<String>> {
+        let mut q = self.inbound();
+        if q.closed {
+            return Err(None);
         }
+        if q.queue.len() >= INBOUND_CAPACITY {
+            return Err(Some(message));
+        }
+        q.queue.push_back(message);
+        drop(q);
+        self.inner.readable.notify_one();
+        Ok(())
     }
 
     /// Marks the session open (from connecting). Returns true if this call opened it.
@@ -473,6 +537,30 @@ mod tests {
         assert_eq!(s.recv().await.as_deref(), Some("1"));
         assert_eq!(s.recv().await, None);
         assert_eq!(s.push_inbound("2".into()).await, Err(SendError));
+    }
+
+    #[tokio::test]
+    async fn inbound_is_bounded_and_wakes_the_pusher() {
+        let s = session(16);
+        for i in 0..INBOUND_CAPACITY {
+            s.push_inbound(i.to_string()).await.unwrap();
+        }
+        let s2 = s.clone();
+        let pusher = tokio::spawn(async move { s2.push_inbound("last".into()).await });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished());
+        assert_eq!(s.recv().await.as_deref(), Some("0"));
+        pusher.await.unwrap().unwrap();
+        for i in 1..INBOUND_CAPACITY {
+            assert_eq!(s.recv().await, Some(i.to_string()));
+        }
+        assert_eq!(s.recv().await.as_deref(), Some("last"));
+        // A waiting receiver is woken by a message and by the close.
+        let s2 = s.clone();
+        let receiver = tokio::spawn(async move { (s2.recv().await, s2.recv().await) });
+        s.push_inbound("x".into()).await.unwrap();
+        s.close();
+        assert_eq!(receiver.await.unwrap(), (Some("x".into()), None));
     }
 
     #[tokio::test]

@@ -13,7 +13,11 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::frame::{self, parse_client_payload, parse_frame, CloseReason, Frame};
+use super::server::BoxFuture;
 use super::session::{Outgoing, Session};
+use futures_util::stream::FuturesUnordered;
+use std::future::Future;
+use std::pin::Pin;
 
 /// How messages are framed on this websocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +50,14 @@ fn ws_close_code(code: u16) -> u16 {
     }
 }
 
-/// Runs the session over the websocket until either side closes.
+/// Runs the session over the websocket until either side closes, and `app` (the server's
+/// application handler for this session, if given) until it returns.
 pub(crate) async fn pump<S>(
     ws: WebSocketStream<S>,
     session: Session,
     framing: Framing,
     heartbeat: Option<Duration>,
+    app: Option<BoxFuture>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -174,15 +180,59 @@ pub(crate) async fn pump<S>(
             }
         }
     };
-    // Reader and writer in one task, each with its own waker (a `select!` would poll the
-    // reader on every writer wake-up, and each empty read costs tungstenite a buffer fill).
-    // When one ends, the other gets a second to finish: the writer to send the close frame,
-    // the reader to receive the peer's acknowledgement.
-    let mut both: futures_util::stream::FuturesUnordered<
-        std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>,
-    > = futures_util::stream::FuturesUnordered::new();
-    both.push(Box::pin(reader));
-    both.push(Box::pin(writer));
-    let _ = both.next().await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), both.next()).await;
+    // Reader, writer and application in one task, each with its own waker: a message
+    // passes from the socket to the application and back without waking another task (a
+    // `select!` would instead poll every branch on every wake-up, and each empty read costs
+    // tungstenite a buffer fill). When reader or writer ends, the other gets a second to
+    // finish (the writer to send the close frame, the reader to receive the peer's
+    // acknowledgement); the application is driven until it returns.
+    enum Part {
+        Io,
+        App,
+    }
+    let mut parts: FuturesUnordered<Pin<Box<dyn Future<Output = Part> + Send + '_>>> =
+        FuturesUnordered::new();
+    parts.push(Box::pin(async {
+        reader.await;
+        Part::Io
+    }));
+    parts.push(Box::pin(async {
+        writer.await;
+        Part::Io
+    }));
+    let mut app_running = app.is_some();
+    if let Some(app) = app {
+        parts.push(Box::pin(async {
+            app.await;
+            Part::App
+        }));
+    }
+    let mut io_running: u8 = 2;
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    while io_running > 0 || app_running {
+        let next = match grace.as_mut() {
+            Some(g) if io_running > 0 => tokio::select! {
+                n = parts.next() => n,
+                _ = g.as_mut() => {
+                    // The other half did not finish in time: stop polling it.
+                    io_running = 0;
+                    if !app_running {
+                        break;
+                    }
+                    continue;
+                }
+            },
+            _ => parts.next().await,
+        };
+        match next {
+            Some(Part::Io) => {
+                io_running = io_running.saturating_sub(1);
+                if grace.is_none() {
+                    grace = Some(Box::pin(tokio::time::sleep(Duration::from_secs(1))));
+                }
+            }
+            Some(Part::App) => app_running = false,
+            None => break,
+        }
+    }
 }

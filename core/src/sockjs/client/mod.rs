@@ -208,7 +208,7 @@ async fn connect_raw(url: &str, config: &ClientConfig) -> Result<Session, Connec
     })?;
     let session = Session::new(random_session_id(), "websocket-raw", None, config.limits);
     session.open();
-    tokio::spawn(pump(ws, session.clone(), Framing::Raw, None));
+    tokio::spawn(pump(ws, session.clone(), Framing::Raw, None, None));
     Ok(session)
 }
 
@@ -257,7 +257,7 @@ async fn connect_ws(target: &Target, config: &ClientConfig) -> Result<Session, C
     }
     let session = Session::new(target.session_id.clone(), "websocket", None, config.limits);
     session.open();
-    tokio::spawn(pump(ws, session.clone(), Framing::Client, None));
+    tokio::spawn(pump(ws, session.clone(), Framing::Client, None, None));
     Ok(session)
 }
 

@@ -34,7 +34,7 @@ use super::session::Session;
 
 pub use serve::{serve, tls_config, ServeOptions};
 
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type Handler = Arc<dyn Fn(Session) -> BoxFuture + Send + Sync>;
 
 /// Longest server or session id segment accepted in a URL.
@@ -128,6 +128,22 @@ impl Inner {
                 session.close();
             });
         }
+    }
+
+    /// The application handler for a websocket session, to be driven by the connection's
+    /// own task (see [`pump`](super::ws::pump)) rather than spawned: messages then pass
+    /// between the socket and the application without waking another task. `None` if the
+    /// handler was already started.
+    pub(crate) fn start_inline(&self, session: &Session) -> Option<BoxFuture> {
+        if !session.mark_started() {
+            return None;
+        }
+        let fut = (self.handler)(session.clone());
+        let session = session.clone();
+        Some(Box::pin(async move {
+            fut.await;
+            session.close();
+        }))
     }
 
     pub(crate) fn lookup(&self, id: &str) -> Option<Session> {

@@ -126,8 +126,8 @@ async fn upgrade(mut ctx: Ctx, framing: Framing) -> Response {
                 return;
             }
         }
-        server.start(&session);
-        pump(ws, session, framing, heartbeat).await;
+        let app = server.start_inline(&session);
+        pump(ws, session, framing, heartbeat, app).await;
     });
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

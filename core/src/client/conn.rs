@@ -4,8 +4,10 @@
 //! methods.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use rand::Rng;
@@ -22,7 +24,7 @@ use crate::protocol::{
     args_list, Auth, CallOptions, ErrorKind, Kite as KiteIdentity, KiteError, Response,
 };
 use crate::server::{Kite, Request};
-use crate::sockjs::Session;
+use crate::sockjs::{Session, TryRecvError};
 use crate::Error;
 
 enum Entry {
@@ -271,9 +273,18 @@ impl Connection {
         let sequential = self.inner.local.config().disable_concurrency;
         let local_closed = self.inner.local.inner.closed.clone();
         loop {
-            let text = tokio::select! {
-                t = self.inner.session.recv() => match t { Some(t) => t, None => break },
-                _ = local_closed.cancelled() => { self.inner.session.close(); break }
+            // Messages already waiting are taken without setting up the select below.
+            let waiting = match self.inner.session.try_recv() {
+                Ok(t) if !local_closed.is_cancelled() => Some(t),
+                Err(TryRecvError::Closed) => break,
+                _ => None,
+            };
+            let text = match waiting {
+                Some(t) => t,
+                None => tokio::select! {
+                    t = self.inner.session.recv() => match t { Some(t) => t, None => break },
+                    _ = local_closed.cancelled() => { self.inner.session.close(); break }
+                },
             };
             tracing::trace!(message = %text, "received");
             let msg = match Message::parse(&text) {
@@ -291,7 +302,17 @@ impl Connection {
                     if sequential {
                         fut.await;
                     } else {
-                        tokio::spawn(fut);
+                        // Most handlers finish without waiting: poll once here and spawn a
+                        // task only for a request that is still pending (so a slow handler
+                        // never holds up the connection, and a quick one costs no task).
+                        let mut fut = Box::pin(fut);
+                        let pending = std::future::poll_fn(|cx| {
+                            Poll::Ready(fut.as_mut().poll(cx).is_pending())
+                        })
+                        .await;
+                        if pending {
+                            tokio::spawn(fut);
+                        }
                     }
                 }
             }

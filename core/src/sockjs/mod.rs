@@ -28,6 +28,7 @@
 pub mod client;
 mod config;
 pub mod frame;
+mod parts;
 pub mod server;
 mod session;
 mod ws;
@@ -36,4 +37,6 @@ pub use client::{connect, ClientConfig, ConnectError, Transport};
 pub use config::ServerConfig;
 pub use frame::CloseReason;
 pub use server::{serve, ServeOptions, SockJsServer};
-pub use session::{SendError, Session, SessionLimits, TrySendError, INBOUND_CAPACITY};
+pub use session::{
+    SendError, Session, SessionLimits, TryRecvError, TrySendError, INBOUND_CAPACITY,
+};

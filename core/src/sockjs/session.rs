@@ -59,6 +59,17 @@ pub enum TrySendError {
     Closed,
 }
 
+/// Why [`Session::try_recv`] returned no message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TryRecvError {
+    /// No message is waiting.
+    #[error("no SockJS message is waiting")]
+    Empty,
+    /// The session is closed and every received message has been taken.
+    #[error("SockJS session is closed")]
+    Closed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     Connecting,
@@ -218,6 +229,15 @@ impl Session {
             }
             None if q.closed => Some(None),
             None => None,
+        }
+    }
+
+    /// Takes a waiting message without waiting.
+    pub fn try_recv(&self) -> Result<String, TryRecvError> {
+        match self.try_take_inbound() {
+            Some(Some(m)) => Ok(m),
+            Some(None) => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
         }
     }
 

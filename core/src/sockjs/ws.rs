@@ -13,10 +13,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::frame::{self, parse_client_payload, parse_frame, CloseReason, Frame};
+use super::parts::Parts;
 use super::server::BoxFuture;
 use super::session::{Outgoing, Session};
-use futures_util::stream::FuturesUnordered;
-use std::future::Future;
 use std::pin::Pin;
 
 /// How messages are framed on this websocket.
@@ -180,58 +179,37 @@ pub(crate) async fn pump<S>(
             }
         }
     };
-    // Reader, writer and application in one task, each with its own waker: a message
-    // passes from the socket to the application and back without waking another task (a
-    // `select!` would instead poll every branch on every wake-up, and each empty read costs
-    // tungstenite a buffer fill). When reader or writer ends, the other gets a second to
-    // finish (the writer to send the close frame, the reader to receive the peer's
-    // acknowledgement); the application is driven until it returns.
-    enum Part {
-        Io,
-        App,
-    }
-    let mut parts: FuturesUnordered<Pin<Box<dyn Future<Output = Part> + Send + '_>>> =
-        FuturesUnordered::new();
-    parts.push(Box::pin(async {
-        reader.await;
-        Part::Io
-    }));
-    parts.push(Box::pin(async {
-        writer.await;
-        Part::Io
-    }));
-    let mut app_running = app.is_some();
+    // Reader, writer and application in one task, each polled only when its own waker
+    // fired (see `parts`): a message passes from the socket to the application and back
+    // without a trip through the scheduler. When reader or writer ends, the other gets a
+    // second to finish (the writer to send the close frame, the reader to receive the
+    // peer's acknowledgement); the application is driven until it returns.
+    let mut parts: Parts<'_, ()> = Parts::new();
+    let reader = parts.push(reader);
+    let writer = parts.push(writer);
     if let Some(app) = app {
-        parts.push(Box::pin(async {
-            app.await;
-            Part::App
-        }));
+        parts.push(app);
     }
-    let mut io_running: u8 = 2;
     let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    while io_running > 0 || app_running {
+    loop {
         let next = match grace.as_mut() {
-            Some(g) if io_running > 0 => tokio::select! {
+            Some(g) => tokio::select! {
                 n = parts.next() => n,
                 _ = g.as_mut() => {
-                    // The other half did not finish in time: stop polling it.
-                    io_running = 0;
-                    if !app_running {
-                        break;
-                    }
+                    // The other half did not finish in time.
+                    parts.cancel(reader);
+                    parts.cancel(writer);
+                    grace = None;
                     continue;
                 }
             },
-            _ => parts.next().await,
+            None => parts.next().await,
         };
         match next {
-            Some(Part::Io) => {
-                io_running = io_running.saturating_sub(1);
-                if grace.is_none() {
-                    grace = Some(Box::pin(tokio::time::sleep(Duration::from_secs(1))));
-                }
+            Some((i, ())) if (i == reader || i == writer) && grace.is_none() => {
+                grace = Some(Box::pin(tokio::time::sleep(Duration::from_secs(1))));
             }
-            Some(Part::App) => app_running = false,
+            Some(_) => {}
             None => break,
         }
     }

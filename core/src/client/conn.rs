@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::dnode::{
-    place, scrub, Arguments, BoxFuture, Callback, FunctionSink, Message, Method, Path, Segment,
+    place, scrub, Arguments, BoxFuture, Callback, FunctionSink, LazyMessage, Message, Method, Path,
+    Segment,
 };
 use crate::protocol::{
     args_list, Auth, CallOptions, ErrorKind, Kite as KiteIdentity, KiteError, Response,
@@ -287,18 +288,29 @@ impl Connection {
                 },
             };
             tracing::trace!(message = %text, "received");
-            let msg = match Message::parse(&text) {
+            let mut msg = match LazyMessage::parse(&text) {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::debug!(error = %e, "dropping malformed message");
                     continue;
                 }
             };
-            match msg.method {
-                Method::Callback(id) => self.run_callback(id, msg.arguments, msg.callbacks),
+            match msg.method.clone() {
+                Method::Callback(id) => {
+                    let callbacks = std::mem::take(&mut msg.callbacks);
+                    match msg.arguments() {
+                        Ok(arguments) => self.run_callback(id, arguments, callbacks),
+                        Err(e) => tracing::debug!(error = %e, "dropping malformed message"),
+                    }
+                }
                 Method::Name(name) => {
+                    let Some(options) = call_options(&msg, &text) else {
+                        tracing::debug!("dropping malformed message");
+                        continue;
+                    };
+                    let callbacks = std::mem::take(&mut msg.callbacks);
                     let conn = self.clone();
-                    let fut = async move { conn.serve(name, msg.arguments, msg.callbacks).await };
+                    let fut = async move { conn.serve(name, options, callbacks).await };
                     if sequential {
                         fut.await;
                     } else {
@@ -361,7 +373,12 @@ impl Connection {
     }
 
     /// Serves one incoming call.
-    async fn serve(&self, method: String, mut arguments: Vec<Value>, callbacks: Vec<(u64, Path)>) {
+    async fn serve(
+        &self,
+        method: String,
+        options: Result<CallOptions, KiteError>,
+        callbacks: Vec<(u64, Path)>,
+    ) {
         // Split the callbacks: the responseCallback, and functions inside withArgs.
         let mut response_id = None;
         let mut with_args_fns = Vec::new();
@@ -382,13 +399,8 @@ impl Connection {
         let span = tracing::debug_span!("request", method = %method, id = %request_id);
         let conn = self.clone();
         async move {
-            let first = if arguments.is_empty() {
-                Value::Null
-            } else {
-                arguments.swap_remove(0)
-            };
             let outcome = conn
-                .handle(&method, &request_id, first, with_args_fns)
+                .handle(&method, &request_id, options, with_args_fns)
                 .await;
             let Some(response_id) = response_id else {
                 tracing::debug!("call without responseCallback; result dropped");
@@ -428,7 +440,7 @@ impl Connection {
         &self,
         method: &str,
         request_id: &str,
-        options: Value,
+        options: Result<CallOptions, KiteError>,
         fns: Vec<(u64, Path)>,
     ) -> Result<Value, KiteError> {
         let with_id = |e: KiteError| {
@@ -438,15 +450,7 @@ impl Connection {
                 e
             }
         };
-        let options: CallOptions = match options {
-            Value::Object(_) => serde_json::from_value(options)
-                .map_err(|e| with_id(KiteError::argument(format!("invalid call options: {e}"))))?,
-            _ => {
-                return Err(with_id(KiteError::argument(
-                    "call options must be an object",
-                )))
-            }
-        };
+        let options = options.map_err(with_id)?;
         // The caller's identity is learned from its first request.
         if !self.inner.dialed && !self.inner.first_request.swap(true, Ordering::AcqRel) {
             self.set_remote_kite(options.kite.clone());
@@ -540,6 +544,33 @@ impl FunctionSink for Inner {
                 .map_err(|e| KiteError::new(ErrorKind::SendError, e.to_string()))
         })
     }
+}
+
+/// Decodes a call's options (its first argument), straight from the JSON text when the
+/// message took the fast path. `None`: the message is malformed after all (e.g. a number
+/// out of range that only a full parse sees) and is dropped, as the reference parse does.
+fn call_options(msg: &LazyMessage<'_>, text: &str) -> Option<Result<CallOptions, KiteError>> {
+    let not_object = || KiteError::argument("call options must be an object");
+    let invalid = |e: serde_json::Error| KiteError::argument(format!("invalid call options: {e}"));
+    let value = match msg.first_argument() {
+        Ok(None) | Err(None) => return Some(Err(not_object())),
+        Ok(Some(raw)) => {
+            if !raw.get().starts_with('{') {
+                return Some(Err(not_object()));
+            }
+            if let Ok(o) = serde_json::from_str::<CallOptions>(raw.get()) {
+                return Some(Ok(o));
+            }
+            // Decide the rest the reference way, through a Value tree of the whole message.
+            let full = Message::parse(text).ok()?;
+            full.arguments.into_iter().next().unwrap_or(Value::Null)
+        }
+        Err(Some(v)) => v.clone(),
+    };
+    Some(match value {
+        Value::Object(_) => serde_json::from_value(value).map_err(invalid),
+        _ => Err(not_object()),
+    })
 }
 
 /// Interprets the arguments of a responseCallback call.

@@ -3,6 +3,7 @@
 
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The `method` of a message: a method name, or the id of a callback on the receiver's side.
@@ -106,6 +107,19 @@ impl Message {
     /// Parses one message. Accepts callback paths with indices as numbers (Go) or strings
     /// (dnode/kite.js), and ignores `links`.
     pub fn parse(text: &str) -> Result<Message, MessageError> {
+        let mut lazy = LazyMessage::parse(text)?;
+        let method = lazy.method.clone();
+        let callbacks = std::mem::take(&mut lazy.callbacks);
+        Ok(Message {
+            method,
+            arguments: lazy.arguments()?,
+            callbacks,
+        })
+    }
+
+    /// The reference parse through a `Value` tree; decides every case the typed fast path
+    /// of [`LazyMessage::parse`] does not take (and gives the exact error).
+    fn parse_value(text: &str) -> Result<Message, MessageError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))?;
         let Value::Object(mut obj) = value else {
@@ -147,6 +161,97 @@ impl Message {
             arguments,
             callbacks,
         })
+    }
+}
+
+/// The top level of a message, with `arguments` left as JSON text.
+#[derive(serde::Deserialize)]
+struct Wire<'a> {
+    method: Value,
+    #[serde(borrow, default)]
+    arguments: Option<Vec<&'a RawValue>>,
+    #[serde(default)]
+    callbacks: Value,
+}
+
+/// A parsed message whose `arguments` are still JSON text, so that a call's options can be
+/// decoded straight into their types (see [`crate::protocol::CallOptions`]) instead of
+/// through a `Value` tree first — most of the cost of receiving a call.
+pub(crate) struct LazyMessage<'a> {
+    pub(crate) method: Method,
+    /// Each argument's JSON text.
+    arguments: Vec<&'a RawValue>,
+    pub(crate) callbacks: Vec<(u64, Path)>,
+    /// Set when the fast path was not taken: the arguments parsed the reference way.
+    parsed: Option<Vec<Value>>,
+}
+
+impl<'a> LazyMessage<'a> {
+    /// Parses and checks a message exactly as [`Message::parse`] does.
+    pub(crate) fn parse(text: &'a str) -> Result<Self, MessageError> {
+        // (A typed struct would also accept a JSON array: the fast path is for objects only.)
+        let object = text.trim_start().starts_with('{');
+        let fast = object
+            .then(|| serde_json::from_str::<Wire<'a>>(text).ok())
+            .flatten()
+            .and_then(|w| {
+                let method = match w.method {
+                    Value::String(s) => Method::Name(s),
+                    Value::Number(n) => Method::Callback(n.as_u64()?),
+                    _ => return None,
+                };
+                let arguments = w.arguments.unwrap_or_default();
+                let callbacks = match w.callbacks {
+                    Value::Null => Vec::new(),
+                    Value::Object(map) => {
+                        let mut out = Vec::with_capacity(map.len());
+                        for (id, path) in map {
+                            out.push((id.parse().ok()?, parse_path(path).ok()?));
+                        }
+                        out
+                    }
+                    _ => return None,
+                };
+                Some(LazyMessage {
+                    method,
+                    arguments,
+                    callbacks,
+                    parsed: None,
+                })
+            });
+        if let Some(m) = fast {
+            return Ok(m);
+        }
+        let m = Message::parse_value(text)?;
+        Ok(LazyMessage {
+            method: m.method,
+            arguments: Vec::new(),
+            callbacks: m.callbacks,
+            parsed: Some(m.arguments),
+        })
+    }
+
+    /// The arguments as values.
+    pub(crate) fn arguments(self) -> Result<Vec<Value>, MessageError> {
+        if let Some(p) = self.parsed {
+            return Ok(p);
+        }
+        // Valid JSON already; what a full parse can still refuse (a number out of range)
+        // is reported as the reference parse reports it.
+        self.arguments
+            .iter()
+            .map(|raw| serde_json::from_str(raw.get()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| MessageError::NotJson(e.to_string()))
+    }
+
+    /// The first argument as JSON text (`None` when there are no arguments), for callers
+    /// that decode it into a type; `Err(value)` when the arguments were already parsed.
+    pub(crate) fn first_argument(&self) -> Result<Option<&'a RawValue>, Option<&Value>> {
+        if let Some(p) = &self.parsed {
+            return Err(p.first());
+        }
+        Ok(self.arguments.first().copied())
     }
 }
 
@@ -262,6 +367,33 @@ mod tests {
         ] {
             let err = Message::parse(text).unwrap_err();
             assert!(format!("{err:?}").starts_with(want), "{text}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_reference_parse() {
+        for text in [
+            r#"{"method":"square","arguments":[{"kite":{"name":"k"},"withArgs":[3],"responseCallback":"[Function]"}],"callbacks":{"7":[0,"responseCallback"]}}"#,
+            r#"{"method":3,"arguments":[{"error":null,"result":9}],"callbacks":{},"links":[]}"#,
+            r#"  {"method":"m","arguments":null}"#,
+            r#"{"method":"m"}"#,
+            r#"{"method":"m","arguments":[1,{"a":[2,"[Function]"]}],"callbacks":{"1":["1","a","1"],"2":[1,"a",1]}}"#,
+            r#"{"method":"m","method":"n","arguments":[]}"#,
+            r#"{"method":"m","arguments":[{"x":1,"x":2}]}"#,
+            r#"{"method":"m","arguments":[1e400]}"#,
+            r#"{"method":"m","arguments":"x"}"#,
+            r#"{"method":"m","arguments":[],"callbacks":{"a":[0]}}"#,
+            r#"[{"method":"m"}]"#,
+            r#"{"method":18446744073709551615}"#,
+            r#"{"method":"m"} trailing"#,
+        ] {
+            let fast = Message::parse(text).map_err(|e| format!("{e:?}"));
+            let reference = Message::parse_value(text).map_err(|e| format!("{e:?}"));
+            match (&fast, &reference) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert_eq!(a.split('(').next(), b.split('(').next(), "{text}"),
+                _ => panic!("{text}: fast {fast:?} vs reference {reference:?}"),
+            }
         }
     }
 }

@@ -1,10 +1,14 @@
-//! The kite peer benchmark: calls/s and latency of `square` on our kite server, the Go
-//! reference server and the kite.js server (SockJS mode), under the same load generator in
-//! the same run, plus server memory per connection.
+//! The kite peer benchmark: calls/s, latency and server CPU per call of `square` on our
+//! kite server, the Go reference server and the kite.js server (SockJS mode) — and on our
+//! kite with JavaScript (Node) or Python handlers — under the same load generator in the
+//! same run, plus server memory per connection.
 //!
 //! ```text
-//! bash tests/interop/go/build.sh && npm ci --prefix tests/interop/kitejs   # peers (scripts/setup.sh does this)
-//! cargo run --release --example kite-bench [-- --seconds 3]
+//! bash scripts/setup.sh        # Go and kite.js peers, the Node addon, the Python venv
+//! cargo run --release --example kite-bench [-- --seconds 3]                     # rust, go, kitejs
+//! cargo run --release --example kite-bench -- --servers node,kitejs,rust         # the Node binding
+//! cargo run --release --example kite-bench -- --servers python,python-def,rust,go  # the Python binding
+//! cargo run --release --example kite-bench -- --case 64x1 --memory-connections 0  # one case
 //! ```
 //!
 //! Every server runs as its own process (ours is this binary re-executed with `--serve`),
@@ -29,9 +33,14 @@ struct Args {
     /// Seconds measured per case (after a short warm-up).
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
-    /// Servers to run: rust, go, kitejs.
+    /// Servers to run: rust, go, kitejs, node (kite-rs with JavaScript handlers), python
+    /// (kite-rs with `async def` handlers), python-def (plain `def` handlers).
     #[arg(long, value_delimiter = ',', default_value = "rust,go,kitejs")]
     servers: Vec<String>,
+    /// Python interpreter with kite-rs installed (for the python servers). Default: the
+    /// repository's `.venv` (made by scripts/setup.sh), else `python3`.
+    #[arg(long)]
+    python: Option<PathBuf>,
     /// Connections opened for the memory measurement (0 to skip).
     #[arg(long, default_value_t = 2000)]
     memory_connections: usize,
@@ -79,7 +88,7 @@ struct Server {
     port: u16,
 }
 
-async fn spawn(name: &'static str) -> Result<Server, String> {
+async fn spawn(name: &'static str, args: &Args) -> Result<Server, String> {
     let root = repo_root();
     let mut cmd = match name {
         "rust" => {
@@ -107,6 +116,33 @@ async fn spawn(name: &'static str) -> Result<Server, String> {
             c.arg(dir.join("server.js")).arg("--sockjs");
             c
         }
+        "node" => {
+            // The interop server: `square` is a plain JavaScript function.
+            let script = root.join("bindings-node/test/interop/server.mjs");
+            if !root.join("bindings-node").join(NODE_ADDON).exists() {
+                return Err("the Node addon is not built: run scripts/setup.sh".into());
+            }
+            let mut c = tokio::process::Command::new("node");
+            c.arg(script);
+            c
+        }
+        "python" | "python-def" => {
+            let python = args.python.clone().unwrap_or_else(|| {
+                let venv = root.join(".venv/bin/python");
+                if venv.exists() {
+                    venv
+                } else {
+                    PathBuf::from("python3")
+                }
+            });
+            let mut c = tokio::process::Command::new(python);
+            c.arg(root.join("examples/python/math.py"))
+                .args(["--port", "0"]);
+            if name == "python-def" {
+                c.arg("--sync");
+            }
+            c
+        }
         other => return Err(format!("unknown server {other}")),
     };
     cmd.stdin(Stdio::piped())
@@ -121,9 +157,32 @@ async fn spawn(name: &'static str) -> Result<Server, String> {
         .map_err(|_| format!("{name}: no ready line"))?
         .map_err(|e| e.to_string())?
         .ok_or(format!("{name}: exited"))?;
-    let v: Value = serde_json::from_str(&line).map_err(|e| format!("{name}: {e}: {line}"))?;
-    let port = v["port"].as_u64().ok_or("no port")? as u16;
+    // `{"port": N, …}` (rust, go, kitejs, node) or a line with the kite's URL (python).
+    let port = match serde_json::from_str::<Value>(&line) {
+        Ok(v) => v["port"].as_u64(),
+        Err(_) => line
+            .split("127.0.0.1:")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok()),
+    }
+    .and_then(|p| u16::try_from(p).ok())
+    .ok_or_else(|| format!("{name}: no port in its first line {line:?}"))?;
+    // Keep reading its stdout so that a chatty server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Server { name, child, port })
+}
+
+/// The napi addon's file name (see package.json).
+const NODE_ADDON: &str = "kite-rs.linux-x64-gnu.node";
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, 100 per second on every mainstream configuration.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -255,6 +314,8 @@ struct Figures {
     rate: f64,
     p50: f64,
     p99: f64,
+    /// Server CPU time per call (µs), over the whole case (warm-up included).
+    cpu_us: Option<f64>,
 }
 
 async fn run_case(
@@ -288,6 +349,7 @@ async fn run_case(
         rate: all.len() as f64 / seconds,
         p50: pct(0.50),
         p99: pct(0.99),
+        cpu_us: None,
     })
 }
 
@@ -332,11 +394,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Vec<Result<Figures, String>>,
         Result<f64, String>,
     )> = Vec::new();
-    for name in ["rust", "go", "kitejs"] {
+    const ALL: [&str; 6] = ["rust", "go", "kitejs", "node", "python", "python-def"];
+    if let Some(bad) = args.servers.iter().find(|s| !ALL.contains(&s.as_str())) {
+        return Err(format!("unknown server {bad:?} (known: {})", ALL.join(", ")).into());
+    }
+    for name in ALL {
         if !args.servers.iter().any(|s| s == name) {
             continue;
         }
-        let server = match spawn(name).await {
+        let server = match spawn(name, &args).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("skipping {name}: {e}");
@@ -354,7 +420,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 figures.push(Err("skipped".into()));
                 continue;
             }
-            figures.push(run_case(server.port, c, k, args.seconds).await);
+            let pid = server.child.id().unwrap_or(0);
+            let before = cpu_time(pid);
+            let mut f = run_case(server.port, c, k, args.seconds).await;
+            if let (Ok(f), Some(b), Some(a)) = (f.as_mut(), before, cpu_time(pid)) {
+                // Calls made in the warm-up are not counted; the CPU time includes it, so
+                // scale the calls to the whole case.
+                let calls = f.rate * (args.seconds + 0.5);
+                f.cpu_us = Some((a - b).as_secs_f64() * 1e6 / calls.max(1.0));
+            }
+            figures.push(f);
         }
         let mem = if args.memory_connections > 0 {
             memory(&server, args.memory_connections).await
@@ -369,7 +444,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.seconds
     );
     println!(
-        "{:<8} {:>10} {:>18} {:>18} {:>18} {:>14}",
+        "{:<10} {:>10} {:>18} {:>18} {:>18} {:>14}",
         "server", "", "1x1", "8x16", "64x1", "KiB/conn"
     );
     for (name, figures, mem) in &results {
@@ -378,7 +453,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => format!("error: {e:.12}"),
         };
         println!(
-            "{:<8} {:>10} {:>18} {:>18} {:>18} {:>14}",
+            "{:<10} {:>10} {:>18} {:>18} {:>18} {:>14}",
             name,
             "calls p50/p99ms",
             cell(&figures[0]),
@@ -388,6 +463,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(m) => format!("{m:.1}"),
                 Err(e) => format!("{e:.12}"),
             }
+        );
+    }
+    println!(
+        "server CPU per call (µs, user+system; steadier than calls/s when the machine is shared):"
+    );
+    for (name, figures, _) in &results {
+        let cpu = |f: &Result<Figures, String>| match f.as_ref().ok().and_then(|f| f.cpu_us) {
+            Some(us) => format!("{us:.1}"),
+            None => "-".into(),
+        };
+        println!(
+            "{:<10} {:>10} {:>18} {:>18} {:>18}",
+            name,
+            "cpu/call",
+            cpu(&figures[0]),
+            cpu(&figures[1]),
+            cpu(&figures[2])
         );
     }
     let get = |n: &str, i: usize| {
@@ -405,6 +497,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rp / gp
             );
         }
+    }
+    // Targets of the bindings (issues: Python, Node), at 8x16.
+    if let (Some((py, _)), Some((go, _)), Some((rust, _))) =
+        (get("python", 1), get("go", 1), get("rust", 1))
+    {
+        println!(
+            "8x16: python async def = {:.2}x go (target >= 1x), {:.0}% of rust (target >= 40%)",
+            py / go,
+            100.0 * py / rust
+        );
+    }
+    if let (Some((node, _)), Some((js, _))) = (get("node", 1), get("kitejs", 1)) {
+        println!(
+            "8x16: node (JavaScript handlers) = {:.2}x kite.js (target >= 1.5x)",
+            node / js
+        );
     }
     if let Some((_, _, Ok(m))) = results.iter().find(|r| r.0 == "rust") {
         println!(

@@ -25,7 +25,8 @@ use kite::auth::{mint_kite_key, mint_token, parse_unverified, KeyPair};
 use kite::dnode::Message;
 use kite::protocol::Auth;
 use kite::sockjs::{serve, ServeOptions, ServerConfig, Session, SockJsServer, Transport};
-use kite::{Callback, Config, Function, Kite, Request};
+use kite::{Callback, Client, Config, Function, Kite, Request};
+use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -457,15 +458,38 @@ fn with_result(golden: &Value, result: Value) -> Value {
     g
 }
 
+/// Sends `request` verbatim on a fresh connection, reads until its response and
+/// `enough(others)`, and checks the response against the reference's `golden` per `text`.
+/// Returns the response and the other messages (see [`Raw::exchange`]).
+async fn replay(
+    k: &Kite,
+    what: &str,
+    request: &str,
+    enough: impl Fn(&[Value]) -> bool,
+    golden: &Value,
+    text: Text,
+) -> (Value, Vec<(bool, Value)>) {
+    let mut raw = Raw::connect(k, what).await;
+    let id = response_callback_id(&serde_json::from_str(request).expect("request"));
+    let (response, others) = raw.exchange(request, enough).await;
+    check_response(what, &response, id, golden, text);
+    (response, others)
+}
+
 /// Sends one request on a fresh connection and compares the response (no other messages
 /// expected).
 async fn simple(k: &Kite, what: &str, request: &str, golden: &Value, text: Text) -> Value {
-    let mut raw = Raw::connect(k, what).await;
-    let id = response_callback_id(&serde_json::from_str(request).expect("request"));
-    let (response, others) = raw.exchange(request, |_| true).await;
+    let (response, others) = replay(k, what, request, |_| true, golden, text).await;
     assert!(others.is_empty(), "{what}: unexpected messages {others:?}");
-    check_response(what, &response, id, golden, text);
     response
+}
+
+/// [`simple`] for a request the Go capture sent and its answer: `go/<stem>.request.json`
+/// answered like `go/<stem>.json`.
+async fn replay_go(k: &Kite, stem: &str, text: Text) {
+    let request = golden("go", &format!("{stem}.request"));
+    let answer = golden_json("go", stem);
+    simple(k, &format!("go/{stem}"), &request, &answer, text).await;
 }
 
 /// Callback invocations `args` of callback `fn_id`, all before the response, then the
@@ -477,10 +501,7 @@ async fn with_invocations(
     fn_ids_and_golden: &[(u64, Value)],
     golden_response: &Value,
 ) {
-    let mut raw = Raw::connect(k, what).await;
-    let id = response_callback_id(&serde_json::from_str(request).expect("request"));
-    let (response, others) = raw.exchange(request, |_| true).await;
-    check_response(what, &response, id, golden_response, Text::Exact);
+    let (_, others) = replay(k, what, request, |_| true, golden_response, Text::Exact).await;
     assert_eq!(
         others.len(),
         fn_ids_and_golden.len(),
@@ -490,6 +511,48 @@ async fn with_invocations(
         assert!(before, "{what}: invocation {ours} came after the response");
         check_invocation(what, ours, *fn_id, golden);
     }
+}
+
+/// Replays the golden `callback [n, fn]` request `implementation/name`: `fn` is invoked as
+/// the Go server invoked it (`fn(0)`, `fn(1)`), then with `more`, all before the response
+/// `golden_response`.
+async fn replay_callback(
+    k: &Kite,
+    implementation: &str,
+    name: &str,
+    more: &[Value],
+    golden_response: &Value,
+) {
+    let f = callback_id_at(&golden_json(implementation, name), &["0", "withArgs", "1"]);
+    let invocations: Vec<(u64, Value)> = ["server-callback-invoke-0", "server-callback-invoke-1"]
+        .map(|invoke| golden_json("go", invoke))
+        .into_iter()
+        .chain(more.iter().cloned())
+        .map(|golden| (f, golden))
+        .collect();
+    let what = format!("{implementation}/{name}");
+    let request = golden(implementation, name);
+    with_invocations(k, &what, &request, &invocations, golden_response).await;
+}
+
+/// Replays the golden `nested {a, b: {c: [fn]}}` request `implementation/name`: `a("a")` and
+/// `c[0]("c")` as the Go server invoked them, before its response.
+async fn replay_nested(k: &Kite, implementation: &str, name: &str) {
+    let req = golden_json(implementation, name);
+    let gj = |name: &str| golden_json("go", name);
+    let invocations = [
+        (
+            callback_id_at(&req, &["0", "withArgs", "0", "a"]),
+            gj("server-nested-invoke-a"),
+        ),
+        (
+            callback_id_at(&req, &["0", "withArgs", "0", "b", "c", "0"]),
+            gj("server-nested-invoke-c"),
+        ),
+    ];
+    let what = format!("{implementation}/{name}");
+    let request = golden(implementation, name);
+    with_invocations(k, &what, &request, &invocations, &gj("server-nested")).await;
 }
 
 /// Whether a golden token (its frames carry `exp` = capture time + 1 h) is valid for the
@@ -567,40 +630,17 @@ async fn go_server_requests_answered_like_go() {
         ("secret-kiteKey", Text::Exact),
         // "token: " + the JWT library's reason (Go's: invalid character '\u009e' …).
         ("secret-badToken", Text::Prefix("token: ")),
+        // Throttling: the first call passes, the second gets requestLimitError.
+        ("limited-1", Text::Exact),
+        ("limited-2", Text::Exact),
     ] {
-        let what = format!("go/server-{name}");
-        simple(
-            &k,
-            &what,
-            &go(&format!("server-{name}.request")),
-            &gj(&format!("server-{name}")),
-            text,
-        )
-        .await;
+        replay_go(&k, &format!("server-{name}"), text).await;
     }
     secret_with_golden_token(
         &k,
         "go/server-secret-token",
         &go("server-secret-token.request"),
         &gj("server-secret-token"),
-    )
-    .await;
-
-    // Throttling: the first call passes, the second gets requestLimitError.
-    simple(
-        &k,
-        "go/server-limited-1",
-        &go("server-limited-1.request"),
-        &gj("server-limited-1"),
-        Text::Exact,
-    )
-    .await;
-    simple(
-        &k,
-        "go/server-limited-2",
-        &go("server-limited-2.request"),
-        &gj("server-limited-2"),
-        Text::Exact,
     )
     .await;
 
@@ -645,57 +685,23 @@ async fn go_server_requests_answered_like_go() {
     .await;
 
     // Callbacks: invoked (in order, before the response), then the result.
-    let req = gj("server-callback-invoke-0.request");
-    with_invocations(
+    replay_callback(
         &k,
-        "go/server-callback",
-        &go("server-callback-invoke-0.request"),
-        &[
-            (
-                callback_id_at(&req, &["0", "withArgs", "1"]),
-                gj("server-callback-invoke-0"),
-            ),
-            (
-                callback_id_at(&req, &["0", "withArgs", "1"]),
-                gj("server-callback-invoke-1"),
-            ),
-        ],
+        "go",
+        "server-callback-invoke-0.request",
+        &[],
         &gj("server-callback"),
     )
     .await;
-    let req = gj("server-nested-invoke-a.request");
-    with_invocations(
-        &k,
-        "go/server-nested",
-        &go("server-nested-invoke-a.request"),
-        &[
-            (
-                callback_id_at(&req, &["0", "withArgs", "0", "a"]),
-                gj("server-nested-invoke-a"),
-            ),
-            (
-                callback_id_at(&req, &["0", "withArgs", "0", "b", "c", "0"]),
-                gj("server-nested-invoke-c"),
-            ),
-        ],
-        &gj("server-nested"),
-    )
-    .await;
+    replay_nested(&k, "go", "server-nested-invoke-a.request").await;
 
     // Heartbeat: the result (null) and at least one call of the callback with no arguments.
     {
         let what = "go/server-heartbeat";
         let request = go("server-heartbeat-invoke.request");
+        let answer = gj("server-heartbeat");
+        let (_, others) = replay(&k, what, &request, |o| !o.is_empty(), &answer, Text::Exact).await;
         let req = gj("server-heartbeat-invoke.request");
-        let mut raw = Raw::connect(&k, what).await;
-        let (response, others) = raw.exchange(&request, |o| !o.is_empty()).await;
-        check_response(
-            what,
-            &response,
-            response_callback_id(&req),
-            &gj("server-heartbeat"),
-            Text::Exact,
-        );
         let fn_id = callback_id_at(&req, &["0", "withArgs", "1"]);
         check_invocation(what, &others[0].1, fn_id, &gj("server-heartbeat-invoke"));
     }
@@ -705,16 +711,8 @@ async fn go_server_requests_answered_like_go() {
     {
         let what = "go/server-callMeBack";
         let request = go("server-callMeBack-outgoingCall.request");
-        let req = gj("server-callMeBack-outgoingCall.request");
-        let mut raw = Raw::connect(&k, what).await;
-        let (response, others) = raw.exchange(&request, |_| true).await;
-        check_response(
-            what,
-            &response,
-            response_callback_id(&req),
-            &gj("server-callMeBack"),
-            Text::Exact,
-        );
+        let answer = gj("server-callMeBack");
+        let (_, others) = replay(&k, what, &request, |_| true, &answer, Text::Exact).await;
         assert_eq!(others.len(), 1, "{what}: {others:?}");
         assert!(others[0].0, "{what}: the call came after the response");
         // DEVIATION: the Go server's call carries its kite key only because interopsrv.go
@@ -737,15 +735,7 @@ async fn go_server_requests_answered_like_go() {
 async fn requests_to_go_client_answered_like_go() {
     let k = start_server().await;
     for name in ["square", "methodNotFound"] {
-        let what = format!("go/client-answer-{name}");
-        simple(
-            &k,
-            &what,
-            &golden("go", &format!("client-answer-{name}.request")),
-            &golden_json("go", &format!("client-answer-{name}")),
-            Text::Exact,
-        )
-        .await;
+        replay_go(&k, &format!("client-answer-{name}"), Text::Exact).await;
     }
     k.close();
 }
@@ -763,13 +753,8 @@ async fn go_client_requests_answered_like_go_server() {
         ("client-call-noargs", "server-ping"),
         ("client-call-kitekey-auth", "server-secret-kiteKey"),
     ] {
-        let request = golden("go", client);
-        let id = response_callback_id(&gj(client));
         let what = format!("go/{client}");
-        let mut raw = Raw::connect(&k, &what).await;
-        let (response, others) = raw.exchange(&request, |_| true).await;
-        assert!(others.is_empty(), "{what}: {others:?}");
-        check_response(&what, &response, id, &gj(server), Text::Exact);
+        simple(&k, &what, &golden("go", client), &gj(server), Text::Exact).await;
     }
     {
         // The reply's callback id is this request's, not the captured server reply's.
@@ -784,37 +769,15 @@ async fn go_client_requests_answered_like_go_server() {
         )
         .await;
     }
-    let req = gj("client-call-callback");
-    let f = callback_id_at(&req, &["0", "withArgs", "1"]);
-    with_invocations(
+    replay_callback(
         &k,
-        "go/client-call-callback",
-        &golden("go", "client-call-callback"),
-        &[
-            (f, gj("server-callback-invoke-0")),
-            (f, gj("server-callback-invoke-1")),
-        ],
+        "go",
+        "client-call-callback",
+        &[],
         &gj("server-callback"),
     )
     .await;
-    let req = gj("client-call-nested");
-    with_invocations(
-        &k,
-        "go/client-call-nested",
-        &golden("go", "client-call-nested"),
-        &[
-            (
-                callback_id_at(&req, &["0", "withArgs", "0", "a"]),
-                gj("server-nested-invoke-a"),
-            ),
-            (
-                callback_id_at(&req, &["0", "withArgs", "0", "b", "c", "0"]),
-                gj("server-nested-invoke-c"),
-            ),
-        ],
-        &gj("server-nested"),
-    )
-    .await;
+    replay_nested(&k, "go", "client-call-nested").await;
     k.close();
 }
 
@@ -823,101 +786,55 @@ async fn go_client_requests_answered_like_go_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kitejs_client_requests_answered_like_go_server() {
     let k = start_server().await;
-    let kj = |name: &str| golden_json("kitejs", name);
     let gj = |name: &str| golden_json("go", name);
-    simple(
-        &k,
-        "kitejs/client-square",
-        &golden("kitejs", "client-square"),
-        &gj("server-square"),
-        Text::Exact,
-    )
-    .await;
-    // The Go server echoes withArgs [] as [].
-    simple(
-        &k,
-        "kitejs/client-no-args",
-        &golden("kitejs", "client-no-args"),
-        &with_result(&gj("server-echo-object"), json!([])),
-        Text::Exact,
-    )
-    .await;
-    // DEVIATION (see go_server_requests_answered_like_go): `echo 5` is answered [5]; the Go
-    // server answers 5 (golden/go/server-echo-scalarArgs.json).
-    simple(
-        &k,
-        "kitejs/client-scalar-args (deviation)",
-        &golden("kitejs", "client-scalar-args"),
-        &with_result(&gj("server-echo-scalarArgs"), json!([5])),
-        Text::Exact,
-    )
-    .await;
-    // kite.js's server calling back its client (no `authentication` key at all).
-    simple(
-        &k,
-        "kitejs/server-request-to-client",
-        &golden("kitejs", "server-request-to-client"),
-        &gj("server-callMeBack"),
-        Text::Exact,
-    )
-    .await;
     // The fixed test credentials of golden.js are not signed by anyone we trust: Go and we
-    // answer authenticationError ("kiteKey: …" / "token: …" + the verifier's reason).
-    let denied = json!({"method": 0, "arguments": [{"error": {"type": "authenticationError",
-        "message": "", "code": "", "id": "0123456789abcdef"}, "result": null}], "callbacks": {}});
-    simple(
+    // answer authenticationError ("kiteKey: …" / "token: …" + the verifier's reason; the
+    // message is checked up to `prefix`).
+    let denied = |prefix: &str| {
+        json!({"method": 0, "arguments": [{"error": {"type": "authenticationError",
+            "message": prefix, "code": "", "id": "0123456789abcdef"}, "result": null}],
+            "callbacks": {}})
+    };
+    for (name, answer, text) in [
+        ("client-square", gj("server-square"), Text::Exact),
+        // The Go server echoes withArgs [] as [].
+        (
+            "client-no-args",
+            with_result(&gj("server-echo-object"), json!([])),
+            Text::Exact,
+        ),
+        // DEVIATION (see go_server_requests_answered_like_go): `echo 5` is answered [5]; the
+        // Go server answers 5 (golden/go/server-echo-scalarArgs.json).
+        (
+            "client-scalar-args",
+            with_result(&gj("server-echo-scalarArgs"), json!([5])),
+            Text::Exact,
+        ),
+        // kite.js's server calling back its client (no `authentication` key at all).
+        (
+            "server-request-to-client",
+            gj("server-callMeBack"),
+            Text::Exact,
+        ),
+        ("client-kitekey-auth", denied(""), Text::Prefix("")),
+        (
+            "client-token-auth",
+            denied("token: "),
+            Text::Prefix("token: "),
+        ),
+    ] {
+        let what = format!("kitejs/{name}");
+        simple(&k, &what, &golden("kitejs", name), &answer, text).await;
+    }
+    replay_callback(
         &k,
-        "kitejs/client-kitekey-auth",
-        &golden("kitejs", "client-kitekey-auth"),
-        &denied,
-        Text::Prefix(""),
-    )
-    .await;
-    let r = simple(
-        &k,
-        "kitejs/client-token-auth",
-        &golden("kitejs", "client-token-auth"),
-        &denied,
-        Text::Prefix(""),
-    )
-    .await;
-    let m = r["arguments"][0]["error"]["message"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(m.starts_with("token: "), "kitejs/client-token-auth: {r}");
-
-    let req = kj("client-callback-arg");
-    let f = callback_id_at(&req, &["0", "withArgs", "1"]);
-    with_invocations(
-        &k,
-        "kitejs/client-callback-arg",
-        &golden("kitejs", "client-callback-arg"),
-        &[
-            (f, gj("server-callback-invoke-0")),
-            (f, gj("server-callback-invoke-1")),
-            (f, json!({"method": 1, "arguments": [2], "callbacks": {}})),
-        ],
+        "kitejs",
+        "client-callback-arg",
+        &[json!({"method": 1, "arguments": [2], "callbacks": {}})],
         &with_result(&gj("server-callback"), json!(3)),
     )
     .await;
-    let req = kj("client-nested-callbacks");
-    with_invocations(
-        &k,
-        "kitejs/client-nested-callbacks",
-        &golden("kitejs", "client-nested-callbacks"),
-        &[
-            (
-                callback_id_at(&req, &["0", "withArgs", "0", "a"]),
-                gj("server-nested-invoke-a"),
-            ),
-            (
-                callback_id_at(&req, &["0", "withArgs", "0", "b", "c", "0"]),
-                gj("server-nested-invoke-c"),
-            ),
-        ],
-        &gj("server-nested"),
-    )
-    .await;
+    replay_nested(&k, "kitejs", "client-nested-callbacks").await;
     k.close();
 }
 
@@ -1065,18 +982,39 @@ async fn recorder() -> (
     (format!("http://{addr}/kite"), rx, options)
 }
 
-/// The next message the recorder got.
-async fn next(rx: &mut mpsc::UnboundedReceiver<String>, what: &str) -> Value {
-    let msg = timeout(WAIT, rx.recv())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing recorded"))
-        .expect("recorder gone");
-    serde_json::from_str(&msg).unwrap_or_else(|e| panic!("{what}: {e}: {msg}"))
+/// Our client, dialed to the [`recorder`], and what the recorder got.
+struct Recorded {
+    client: Client,
+    rx: mpsc::UnboundedReceiver<String>,
+}
+
+impl Recorded {
+    /// Calls `method` with `args` and checks the message the recorder got against the Go
+    /// client's frame `go/<golden>.json`, per `shape`.
+    async fn call<A: Serialize + ?Sized + Sync>(
+        &mut self,
+        method: &str,
+        args: &A,
+        golden: &str,
+        shape: Args,
+    ) {
+        let what = format!("{method} (as go/{golden})");
+        timeout(WAIT, self.client.call(method, args))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: call timed out"))
+            .unwrap_or_else(|e| panic!("{what}: call: {e}"));
+        let msg = timeout(WAIT, self.rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: nothing recorded"))
+            .expect("recorder gone");
+        let ours = serde_json::from_str(&msg).unwrap_or_else(|e| panic!("{what}: {e}: {msg}"));
+        check_request_shape(&what, &ours, &golden_json("go", golden), shape);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_sends_what_go_client_sends() {
-    let (url, mut rx, options) = recorder().await;
+    let (url, rx, options) = recorder().await;
     let local = Kite::with_config(
         "capture-client",
         "1.0.0",
@@ -1092,6 +1030,7 @@ async fn our_client_sends_what_go_client_sends() {
         .await
         .expect("dial timed out")
         .expect("dial");
+    let mut rec = Recorded { client, rx };
 
     let pair = KeyPair::generate().expect("key pair");
     let kite_key =
@@ -1106,93 +1045,26 @@ async fn our_client_sends_what_go_client_sends() {
     )
     .expect("token");
     let noop = || Callback::new(|_| {});
-
-    let call = |method: &'static str, args: Value| {
-        let c = client.clone();
-        async move {
-            timeout(WAIT, c.call(method, &args))
-                .await
-                .expect("call timed out")
-                .expect("call")
-        }
-    };
-    let gj = |name: &str| golden_json("go", name);
-
-    call("square", json!([4])).await;
-    check_request_shape(
-        "square [4]",
-        &next(&mut rx, "square").await,
-        &gj("client-call-square"),
-        Args::Same,
-    );
-
-    timeout(WAIT, client.call("fail", &()))
-        .await
-        .expect("timed out")
-        .expect("fail");
-    check_request_shape(
-        "fail (no args)",
-        &next(&mut rx, "fail").await,
-        &gj("client-call-emptyargs"),
-        Args::Same,
-    );
-
-    timeout(WAIT, client.call("kite.ping", &()))
-        .await
-        .expect("timed out")
-        .expect("ping");
-    check_request_shape(
-        "kite.ping (no args)",
-        &next(&mut rx, "ping").await,
-        &gj("client-call-noargs"),
-        Args::EmptyForNull,
-    );
-
+    use Args::{EmptyForNull, Same};
+    rec.call("square", &json!([4]), "client-call-square", Same)
+        .await;
+    rec.call("fail", &(), "client-call-emptyargs", Same).await;
+    rec.call("kite.ping", &(), "client-call-noargs", EmptyForNull)
+        .await;
     let cb = noop();
-    timeout(WAIT, client.call("callback", &(2, &cb)))
-        .await
-        .expect("timed out")
-        .expect("callback");
-    check_request_shape(
-        "callback [2, fn]",
-        &next(&mut rx, "callback").await,
-        &gj("client-call-callback"),
-        Args::Same,
-    );
-
+    rec.call("callback", &(2, &cb), "client-call-callback", Same)
+        .await;
     let (fa, fc) = (noop(), noop());
-    call("nested", json!([{"a": fa, "b": {"c": [fc]}}])).await;
-    check_request_shape(
-        "nested",
-        &next(&mut rx, "nested").await,
-        &gj("client-call-nested"),
-        Args::Same,
-    );
+    let nested = json!([{"a": fa, "b": {"c": [fc]}}]);
+    rec.call("nested", &nested, "client-call-nested", Same)
+        .await;
+    rec.client.set_auth(Some(Auth::kite_key(kite_key)));
+    rec.call("secret", &(), "client-call-kitekey-auth", EmptyForNull)
+        .await;
+    rec.client.set_auth(Some(Auth::token(token)));
+    rec.call("secret", &(), "client-call-token-auth", EmptyForNull)
+        .await;
 
-    client.set_auth(Some(Auth::kite_key(kite_key)));
-    timeout(WAIT, client.call("secret", &()))
-        .await
-        .expect("timed out")
-        .expect("secret");
-    check_request_shape(
-        "secret (kiteKey)",
-        &next(&mut rx, "secret kiteKey").await,
-        &gj("client-call-kitekey-auth"),
-        Args::EmptyForNull,
-    );
-
-    client.set_auth(Some(Auth::token(token)));
-    timeout(WAIT, client.call("secret", &()))
-        .await
-        .expect("timed out")
-        .expect("secret");
-    check_request_shape(
-        "secret (token)",
-        &next(&mut rx, "secret token").await,
-        &gj("client-call-token-auth"),
-        Args::EmptyForNull,
-    );
-
-    client.close();
+    rec.client.close();
     options.shutdown.cancel();
 }

@@ -27,23 +27,19 @@
 //! Pairings run concurrently, each against a server process of its own (the throttled
 //! `limited` method allows one call per server per hour).
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::peers::{
+    build_examples, go_bin, kitejs_dir, last_chars, run_once, spawn_error, Peer, Run,
+};
 use kite::auth::{mint_kite_key, mint_token, parse_unverified, KeyPair};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::time::timeout;
-
-/// Bound for a server to print its ready line.
-const READY: Duration = Duration::from_secs(30);
-/// Bound for one client run (the slowest expected run, our client against kite.js, takes
-/// ~12 s because of two 5 s call timeouts; a connect failure takes 15 s).
-const CLIENT_RUN: Duration = Duration::from_secs(60);
+use tokio::process::Command;
 
 /// Every scenario a client prints when given `--kite-key` and `--token` (SCENARIOS.md).
 const SCENARIOS: [&str; 17] = [
@@ -156,11 +152,6 @@ const KITEJS_SERVER: &[Known] = &[
 // ---------------------------------------------------------------------------------------
 // Locating the peers.
 
-fn repo_root() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    dir.canonicalize().unwrap_or(dir)
-}
-
 /// Paths of our `interop-server` and `interop-client` examples, built once per test binary.
 struct RustBins {
     server: PathBuf,
@@ -170,100 +161,9 @@ struct RustBins {
 fn rust_bins() -> &'static RustBins {
     static BINS: OnceLock<RustBins> = OnceLock::new();
     BINS.get_or_init(|| {
-        let mut cargo = std::process::Command::new(env!("CARGO"));
-        // Cargo gives the test process the package's CARGO_PKG_*, CARGO_MANIFEST_* (…)
-        // variables. Build scripts that declare `rerun-if-env-changed` on them (ring does,
-        // for CARGO_PKG_NAME and the version parts) would see them change and be rebuilt
-        // here, and again by the next plain `cargo test`: build with cargo's usual env.
-        for (key, _) in std::env::vars_os() {
-            let Some(key) = key.to_str() else { continue };
-            let set_by_cargo_for_tests = [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_BIN_",
-                "CARGO_RUSTC_CURRENT_DIR",
-            ]
-            .iter()
-            .any(|prefix| key.starts_with(prefix));
-            if set_by_cargo_for_tests {
-                cargo.env_remove(key);
-            }
-        }
-        let out = cargo
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build",
-                "--example",
-                "interop-server",
-                "--example",
-                "interop-client",
-                "--message-format=json",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run cargo ({}): {e}", env!("CARGO")));
-        assert!(
-            out.status.success(),
-            "building the interop examples failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut found = BTreeMap::new();
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Ok(msg) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            if msg["reason"] != "compiler-artifact" {
-                continue;
-            }
-            if let (Some(name), Some(exe)) =
-                (msg["target"]["name"].as_str(), msg["executable"].as_str())
-            {
-                found.insert(name.to_string(), PathBuf::from(exe));
-            }
-        }
-        let take = |name: &str| {
-            found.get(name).cloned().unwrap_or_else(|| {
-                panic!("cargo build printed no executable for example {name}; artifacts: {found:?}")
-            })
-        };
-        RustBins {
-            server: take("interop-server"),
-            client: take("interop-client"),
-        }
+        let [server, client] = build_examples(["interop-server", "interop-client"]);
+        RustBins { server, client }
     })
-}
-
-fn go_bin(name: &str) -> PathBuf {
-    let path = repo_root().join("tests/interop/go/bin").join(name);
-    assert!(
-        path.is_file(),
-        "the Go reference interop program {} is missing: run `scripts/setup.sh` (or \
-         `tests/interop/go/build.sh`, which needs Go and the Go module proxy)",
-        path.display()
-    );
-    path
-}
-
-fn kitejs_dir() -> PathBuf {
-    let dir = repo_root().join("tests/interop/kitejs");
-    assert!(
-        dir.join("node_modules/kite.js/package.json").is_file(),
-        "kite.js is not installed in {}: run `scripts/setup.sh` (or `npm ci` there)",
-        dir.join("node_modules").display()
-    );
-    dir
-}
-
-fn spawn_error(what: &str, program: &Path, e: std::io::Error) -> String {
-    if program == Path::new("node") {
-        format!("cannot run `node` for {what} ({e}): install Node.js 20 and run `scripts/setup.sh`")
-    } else {
-        format!("cannot run {} for {what}: {e}", program.display())
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -418,39 +318,6 @@ fn creds() -> &'static Creds {
 // ---------------------------------------------------------------------------------------
 // Processes.
 
-/// Collects a child's output stream (stderr) for failure reports; never blocks the child.
-fn drain(stream: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
-    let buf = Arc::new(Mutex::new(String::new()));
-    let sink = buf.clone();
-    tokio::spawn(async move {
-        let mut stream = stream;
-        let mut chunk = vec![0u8; 8192];
-        while let Ok(n) = stream.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-            s.push_str(&String::from_utf8_lossy(&chunk[..n]));
-            // Keep the tail only: the kite.js heartbeat bug can log forever.
-            if s.len() > 256 * 1024 {
-                let cut = s.len() - 128 * 1024;
-                let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(0);
-                s.drain(..cut);
-            }
-        }
-    });
-    buf
-}
-
-fn tail(buf: &Arc<Mutex<String>>) -> String {
-    let s = buf.lock().unwrap_or_else(|e| e.into_inner());
-    let start = s.len().saturating_sub(8 * 1024);
-    let start = (start..s.len())
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0);
-    s[start..].to_string()
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum ServerImpl {
     Rust,
@@ -470,15 +337,9 @@ impl ServerImpl {
     }
 }
 
-/// A running test server; killed when dropped (it also exits when its stdin closes).
-struct Server {
-    _child: Child,
-    stdin: ChildStdin,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-async fn start_server(which: ServerImpl, set: &CredSet) -> Server {
+/// Starts a test server (its ready line is `{"url", "port"}`, SCENARIOS.md); killed when
+/// dropped, it also exits when its stdin closes.
+async fn start_server(which: ServerImpl, set: &CredSet) -> Peer {
     let kontrol_pub = &creds().kontrol_pub;
     let mut cmd = match which {
         ServerImpl::Rust => Command::new(&rust_bins().server),
@@ -495,54 +356,16 @@ async fn start_server(which: ServerImpl, set: &CredSet) -> Server {
     cmd.arg("--kontrol-key")
         .arg(kontrol_pub)
         .arg("--kite-key")
-        .arg(&set.server_key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let program = PathBuf::from(cmd.as_std().get_program());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}", spawn_error(which.name(), &program, e)));
-    let stdin = child.stdin.take().expect("server stdin");
-    let stderr = drain(child.stderr.take().expect("server stderr"));
-    let mut lines = BufReader::new(child.stdout.take().expect("server stdout")).lines();
-    let first = timeout(READY, lines.next_line())
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{} printed no ready line within {READY:?}; stderr:\n{}",
-                which.name(),
-                tail(&stderr)
-            )
-        })
-        .expect("read the server's stdout");
-    let Some(first) = first else {
-        panic!(
-            "{} exited before its ready line; stderr:\n{}",
-            which.name(),
-            tail(&stderr)
-        );
-    };
-    let ready: Value = serde_json::from_str(&first)
-        .unwrap_or_else(|e| panic!("{}: bad ready line {first:?}: {e}", which.name()));
-    let url = ready["url"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{}: no url in the ready line {first:?}", which.name()))
-        .to_string();
+        .arg(&set.server_key);
+    // SCENARIOS.md: nothing else on stdout (Peer drains it anyway).
+    let server = Peer::start(which.name(), cmd).await;
     assert!(
-        ready["port"].as_u64().is_some(),
-        "{}: no port in {first:?}",
-        which.name()
+        server.ready["port"].as_u64().is_some(),
+        "{}: no port in {}",
+        which.name(),
+        server.ready
     );
-    // SCENARIOS.md: nothing else on stdout; drain it anyway so the child never blocks.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server {
-        _child: child,
-        stdin,
-        url,
-        stderr,
-    }
+    server
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -568,13 +391,7 @@ impl ClientImpl {
     }
 }
 
-struct ClientRun {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-async fn run_client(which: ClientImpl, url: &str, creds: &CredSet) -> Result<ClientRun, String> {
+async fn run_client(which: ClientImpl, url: &str, creds: &CredSet) -> Result<Run, String> {
     let mut cmd = match which {
         ClientImpl::Rust(t) => {
             let mut c = Command::new(&rust_bins().client);
@@ -610,24 +427,8 @@ async fn run_client(which: ClientImpl, url: &str, creds: &CredSet) -> Result<Cli
     cmd.arg("--kite-key")
         .arg(&creds.client_key)
         .arg("--token")
-        .arg(&creds.token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let program = PathBuf::from(cmd.as_std().get_program());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}", spawn_error(&which.name(), &program, e)));
-    let out = timeout(CLIENT_RUN, child.wait_with_output())
-        .await
-        .map_err(|_| format!("{} did not exit within {CLIENT_RUN:?}", which.name()))?
-        .map_err(|e| format!("waiting for {}: {e}", which.name()))?;
-    Ok(ClientRun {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
+        .arg(&creds.token);
+    run_once(&which.name(), cmd).await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -667,12 +468,13 @@ impl Pairing {
 async fn run_pairing(p: &Pairing) -> Result<String, String> {
     let started = Instant::now();
     let name = p.name();
-    let server = start_server(p.server, p.cred_set()).await;
-    let run = run_client(p.client, &server.url, p.cred_set()).await;
-    drop(server.stdin);
+    let mut server = start_server(p.server, p.cred_set()).await;
+    let url = server.url();
+    let run = run_client(p.client, &url, p.cred_set()).await;
+    server.close_stdin();
     let elapsed = started.elapsed();
-    let context = |run: Option<&ClientRun>| {
-        let mut s = format!("{name} (server {}):\n", server.url);
+    let context = |run: Option<&Run>| {
+        let mut s = format!("{name} (server {url}):\n");
         if let Some(run) = run {
             s += &format!(
                 "--- client exit: {}\n--- client stdout\n{}--- client stderr (tail)\n{}\n",
@@ -681,7 +483,7 @@ async fn run_pairing(p: &Pairing) -> Result<String, String> {
                 last_chars(&run.stderr, 8 * 1024)
             );
         }
-        s += &format!("--- server stderr (tail)\n{}", tail(&server.stderr));
+        s += &format!("--- server stderr (tail)\n{}", server.stderr());
         s
     };
     let run = match run {
@@ -768,14 +570,6 @@ async fn run_pairing(p: &Pairing) -> Result<String, String> {
     } else {
         Err(format!("{}\n{}", problems.join("\n"), context(Some(&run))))
     }
-}
-
-fn last_chars(s: &str, n: usize) -> &str {
-    let start = s.len().saturating_sub(n);
-    let start = (start..s.len())
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(s.len());
-    &s[start..]
 }
 
 /// Runs the pairings concurrently and fails with every failing pairing's report.

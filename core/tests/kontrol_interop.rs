@@ -23,14 +23,15 @@
 //! `scripts/setup.sh` does all of it. Missing pieces fail the tests; nothing is skipped.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 #[path = "common/postgres.rs"]
 mod postgres_server;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::peers::{go_bin, kitejs_dir, last_chars, run_once, Peer};
 use kite::auth::{mint_kite_key, parse_unverified, KeyPair};
 use kite::kontrol::storage::memory::Memory;
 use kite::kontrol::storage::postgres::Postgres;
@@ -39,16 +40,11 @@ use kite::protocol::KiteQuery;
 use kite::{Callback, Config, ErrorKind, Kite, Request};
 use postgres_server::PgServer;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::Command;
 use tokio::time::timeout;
 
 /// Bound for any in-process wait (a call, a registration, an event).
 const WAIT: Duration = Duration::from_secs(20);
-/// Bound for a peer process to print its ready line (a Go kite prints it once registered).
-const READY: Duration = Duration::from_secs(30);
-/// Bound for a one-shot client process (`kontrolpeer find`, `kontrol.js`).
-const CLIENT_RUN: Duration = Duration::from_secs(60);
 
 async fn within<F: std::future::IntoFuture>(what: &str, f: F) -> F::Output {
     timeout(WAIT, f.into_future())
@@ -57,41 +53,7 @@ async fn within<F: std::future::IntoFuture>(what: &str, f: F) -> F::Output {
 }
 
 // ---------------------------------------------------------------------------------------
-// Locating the peers.
-
-fn repo_root() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    dir.canonicalize().unwrap_or(dir)
-}
-
-fn go_bin(name: &str) -> PathBuf {
-    let path = repo_root().join("tests/interop/go/bin").join(name);
-    assert!(
-        path.is_file(),
-        "the Go reference interop program {} is missing: run `scripts/setup.sh` (or \
-         `tests/interop/go/build.sh`, which needs Go and the Go module proxy)",
-        path.display()
-    );
-    path
-}
-
-fn kitejs_dir() -> PathBuf {
-    let dir = repo_root().join("tests/interop/kitejs");
-    assert!(
-        dir.join("node_modules/kite.js/package.json").is_file(),
-        "kite.js is not installed in {}: run `scripts/setup.sh` (or `npm ci` there)",
-        dir.join("node_modules").display()
-    );
-    dir
-}
-
-fn spawn_error(what: &str, program: &Path, e: std::io::Error) -> String {
-    if program == Path::new("node") {
-        format!("cannot run `node` for {what} ({e}): install Node.js 20 and run `scripts/setup.sh`")
-    } else {
-        format!("cannot run {} for {what}: {e}", program.display())
-    }
-}
+// Scratch files and peer processes.
 
 /// A scratch directory for key files, removed when dropped.
 struct Scratch(PathBuf);
@@ -117,114 +79,6 @@ impl Drop for Scratch {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Processes.
-
-/// Collects a child's output stream (stderr) for failure reports; never blocks the child.
-fn drain(stream: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
-    let buf = Arc::new(Mutex::new(String::new()));
-    let sink = buf.clone();
-    tokio::spawn(async move {
-        let mut stream = stream;
-        let mut chunk = vec![0u8; 8192];
-        while let Ok(n) = stream.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-            s.push_str(&String::from_utf8_lossy(&chunk[..n]));
-            if s.len() > 256 * 1024 {
-                let cut = s.len() - 128 * 1024;
-                let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(0);
-                s.drain(..cut);
-            }
-        }
-    });
-    buf
-}
-
-fn tail(buf: &Arc<Mutex<String>>) -> String {
-    let s = buf.lock().unwrap_or_else(|e| e.into_inner());
-    let start = s.len().saturating_sub(8 * 1024);
-    let start = (start..s.len())
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0);
-    s[start..].to_string()
-}
-
-/// A long-running peer (a Go kite, the Go Kontrol): killed when dropped; it also exits when
-/// its stdin closes ([`Peer::stop`]).
-struct Peer {
-    what: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stderr: Arc<Mutex<String>>,
-    ready: Value,
-}
-
-impl Peer {
-    /// Spawns `cmd` and waits for its one-line JSON ready message.
-    async fn start(what: &str, mut cmd: Command) -> Peer {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let program = PathBuf::from(cmd.as_std().get_program());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}", spawn_error(what, &program, e)));
-        let stdin = child.stdin.take();
-        let stderr = drain(child.stderr.take().expect("stderr"));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = timeout(READY, lines.next_line())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{what} printed no ready line within {READY:?}; stderr:\n{}",
-                    tail(&stderr)
-                )
-            })
-            .expect("read the peer's stdout");
-        let Some(first) = first else {
-            // Give the reason a moment to reach the stderr buffer.
-            let _ = timeout(Duration::from_secs(2), child.wait()).await;
-            panic!(
-                "{what} exited before its ready line; stderr:\n{}",
-                tail(&stderr)
-            );
-        };
-        let ready: Value = serde_json::from_str(&first)
-            .unwrap_or_else(|e| panic!("{what}: bad ready line {first:?}: {e}"));
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Peer {
-            what: what.to_string(),
-            child,
-            stdin,
-            stderr,
-            ready,
-        }
-    }
-
-    fn url(&self) -> String {
-        self.ready["url"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{}: no url in {}", self.what, self.ready))
-            .to_string()
-    }
-
-    fn stderr(&self) -> String {
-        tail(&self.stderr)
-    }
-
-    /// Closes its stdin and waits (bounded) for it to exit.
-    async fn stop(mut self) {
-        drop(self.stdin.take());
-        if timeout(WAIT, self.child.wait()).await.is_err() {
-            let _ = self.child.start_kill();
-        }
-    }
-}
-
 /// What a one-shot client process printed: its JSON line, exit status and stderr.
 struct ClientRun {
     ok: bool,
@@ -232,31 +86,19 @@ struct ClientRun {
     report: String,
 }
 
-async fn run_client(what: &str, mut cmd: Command) -> ClientRun {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let program = PathBuf::from(cmd.as_std().get_program());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}", spawn_error(what, &program, e)));
-    let out = timeout(CLIENT_RUN, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not exit within {CLIENT_RUN:?}"))
-        .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let start = stderr.len().saturating_sub(8 * 1024);
-    let start = (start..stderr.len())
-        .find(|&i| stderr.is_char_boundary(i))
-        .unwrap_or(0);
+async fn run_client(what: &str, cmd: Command) -> ClientRun {
+    let out = run_once(what, cmd).await.unwrap_or_else(|e| panic!("{e}"));
     let report = format!(
-        "{what}: exit {}\n--- stdout\n{stdout}\n--- stderr (tail)\n{}",
+        "{what}: exit {}\n--- stdout\n{}\n--- stderr (tail)\n{}",
         out.status,
-        &stderr[start..]
+        out.stdout,
+        last_chars(&out.stderr, 8 * 1024)
     );
-    let line = stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+    let line = out
+        .stdout
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let parsed = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("{what} printed no JSON line ({e})\n{report}"));
     ClientRun {
@@ -302,6 +144,28 @@ async fn go_find(key: &Path, username: &str, name: &str, arg: u32) -> ClientRun 
         ])
         .args(["--arg", &arg.to_string(), "--more", "--timeout", "40s"]);
     run_client("Go client (kontrolpeer find)", cmd).await
+}
+
+/// `kontrol.js`: kite.js's Kontrol client finds `alice/test/name` (`fetchKites`) through the
+/// Kontrol at `url` with the kite key in `key`, then does what `more` says (by default, calls
+/// `square(7)` on every kite found).
+async fn kitejs_fetch(url: &str, key: &Path, name: &str, more: &[&str]) -> ClientRun {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(kitejs_dir())
+        .arg("kontrol.js")
+        .args(["--url", url])
+        .arg("--kite-key")
+        .arg(key)
+        .args([
+            "--username",
+            "alice",
+            "--environment",
+            "test",
+            "--name",
+            name,
+        ])
+        .args(more);
+    run_client("kite.js Kontrol client (kontrol.js)", cmd).await
 }
 
 /// Checks the `--more` part of `kontrolpeer find`'s output: `GetToken` answers the token
@@ -722,42 +586,13 @@ async fn kitejs_fetch_kites_finds_and_calls_our_kite() {
     let id = math.config().id;
 
     let key = dir.write("erin.key", &kontrol.new_kite_key("erin").await.unwrap());
-    let mut cmd = Command::new("node");
-    cmd.current_dir(kitejs_dir())
-        .arg("kontrol.js")
-        .args(["--url", &url])
-        .arg("--kite-key")
-        .arg(&key)
-        .args([
-            "--username",
-            "alice",
-            "--environment",
-            "test",
-            "--name",
-            "math",
-        ])
-        .args(["--method", "square", "--arg", "7"]);
-    let run = run_client("kite.js Kontrol client (kontrol.js)", cmd).await;
+    let run = kitejs_fetch(&url, &key, "math", &["--method", "square", "--arg", "7"]).await;
     assert_found_one(&run, &id, "erin", "/alice/test/math", "kontrol", 49.0);
     assert_eq!(run.out["kites"][0]["url"], math.url().unwrap().as_str());
 
     // Nothing matches: our Kontrol answers an empty list, which fetchKites passes on (the
     // script then exits 1).
-    let mut cmd = Command::new("node");
-    cmd.current_dir(kitejs_dir())
-        .arg("kontrol.js")
-        .args(["--url", &url])
-        .arg("--kite-key")
-        .arg(&key)
-        .args([
-            "--username",
-            "alice",
-            "--environment",
-            "test",
-            "--name",
-            "nosuch",
-        ]);
-    let run = run_client("kite.js Kontrol client (kontrol.js)", cmd).await;
+    let run = kitejs_fetch(&url, &key, "nosuch", &[]).await;
     assert!(!run.ok, "{}", run.report);
     assert_eq!(run.out["kites"], json!([]), "{}", run.report);
 

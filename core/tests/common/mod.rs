@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: start servers on 127.0.0.1:0 and wait on
-//! readiness, never on sleeps.
+//! readiness, never on sleeps; [`peers`] runs the interop tests' peer processes.
 #![allow(dead_code, missing_docs)]
+
+pub mod peers;
 
 use std::future::Future;
 use std::net::SocketAddr;

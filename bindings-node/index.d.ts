@@ -479,8 +479,10 @@ export interface KiteQuery {
 /** Options of a Kontrol. */
 export interface KontrolOptions {
   /**
-   * Where kites and key pairs are kept: `memory`, or `sqlite:PATH` (a SQLite file,
-   * created if missing). Default: `memory`.
+   * Where kites and key pairs are kept: `memory`, `sqlite:PATH` (a SQLite file, created
+   * if missing) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (PostgreSQL, on the
+   * reference Kontrol's schema; parameters `sslmode=disable`, `connect_timeout=SECONDS`).
+   * Default: `memory`.
    */
   storage?: string
   /** Milliseconds between the heartbeats kites are asked for. Default: 10000. */

@@ -89,41 +89,14 @@ impl From<KiteQuery> for kite::protocol::Kite {
     }
 }
 
-/// Opens the storage named by `KontrolOptions.storage`. (SQLite is opened on a blocking
-/// thread: the compiler cannot prove sqlx's open future `Send`, which a spawned task needs.)
-fn open_storage(
-    storage: String,
-) -> kite::dnode::BoxFuture<'static, Result<Arc<dyn kite::kontrol::Storage>, kite::Error>> {
-    Box::pin(async move {
-        if storage == "memory" {
-            let s: Arc<dyn kite::kontrol::Storage> =
-                Arc::new(kite::kontrol::storage::memory::Memory::new());
-            return Ok(s);
-        }
-        let Some(path) = storage.strip_prefix("sqlite:") else {
-            return Err(kite::Error::Config(format!(
-                "unknown storage {storage:?} (expected memory or sqlite:PATH)"
-            )));
-        };
-        let path = path.to_string();
-        let rt = tokio::runtime::Handle::current();
-        let db = tokio::task::spawn_blocking(move || {
-            rt.block_on(kite::kontrol::storage::sqlite::Sqlite::open(&path))
-                .map_err(|e| kite::Error::Config(format!("storage {path}: {e}")))
-        })
-        .await
-        .map_err(|e| kite::Error::Config(e.to_string()))??;
-        let s: Arc<dyn kite::kontrol::Storage> = Arc::new(db);
-        Ok(s)
-    })
-}
-
 /// Options of a Kontrol.
 #[napi(object)]
 #[derive(Default)]
 pub struct KontrolOptions {
-    /// Where kites and key pairs are kept: `memory`, or `sqlite:PATH` (a SQLite file,
-    /// created if missing). Default: `memory`.
+    /// Where kites and key pairs are kept: `memory`, `sqlite:PATH` (a SQLite file, created
+    /// if missing) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (PostgreSQL, on the
+    /// reference Kontrol's schema; parameters `sslmode=disable`, `connect_timeout=SECONDS`).
+    /// Default: `memory`.
     pub storage: Option<String>,
     /// Milliseconds between the heartbeats kites are asked for. Default: 10000.
     pub heartbeat_interval: Option<f64>,
@@ -177,7 +150,7 @@ impl Kontrol {
         errors::promise(
             env,
             async move {
-                let storage = open_storage(storage).await?;
+                let storage = kite::kontrol::storage::open(&storage).await?;
                 kite::kontrol::Kontrol::new(core, storage, config).await
             },
             move |_env, kontrol| {

@@ -92,5 +92,8 @@ test('register needs a URL when the kite does not listen; unknown storage is ref
   k.close();
   const host = new Kite({ name: 'kontrol', version: '1.0.0' });
   await assert.rejects(Kontrol.create(host, { storage: 'floppy' }), { code: 'configError' });
+  // Parsed by the core: a backend not built into the addon names its cargo feature.
+  await assert.rejects(Kontrol.create(host, { storage: 'etcd://127.0.0.1:2379' }),
+    { code: 'configError', message: /cargo feature `etcd`/ });
   host.close();
 });

@@ -566,7 +566,7 @@ impl PyHandler {
                 let mut call = Vec::with_capacity(n + 1);
                 let list = PyList::new(py, &values).map_err(internal)?;
                 call.push(
-                    Bound::new(py, request.with_args(py, list))
+                    Bound::new(py, request.preset_args(py, list))
                         .map_err(internal)?
                         .into_any(),
                 );

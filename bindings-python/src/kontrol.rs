@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kite::kontrol::storage::memory::Memory;
+use kite::kontrol::storage::StorageSpec;
 use kite::kontrol::{allow_all_machines, KontrolConfig, RegisterResult};
 use kite::protocol::KiteQuery;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -131,11 +131,14 @@ pub(crate) mod kite_side {
 /// Kontrol, the registry and token authority of a kite mesh, itself a kite.
 ///
 /// ``Kontrol(Kite("kontrol", "1.0.0", username="kontrol"))`` keeps its registry and key pairs
-/// in memory; ``await kontrol.start(port=0)`` serves it. Kites register to it and find each
-/// other through it (``kite.register()``, ``kite.get_kites(…)``).
+/// in memory; ``storage="sqlite:PATH"`` keeps them in a SQLite file and
+/// ``storage="postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME"`` in PostgreSQL.
+/// ``await kontrol.start(port=0)`` serves it. Kites register to it and find each other
+/// through it (``kite.register()``, ``kite.get_kites(…)``).
 #[pyclass(frozen, module = "kite_rs")]
 pub(crate) struct Kontrol {
     kite: Py<Kite>,
+    storage: StorageSpec,
     config: KontrolConfig,
     inner: Arc<Mutex<Option<kite::kontrol::Kontrol>>>,
 }
@@ -173,11 +176,8 @@ impl Kontrol {
         register_url: Option<String>,
         allow_machines: bool,
     ) -> PyResult<Self> {
-        if storage != "memory" {
-            return Err(PyValueError::new_err(format!(
-                "unknown storage {storage:?} (available: \"memory\")"
-            )));
-        }
+        // A bad spec, or a backend not compiled in: ValueError now, not at start().
+        let storage = StorageSpec::parse(storage).map_err(to_py_err)?;
         let d = KontrolConfig::default();
         let config = KontrolConfig {
             heartbeat_interval: seconds(
@@ -192,6 +192,7 @@ impl Kontrol {
         };
         Ok(Kontrol {
             kite,
+            storage,
             config,
             inner: Arc::new(Mutex::new(None)),
         })
@@ -209,8 +210,8 @@ impl Kontrol {
         self.kite.get().core().url()
     }
 
-    /// Creates the registry (generating Kontrol's first key pair) and serves it; returns
-    /// the port.
+    /// Opens the storage, creates the registry (generating Kontrol's first key pair when the
+    /// storage has none) and serves it; returns the port.
     #[pyo3(signature = (port=None, host=None))]
     fn start<'py>(
         &self,
@@ -221,12 +222,14 @@ impl Kontrol {
         let kite = self.kite.get();
         kite.prepare_start(py, port, host)?;
         let (k, config, slot) = (kite.core().clone(), self.config.clone(), self.inner.clone());
+        let spec = self.storage.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let existing = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let kontrol = match existing {
                 Some(k) => k,
                 None => {
-                    let kontrol = kite::kontrol::Kontrol::new(k, Arc::new(Memory::new()), config)
+                    let storage = spec.open().await.map_err(to_py_err)?;
+                    let kontrol = kite::kontrol::Kontrol::new(k, storage, config)
                         .await
                         .map_err(to_py_err)?;
                     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(kontrol.clone());
@@ -276,7 +279,17 @@ impl Kontrol {
         self.kite.get().close_kite();
     }
 
+    /// The storage spec in its canonical form, any password replaced by ``***``.
+    #[getter]
+    fn storage(&self) -> String {
+        self.storage.to_string()
+    }
+
     fn __repr__(&self) -> String {
-        format!("<Kontrol {}>", self.kite.get().core().identity())
+        format!(
+            "<Kontrol {} storage={}>",
+            self.kite.get().core().identity(),
+            self.storage
+        )
     }
 }

@@ -2,6 +2,7 @@
 //! credentials ([`Auth`]).
 
 use kite::protocol::{Auth as WireAuth, Kite as Identity};
+use kite::server::ArgsShape;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList};
@@ -160,7 +161,7 @@ impl Request {
     }
 
     /// Sets the converted arguments (the main handler converts them anyway).
-    pub(crate) fn with_args(self, py: Python<'_>, args: Bound<'_, PyList>) -> Self {
+    pub(crate) fn preset_args(self, py: Python<'_>, args: Bound<'_, PyList>) -> Self {
         let _ = self.args.set(py, args.unbind());
         self
     }
@@ -196,6 +197,31 @@ impl Request {
                 PyList::new(py, values).map(Bound::unbind)
             })
             .map(|l| l.bind(py).clone())
+    }
+
+    /// ``withArgs`` exactly as the caller sent it: a list (Go, kite-rs), a single value
+    /// (kite.js ``tell("echo", 5)``) or ``None``; functions are ``RemoteFunction`` objects.
+    #[getter]
+    fn with_args<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // The core's `Request::with_args()` by its shape, but from the converted `args` so
+        // that functions stay callable (the core's JSON shows them as "[Function]").
+        let args = self.args(py)?;
+        Ok(match self.req.args_shape() {
+            ArgsShape::List => PyList::new(py, args.iter())?.into_any(),
+            ArgsShape::Single => args.get_item(0)?,
+            ArgsShape::Absent => py.None().into_bound(py),
+        })
+    }
+
+    /// How the caller sent ``withArgs``: ``"list"``, ``"single"`` (one non-list value, which
+    /// ``args`` holds as its only item) or ``"absent"`` (null or missing: no arguments).
+    #[getter]
+    fn args_shape(&self) -> &'static str {
+        match self.req.args_shape() {
+            ArgsShape::List => "list",
+            ArgsShape::Single => "single",
+            ArgsShape::Absent => "absent",
+        }
     }
 
     /// The credentials the caller sent, if any.

@@ -182,6 +182,8 @@ async def test_request_attributes(make_kite: MakeKite, dial: Dial) -> None:
             method=req.method,
             username=req.username,
             args=req.args,
+            with_args=req.with_args,
+            args_shape=req.args_shape,
             auth=req.auth,
             kite=req.kite,
             cancelled=req.cancelled,
@@ -195,6 +197,14 @@ async def test_request_attributes(make_kite: MakeKite, dial: Dial) -> None:
     assert got["args"] == [1, "two"] and got["username"] == "testuser"
     assert got["auth"] is None and got["cancelled"] is False
     assert got["kite"].name == "caller" and got["kite"].username == "testuser"
+    # Our client always sends a list; kite.js's bare scalars ("single") and Go's null
+    # ("absent") are covered by test_interop.py's echo scenarios.
+    assert got["with_args"] == [1, "two"] and got["args_shape"] == "list"
+    assert got["with_args"] is not got["args"]
+    await c.tell("inspect")
+    assert got["with_args"] == [] and got["args_shape"] == "list"
+    await c.tell("inspect", {"cb": lambda: None})
+    assert isinstance(got["with_args"][0]["cb"], RemoteFunction)
 
 
 async def test_sync_handlers_run_in_worker_threads(make_kite: MakeKite, dial: Dial) -> None:

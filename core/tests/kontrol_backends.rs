@@ -539,6 +539,17 @@ mod postgres {
         register_find_and_call(connect(&config).await).await;
     }
 
+    /// The same on storage opened from a `postgres://` URL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_url_register_find_and_call() {
+        let (_server, c) = fresh().await;
+        let url = format!(
+            "postgresql://{}@{}:{}/{}?sslmode=disable",
+            c.username, c.host, c.port, c.dbname
+        );
+        register_find_and_call(kite::kontrol::storage::open(&url).await.unwrap()).await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_two_kontrols_form_one_registry() {
         let (_server, config) = fresh().await;

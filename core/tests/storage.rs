@@ -4,7 +4,8 @@
 //! shows that two storages on one database form one registry (kites, key pairs and events),
 //! that a database laid out by the reference Kontrol's SQL is taken over as it is, and that
 //! calls fail with `Unavailable` while the server is down and work again — watchers
-//! included — once it is back.
+//! included — once it is back. SQLite and PostgreSQL are also opened from the strings
+//! `kite::kontrol::storage::open` takes (`sqlite:PATH`, `postgres://…`).
 
 #[path = "common/storage_suite.rs"]
 mod storage_suite;
@@ -77,6 +78,20 @@ mod sqlite {
         assert_eq!(s.key_by_id(&key.id).await.expect("key"), key);
     }
 
+    /// `sqlite:PATH` names the same file `Sqlite::open` opens.
+    #[tokio::test]
+    async fn sqlite_opened_from_a_spec() {
+        let dir = TempDir::new();
+        let path = dir.0.join("kontrol.db");
+        let key = key_pair();
+        let spec = format!("sqlite:{}", path.display());
+        let s = kite::kontrol::storage::open(&spec).await.expect("open");
+        s.add_key(&key).await.expect("add key");
+        drop(s);
+        let s = Sqlite::open(&path).await.expect("reopen");
+        assert_eq!(s.key_by_id(&key.id).await.expect("key"), key);
+    }
+
     /// Opening fails with `Unavailable` when the file cannot be created.
     #[tokio::test]
     async fn sqlite_unopenable_file_is_unavailable() {
@@ -114,6 +129,65 @@ mod postgres {
         let db = server.create_database().await;
         let s = connect(&server, &db).await;
         suite(&s).await;
+    }
+
+    /// A `postgres://` URL (opened in a spawned task: the future is `Send`) reaches the same
+    /// database as its `PostgresConfig`: a kite registered through one is read through the
+    /// other.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_opened_from_a_url() {
+        let server = PgServer::shared();
+        let db = server.create_database().await;
+        let url = format!(
+            "postgres://{}@127.0.0.1:{}/{db}?sslmode=disable&connect_timeout=5",
+            postgres_server::SUPERUSER,
+            server.port()
+        );
+        let s = tokio::spawn(async move { kite::kontrol::storage::open(&url).await })
+            .await
+            .expect("join")
+            .expect("open");
+        let key = key_pair();
+        s.add_key(&key).await.expect("add key");
+        let u = user();
+        let r = record(
+            kite([&u, "prod", "math", "1.0.0", "eu", "h1"]),
+            "http://r/kite",
+            &key,
+        );
+        s.upsert(&r).await.expect("upsert");
+        let everything = query([&u, "", "", "", "", "", ""]);
+        assert_eq!(s.get(&everything).await.expect("get"), vec![r.clone()]);
+        let direct = connect(&server, &db).await;
+        assert_eq!(direct.get(&everything).await.expect("get"), vec![r]);
+    }
+
+    /// A URL whose server does not answer fails within its `connect_timeout`, saying so
+    /// without the password.
+    #[tokio::test]
+    async fn postgres_url_without_server_fails_clearly() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let url = format!("postgres://kontrol:hunter2@127.0.0.1:{port}/kontrol?connect_timeout=1");
+        let started = Instant::now();
+        let e = kite::kontrol::storage::open(&url)
+            .await
+            .err()
+            .expect("no server");
+        let msg = e.to_string();
+        assert!(matches!(e, kite::Error::Config(_)), "{e:?}");
+        assert!(
+            msg.contains("postgres") && msg.contains(&port.to_string()),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     /// Two storages on one database (as two Kontrols) see each other's kites, key pairs and

@@ -415,6 +415,22 @@ suite!(
 // ---------------------------------------------------------------------------------------
 // etcd only: several Kontrols, leases, the layout, outages.
 
+/// `etcd://HOST:PORT` (`kite::kontrol::storage::open`) reaches the same cluster as its
+/// `EtcdOptions`: a kite written through one is read through the other.
+#[tokio::test]
+async fn opened_from_a_spec() {
+    let server = EtcdServer::start().await;
+    let spec = server.endpoint().replace("http://", "etcd://");
+    let s = within(kite::kontrol::storage::open(&spec)).await.unwrap();
+    let a = kite("alice", "prod", "math", "1.0.0", "id-a");
+    s.upsert(&record(&a, "http://a")).await.unwrap();
+    let direct = server.storage().await;
+    assert_eq!(
+        direct.get_by_id("id-a").await.unwrap(),
+        Some(record(&a, "http://a"))
+    );
+}
+
 #[tokio::test]
 async fn two_storages_on_one_etcd_form_one_registry() {
     let server = EtcdServer::start().await;

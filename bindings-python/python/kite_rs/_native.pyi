@@ -11,6 +11,7 @@ from typing import (
     ClassVar,
     Dict,
     List,
+    Literal,
     Optional,
     Tuple,
     Type,
@@ -170,6 +171,16 @@ class Request:
     @property
     def args(self) -> List[Any]:
         """The arguments (``withArgs``); functions are :class:`RemoteFunction` objects."""
+    @property
+    def with_args(self) -> Any:
+        """``withArgs`` exactly as the caller sent it: a list (Go, kite-rs), a single value
+        (kite.js ``tell("echo", 5)``) or ``None``; functions are :class:`RemoteFunction`
+        objects."""
+    @property
+    def args_shape(self) -> Literal["list", "single", "absent"]:
+        """How the caller sent ``withArgs``: ``"list"``, ``"single"`` (one non-list value,
+        which :attr:`args` holds as its only item) or ``"absent"`` (null or missing: no
+        arguments)."""
     @property
     def auth(self) -> Optional[Auth]:
         """The credentials the caller sent, if any."""
@@ -443,8 +454,13 @@ class Kontrol:
     """Kontrol, the registry and token authority of a kite mesh, itself a kite.
 
     ``Kontrol(Kite("kontrol", "1.0.0", username="kontrol"))`` keeps its registry and key
-    pairs in memory; ``await kontrol.start(port=0)`` serves it. Kites register to it and find
-    each other through it (``kite.register()``, ``kite.get_kites(…)``).
+    pairs in memory; ``storage="sqlite:PATH"`` keeps them in a SQLite file (created when
+    missing; a Kontrol started again on it keeps its key pair and the kite keys it signed) and
+    ``storage="postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME"`` in PostgreSQL (the reference
+    Kontrol's schema; parameters ``sslmode=disable``, ``connect_timeout=SECONDS``). A malformed
+    spec raises ``ValueError`` here; storage that cannot be opened, in ``start()``.
+    ``await kontrol.start(port=0)`` serves it. Kites register to it and find each other
+    through it (``kite.register()``, ``kite.get_kites(…)``).
     """
 
     def __new__(
@@ -464,9 +480,12 @@ class Kontrol:
     @property
     def url(self) -> Optional[str]:
         """Kontrol's URL, once started."""
+    @property
+    def storage(self) -> str:
+        """The storage spec in its canonical form, any password replaced by ``***``."""
     def start(self, port: Optional[int] = None, host: Optional[str] = None) -> Awaitable[int]:
-        """Creates the registry (generating Kontrol's first key pair) and serves it; returns
-        the port."""
+        """Opens the storage, creates the registry (generating Kontrol's first key pair when the
+        storage has none) and serves it; returns the port."""
     def new_kite_key(self, username: str) -> Awaitable[str]:
         """A kite key for ``username``, signed with Kontrol's current key pair."""
     def public_key(self) -> Awaitable[str]:

@@ -37,8 +37,8 @@ def build(args: argparse.Namespace) -> Kite:
         return n * n
 
     @k.handle("echo", auth=False)
-    async def echo(req: Request, *args: Any) -> List[Any]:
-        return list(args)
+    async def echo(req: Request, *args: Any) -> Any:
+        return req.with_args  # as sent: a list, kite.js's bare scalar, or None
 
     @k.handle("callback", auth=False)
     async def callback(req: Request, n: int, fn: RemoteFunction) -> int:

@@ -1,5 +1,6 @@
 //! Kontrol's storage: registered kites and Kontrol key pairs, behind one async trait
-//! implemented by every backend (memory, SQLite, PostgreSQL, etcd).
+//! implemented by every backend (memory, SQLite, PostgreSQL, etcd). [`open`] opens the
+//! backend a string names (`memory`, `sqlite:PATH`, `postgres://…`, `etcd://…`).
 //!
 //! Backends store and match; the Kontrol layer validates queries, applies version
 //! constraints, shuffles results and mints tokens. A backend's `get` receives a query whose
@@ -11,8 +12,11 @@ pub mod etcd;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod spec;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+
+pub use spec::{open, StorageSpec};
 
 use std::time::Duration;
 

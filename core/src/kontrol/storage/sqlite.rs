@@ -15,7 +15,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{Executor as _, Row};
 use tokio::sync::{broadcast, Mutex};
 
 use super::{Event, KiteRecord, Storage, StorageError, StorageResult};
@@ -130,12 +130,16 @@ impl Sqlite {
         &self.path
     }
 
+    /// Statements run through `Executor` methods on the transaction (boxed `Send` futures)
+    /// rather than `query.execute(&mut *tx)`, whose futures the compiler cannot prove `Send`;
+    /// so [`Sqlite::open`] can run in spawned tasks.
     async fn migrate(&self) -> StorageResult<()> {
         let _w = self.write.lock().await;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&mut *tx)
+        let version: i64 = tx
+            .fetch_one("PRAGMA user_version")
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(unavailable)?;
         if version > SCHEMA_VERSION {
             return Err(StorageError::Invalid(format!(
@@ -143,15 +147,15 @@ impl Sqlite {
                 self.path.display()
             )));
         }
-        sqlx::raw_sql(SCHEMA)
-            .execute(&mut *tx)
+        tx.execute(sqlx::raw_sql(SCHEMA))
             .await
             .map_err(unavailable)?;
         // PRAGMA takes no bind parameters; the value is a constant.
-        sqlx::raw_sql(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        tx.execute(sqlx::raw_sql(&format!(
+            "PRAGMA user_version = {SCHEMA_VERSION}"
+        )))
+        .await
+        .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
     }
 

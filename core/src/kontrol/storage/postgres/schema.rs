@@ -1,6 +1,10 @@
 //! The `kite` schema of the reference Kontrol, created when missing and migrated when behind.
 
-use sqlx::{Connection, PgPool, Row};
+// Statements run through `Executor` methods on the transaction (boxed `Send` futures) rather
+// than `query.execute(&mut *tx)`: the compiler cannot prove the latter's futures `Send`
+// ("implementation of `Executor` is not general enough"), which would keep
+// `Postgres::connect` out of spawned tasks.
+use sqlx::{Connection, Executor as _, PgPool, Row};
 
 use super::Target;
 use crate::kontrol::storage::{StorageError, StorageResult};
@@ -21,22 +25,20 @@ pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()>
         other => other,
     };
     let mut tx = pool.begin().await.map_err(|e| target.err(e))?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(SCHEMA_LOCK)
-        .execute(&mut *tx)
+    tx.execute(sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SCHEMA_LOCK))
         .await
         .map_err(|e| target.err(e))?;
-    let state = sqlx::query(
-        "SELECT to_regclass('kite.key') IS NOT NULL AS has_key, \
+    let state = tx
+        .fetch_one(sqlx::query(
+            "SELECT to_regclass('kite.key') IS NOT NULL AS has_key, \
                 to_regclass('kite.kite') IS NOT NULL AS has_kite, \
                 EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('kite.kite') \
                         AND attname = 'key_id' AND NOT attisdropped) AS has_key_id, \
                 EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass('kite.kite') \
                         AND conname = 'kite_key_id_fkey') AS has_fk",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| target.err(e))?;
+        ))
+        .await
+        .map_err(|e| target.err(e))?;
     let flag = |name: &str| state.try_get::<bool, _>(name).unwrap_or(false);
     let (has_key, has_kite, has_key_id, has_fk) = (
         flag("has_key"),
@@ -96,10 +98,7 @@ pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()>
         }
     }
     for step in &steps {
-        sqlx::raw_sql(step)
-            .execute(&mut *tx)
-            .await
-            .map_err(schema_err)?;
+        tx.execute(sqlx::raw_sql(step)).await.map_err(schema_err)?;
     }
 
     // Indexes speed things up but are not required: one we may not create is a warning.
@@ -118,16 +117,16 @@ pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()>
              ON kite.key USING btree (deleted_at DESC NULLS FIRST, public)",
         ),
     ] {
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-            .bind(index)
-            .fetch_one(&mut *tx)
+        let exists: bool = tx
+            .fetch_one(sqlx::query("SELECT to_regclass($1) IS NOT NULL").bind(index))
             .await
+            .and_then(|row| row.try_get(0))
             .map_err(|e| target.err(e))?;
         if exists {
             continue;
         }
         let mut savepoint = tx.begin().await.map_err(|e| target.err(e))?;
-        match sqlx::raw_sql(ddl).execute(&mut *savepoint).await {
+        match savepoint.execute(sqlx::raw_sql(ddl)).await {
             Ok(_) => savepoint.commit().await.map_err(|e| target.err(e))?,
             Err(e) => {
                 tracing::warn!(index, error = %e, "postgres: cannot create index; continuing without it");

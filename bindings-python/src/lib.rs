@@ -20,6 +20,13 @@
 
 use pyo3::prelude::*;
 
+// Requests, conversions and results are allocated on tokio threads and freed on the event
+// loop's thread (and back); glibc's allocator spends a good share of a call consolidating
+// such cross-thread frees, mimalloc does not. This covers Rust allocations only: Python
+// objects keep Python's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bridge;
 mod client;
 mod convert;

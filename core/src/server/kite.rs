@@ -162,6 +162,14 @@ impl Kite {
 
     /// Registers an async handler. Registering a name twice is an error.
     ///
+    /// Requests of one connection run concurrently (unless
+    /// [`Config::disable_concurrency`](crate::Config::disable_concurrency)), interleaved on
+    /// that connection's task: a handler is polled first as soon as its request is read, and
+    /// one that waits (for I/O, a timer, another kite) keeps waiting there without holding
+    /// anything up. Like any async code, a handler must not block: move long CPU work or
+    /// blocking calls to [`tokio::task::spawn_blocking`] (or `tokio::spawn` it), or it delays
+    /// the other requests of its connection.
+    ///
     /// ```no_run
     /// # fn f(k: &kite::Kite) -> Result<(), kite::Error> {
     /// k.handle("square", |req: kite::Request| async move {

@@ -57,8 +57,8 @@ pub async fn open(spec: &str) -> Result<Arc<dyn Storage>, Error> {
 /// `require`, `verify-ca` and `verify-full` are refused), `connect_timeout` (whole seconds,
 /// default 5), `host` (a host, or the directory of the server's Unix socket, which may also
 /// be given percent-encoded as the URL's host) and `user`. Other
-/// settings are [`PostgresConfig`](super::postgres::PostgresConfig)'s defaults, as are
-/// [`EtcdOptions`](super::etcd::EtcdOptions)'s for etcd.
+/// settings are `PostgresConfig`'s defaults, as are
+/// `EtcdOptions`'s for etcd.
 ///
 /// `Display` shows the spec with any password replaced by `***`.
 ///
@@ -83,7 +83,7 @@ enum Spec {
     Etcd(Vec<String>),
 }
 
-/// The parts of a PostgreSQL URL that [`PostgresConfig`](super::postgres::PostgresConfig)
+/// The parts of a PostgreSQL URL that `PostgresConfig`
 /// takes.
 #[derive(Clone, PartialEq, Eq)]
 struct PgUrl {

@@ -14,6 +14,7 @@ cargo test --workspace --doc --locked
 # stub against the native module (stubtest) and mypy --strict on the examples.
 .venv/bin/python -m pytest -q
 # The Node binding (bindings-node/test): unit, end-to-end, kite.js and Go interop tests, and
-# that processes exit once their kites and clients are closed.
-node --test bindings-node/test/*.test.mjs
+# that processes exit once their kites and clients are closed (exit.test.mjs checks that in
+# child processes; --test-force-exit keeps a failed test's open kite from hanging the run).
+node --test --test-force-exit bindings-node/test/*.test.mjs
 echo "test.sh: all tests passed"

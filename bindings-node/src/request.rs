@@ -206,7 +206,10 @@ fn signal<'e>(env: &'e Env, bridge: &Arc<Bridge>, info: &Info) -> napi::Result<U
         let done = info.done.clone();
         let bridge = bridge.clone();
         napi::bindgen_prelude::spawn(async move {
+            // The request ends (and `done` fires) as a result of the disconnect too: a
+            // closed connection wins, so that the signal fires rather than being dropped.
             tokio::select! {
+                biased;
                 _ = conn.closed() => bridge.post(Job::Abort(r)),
                 _ = done.cancelled() => bridge.post(Job::Unref(r)),
             }

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
-use rand::Rng;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -19,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::dnode::{
-    place, scrub, Arguments, BoxFuture, Callback, FunctionSink, LazyMessage, Message, Method, Path,
-    Segment,
+    place, scrub, Arguments, Borrowed, BoxFuture, Callback, FunctionSink, LazyMessage, Message,
+    Method, Path, Segment,
 };
 use crate::protocol::{
     args_list, Auth, CallOptions, ErrorKind, Kite as KiteIdentity, KiteError, Response,
@@ -67,12 +66,23 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// A request id: 16 alphanumerics, like the reference's. Six random bits per character,
+/// the two values beyond 62 drawn again (uniform, and no division).
 fn random_id() -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::rng();
-    (0..16)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-        .collect()
+    let mut id = String::with_capacity(16);
+    while id.len() < 16 {
+        let mut x: u64 = rand::random();
+        for _ in 0..10 {
+            if let Some(&c) = CHARS.get((x & 63) as usize) {
+                if id.len() < 16 {
+                    id.push(c as char);
+                }
+            }
+            x >>= 6;
+        }
+    }
+    id
 }
 
 impl Connection {
@@ -189,12 +199,16 @@ impl Connection {
     }
 
     async fn send(&self, msg: &Message) -> Result<(), Error> {
+        self.send_text(msg.to_json()).await
+    }
+
+    async fn send_text(&self, text: String) -> Result<(), Error> {
         if self.is_closed() {
             return Err(Error::Send("connection is closed".into()));
         }
         self.inner
             .session
-            .send(msg.to_json())
+            .send(text)
             .await
             .map_err(|e| Error::Send(e.to_string()))
     }
@@ -436,12 +450,14 @@ impl Connection {
             self.register(Entry::User(cb))
         });
         let response = Response { error, result };
-        let msg = Message {
-            method: Method::Callback(response_id),
-            arguments: vec![serde_json::to_value(&response).unwrap_or(Value::Null)],
-            callbacks,
-        };
-        if let Err(e) = self.send(&msg).await {
+        // Written straight from the response (not through a `Value` of it).
+        let text = Borrowed {
+            method: &Method::Callback(response_id),
+            arguments: &[&response],
+            callbacks: &callbacks,
+        }
+        .to_json();
+        if let Err(e) = self.send_text(text).await {
             tracing::debug!(error = %e, "could not send response");
         }
     }

@@ -58,6 +58,25 @@ pub struct Message {
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Borrowed {
+            method: &self.method,
+            arguments: &self.arguments,
+            callbacks: &self.callbacks,
+        }
+        .serialize(s)
+    }
+}
+
+/// A message whose arguments are any serializable list: written exactly like [`Message`],
+/// without first building the arguments as `Value`s.
+pub(crate) struct Borrowed<'a, A: Serialize + ?Sized> {
+    pub(crate) method: &'a Method,
+    pub(crate) arguments: &'a A,
+    pub(crate) callbacks: &'a [(u64, Path)],
+}
+
+impl<A: Serialize + ?Sized> Serialize for Borrowed<'_, A> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         struct Callbacks<'a>(&'a [(u64, Path)]);
         impl Serialize for Callbacks<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -69,10 +88,17 @@ impl Serialize for Message {
             }
         }
         let mut st = s.serialize_struct("Message", 3)?;
-        st.serialize_field("method", &self.method)?;
-        st.serialize_field("arguments", &self.arguments)?;
-        st.serialize_field("callbacks", &Callbacks(&self.callbacks))?;
+        st.serialize_field("method", self.method)?;
+        st.serialize_field("arguments", self.arguments)?;
+        st.serialize_field("callbacks", &Callbacks(self.callbacks))?;
         st.end()
+    }
+}
+
+impl<A: Serialize + ?Sized> Borrowed<'_, A> {
+    /// Encodes the message as JSON text (`""` if an argument fails to serialize).
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -171,7 +197,80 @@ struct Wire<'a> {
     #[serde(borrow, default)]
     arguments: Option<Vec<&'a RawValue>>,
     #[serde(default)]
-    callbacks: Value,
+    callbacks: Callbacks,
+}
+
+/// `callbacks` decoded straight into `(id, path)` pairs, without a `Value` tree. Anything
+/// irregular — a non-numeric id, a duplicate id, a bad or empty path, an escaped key — is
+/// an error here, and the reference parse then decides (and gives its exact error).
+#[derive(Default)]
+struct Callbacks(Vec<(u64, Path)>);
+
+impl<'de> serde::Deserialize<'de> for Callbacks {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Callbacks;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a callbacks object")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Callbacks, E> {
+                Ok(Callbacks::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Callbacks, A::Error> {
+                use serde::de::Error;
+                let mut out = Vec::new();
+                while let Some(id) = map.next_key::<&'de str>()? {
+                    let id: u64 = id.parse().map_err(|_| A::Error::custom("callback id"))?;
+                    let path: Vec<WireSegment> = map.next_value()?;
+                    if path.is_empty() {
+                        return Err(A::Error::custom("empty path"));
+                    }
+                    out.push((id, path.into_iter().map(|s| s.0).collect()));
+                }
+                // A repeated id means a repeated key, which a JSON object keeps once.
+                if out.len() > 1 {
+                    let mut ids: Vec<u64> = out.iter().map(|(id, _)| *id).collect();
+                    ids.sort_unstable();
+                    if ids.windows(2).any(|w| w[0] == w[1]) {
+                        return Err(A::Error::custom("duplicate callback id"));
+                    }
+                }
+                Ok(Callbacks(out))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// One path segment as sent: a string key or a non-negative integer index.
+struct WireSegment(Segment);
+
+impl<'de> serde::Deserialize<'de> for WireSegment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = WireSegment;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path segment")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<WireSegment, E> {
+                Ok(WireSegment(Segment::Key(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<WireSegment, E> {
+                Ok(WireSegment(Segment::Key(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<WireSegment, E> {
+                usize::try_from(v)
+                    .map(|i| WireSegment(Segment::Index(i)))
+                    .map_err(|_| E::custom("index out of range"))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// A parsed message whose `arguments` are still JSON text, so that a call's options can be
@@ -200,22 +299,10 @@ impl<'a> LazyMessage<'a> {
                     Value::Number(n) => Method::Callback(n.as_u64()?),
                     _ => return None,
                 };
-                let arguments = w.arguments.unwrap_or_default();
-                let callbacks = match w.callbacks {
-                    Value::Null => Vec::new(),
-                    Value::Object(map) => {
-                        let mut out = Vec::with_capacity(map.len());
-                        for (id, path) in map {
-                            out.push((id.parse().ok()?, parse_path(path).ok()?));
-                        }
-                        out
-                    }
-                    _ => return None,
-                };
                 Some(LazyMessage {
                     method,
-                    arguments,
-                    callbacks,
+                    arguments: w.arguments.unwrap_or_default(),
+                    callbacks: w.callbacks.0,
                     parsed: None,
                 })
             });
@@ -386,7 +473,23 @@ mod tests {
             r#"[{"method":"m"}]"#,
             r#"{"method":18446744073709551615}"#,
             r#"{"method":"m"} trailing"#,
+            r#"{"method":"m","arguments":[1,2],"callbacks":{"1":[0],"1":[1]}}"#,
+            r#"{"method":"m","arguments":[1,2],"callbacks":{"1":[0],"01":[1]}}"#,
+            r#"{"method":"m","arguments":[1,2],"callbacks":{"\u0031":[0]}}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":{"1":[]}}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":{"1":[-1]}}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":{"1":[0.0]}}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":{"1":[null]}}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":{"1":0}}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":{"-1":[0]}}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":[]}"#,
+            r#"{"method":"m","arguments":[1],"callbacks":null}"#,
+            r#"{"method":"m","arguments":[{"a\"b":1}],"callbacks":{"2":[0,"a\"b"]}}"#,
         ] {
+            // Every regular message takes the fast path.
+            if text.contains("responseCallback") || text.contains(r#""method":3,"#) {
+                assert!(LazyMessage::parse(text).unwrap().parsed.is_none(), "{text}");
+            }
             let fast = Message::parse(text).map_err(|e| format!("{e:?}"));
             let reference = Message::parse_value(text).map_err(|e| format!("{e:?}"));
             match (&fast, &reference) {

@@ -11,5 +11,5 @@ mod message;
 pub use functions::{
     place, scrub, Arguments, BoxFuture, Callback, Function, FunctionSink, PLACEHOLDER,
 };
-pub(crate) use message::LazyMessage;
 pub use message::{value_at_mut, Message, MessageError, Method, Path, Segment};
+pub(crate) use message::{Borrowed, LazyMessage};

@@ -249,7 +249,7 @@ pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError>
     if payload.is_empty() {
         return Err(PayloadError::Empty);
     }
-    if let Some(messages) = split_plain_array(payload) {
+    if let Some(messages) = split_array(payload) {
         return Ok(messages);
     }
     // Next fastest: an array of strings, without building a `Value` first.
@@ -269,30 +269,83 @@ pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError>
     }
 }
 
-/// `["a","b"]` with no escapes in it, split without a JSON parser. Without a backslash no
-/// string can contain a quote, so `","` only ever separates messages. `None` for anything
-/// else (the JSON parser then decides).
-fn split_plain_array(payload: &[u8]) -> Option<Vec<String>> {
-    let inner = payload.strip_prefix(b"[\"")?.strip_suffix(b"\"]")?;
-    let text = std::str::from_utf8(inner).ok()?;
+/// `["…","…"]` — what every SockJS client sends — split and unescaped without a JSON
+/// parser (serde_json decodes escapes one call at a time; kite messages are JSON inside JSON
+/// and full of `\"`). Takes only the exact shape clients produce: no whitespace between
+/// tokens, and the escapes `\" \\ \/ \b \f \n \r \t \uXXXX` (surrogate pairs
+/// included). `None` for anything else — a lone surrogate, a raw control byte, invalid
+/// UTF-8 — and the JSON parser then decides, so the result is always the parser's.
+fn split_array(payload: &[u8]) -> Option<Vec<String>> {
+    let mut rest = payload.strip_prefix(b"[\"")?;
     let mut out = Vec::new();
-    let mut rest = inner;
-    let mut at = 0;
     loop {
-        let n = next_json_special(rest);
-        if n == rest.len() {
-            // The common case, one message per frame, ends here at the first look.
-            out.push(text[at..].to_string());
-            return Some(out);
+        // Sized for the rest of the frame: exact for the usual one message per frame.
+        let mut s: Vec<u8> = Vec::with_capacity(rest.len());
+        loop {
+            let n = next_json_special(rest);
+            s.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            match *rest.first()? {
+                b'"' => break,
+                b'\\' => {
+                    let (c, len) = unescape(rest)?;
+                    s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                    rest = &rest[len..];
+                }
+                _ => return None,
+            }
         }
-        // Only a `","` separator may follow; escapes and control bytes go to the parser.
-        if !rest[n..].starts_with(b"\",\"") {
-            return None;
+        if s.capacity() > 2 * s.len() + 64 {
+            s.shrink_to_fit();
         }
-        out.push(text[at..at + n].to_string());
-        at += n + 3;
-        rest = &rest[n + 3..];
+        // Valid UTF-8 in, valid UTF-8 out: escapes only ever add whole characters.
+        out.push(String::from_utf8(s).ok()?);
+        match rest.get(1..)? {
+            [b']'] => return Some(out),
+            [b',', b'"', tail @ ..] => rest = tail,
+            _ => return None,
+        }
     }
+}
+
+/// The character of the escape at the start of `esc` (which begins with `\`), and the
+/// escape's length; `None` when the JSON parser should decide.
+#[inline]
+fn unescape(esc: &[u8]) -> Option<(char, usize)> {
+    let simple = match *esc.get(1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let hi = hex4(esc.get(2..6)?)?;
+            if !(0xD800..0xE000).contains(&hi) {
+                return Some((char::from_u32(hi)?, 6));
+            }
+            // A surrogate pair, high then low; a lone half is the parser's to refuse.
+            if hi >= 0xDC00 || esc.get(6..8)? != b"\\u" {
+                return None;
+            }
+            let lo = hex4(esc.get(8..12)?)?;
+            if !(0xDC00..0xE000).contains(&lo) {
+                return None;
+            }
+            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            return Some((char::from_u32(c)?, 12));
+        }
+        _ => return None,
+    };
+    Some((simple, 2))
+}
+
+#[inline]
+fn hex4(h: &[u8]) -> Option<u32> {
+    h.iter()
+        .try_fold(0u32, |v, &b| Some(v << 4 | (b as char).to_digit(16)?))
 }
 
 /// A frame received by a SockJS client.
@@ -453,11 +506,88 @@ mod tests {
             let encoded = serde_json::to_vec(group).unwrap();
             assert_eq!(parse_client_payload(&encoded).unwrap(), group);
             let raw = format!("[\"{}\"]", group.join("\",\""));
-            let want = serde_json::from_str::<Vec<String>>(&raw).ok();
-            if let Some(fast) = split_plain_array(raw.as_bytes()) {
-                assert_eq!(Some(fast), want, "{raw:?}");
+            agrees(raw.as_bytes());
+            // The same strings with every escape a client may write, and broken variants.
+            let escaped = format!(
+                "[{}]",
+                group
+                    .iter()
+                    .map(|s| escape_all(s))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            agrees(escaped.as_bytes());
+            assert!(split_array(escaped.as_bytes()).is_some(), "{escaped}");
+            for cut in [1, 2, 3, 5, 7, 11] {
+                agrees(&escaped.as_bytes()[..escaped.len().saturating_sub(cut)]);
             }
         }
+        for raw in [
+            r#"["\ud83d\ude80"]"#,
+            r#"["\ud83d"]"#,
+            r#"["\ude80"]"#,
+            r#"["\ud83d\u0041"]"#,
+            r#"["\ud83dx"]"#,
+            r#"["\u00e9\u2028\uFFFF\u0000"]"#,
+            r#"["\u12"]"#,
+            r#"["\uzzzz"]"#,
+            r#"["\x"]"#,
+            r#"["\"]"#,
+            r#"["a" ,"b"]"#,
+            r#"[ "a"]"#,
+            r#"["a"] "#,
+            r#"["a",]"#,
+            r#"["a""b"]"#,
+            r#"["a"]x"#,
+            r#"[""]"#,
+            r#"["",""]"#,
+            "[\"\t\"]",
+            "[\"\u{7f}\"]",
+            r#"["\/\b\f\n\r\t\"\\"]"#,
+        ] {
+            agrees(raw.as_bytes());
+        }
+        assert_eq!(split_array(br#"["\ud83d\ude80\/"]"#).unwrap(), ["🚀/"]);
+        agrees(b"[\"\xff\"]");
+        agrees(b"[\"\xe2\x98\"]");
+        assert_eq!(
+            split_array(br#"["{\"a\":1}","x"]"#).unwrap(),
+            [r#"{"a":1}"#, "x"]
+        );
+    }
+
+    /// The fast split, when it answers, says what the JSON parser says.
+    fn agrees(raw: &[u8]) {
+        let want = serde_json::from_slice::<Vec<String>>(raw).ok();
+        if let Some(fast) = split_array(raw) {
+            assert_eq!(Some(fast), want, "{:?}", String::from_utf8_lossy(raw));
+        }
+        // And what the whole payload parse decides never depends on the fast path.
+        if let Some(want) = want {
+            assert_eq!(parse_client_payload(raw).ok(), Some(want));
+        }
+    }
+
+    /// `s` as a JSON string with escapes for quotes, controls and, by turns, `\uXXXX` for
+    /// everything else (surrogate pairs beyond the BMP) and `\/` for slashes.
+    fn escape_all(s: &str) -> String {
+        let mut out = String::from("\"");
+        for (i, c) in s.chars().enumerate() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '/' => out.push_str("\\/"),
+                c if i % 2 == 0 || (c as u32) < 0x20 => {
+                    let mut units = [0u16; 2];
+                    for u in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! cargo run --release --example kite-bench [-- --seconds 3]                     # rust, go, kitejs
 //! cargo run --release --example kite-bench -- --servers node,kitejs,rust         # the Node binding
 //! cargo run --release --example kite-bench -- --servers python,python-def,rust,go  # the Python binding
-//! cargo run --release --example kite-bench -- --case 64x1 --memory-connections 0  # one case
+//! cargo run --release --example kite-bench -- --case 64x1 --repeat 1 --memory-connections 0  # one case
 //! ```
 //!
-//! Every server runs as its own process (ours is this binary re-executed with `--serve`),
-//! speaking SockJS over a websocket; the load generator speaks SockJS framing and dnode
-//! directly, so that it costs the same whatever the server.
+//! Every server runs as its own process (ours is this binary re-executed with `--serve`, on
+//! tokio's default multi-thread runtime: one worker per core), speaking SockJS over a
+//! websocket; the load generator speaks websocket, SockJS framing and dnode directly, so
+//! that it costs the same whatever the server. Each case runs `--repeat` times (3), in
+//! rounds over the servers, and the run with the median rate is shown.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,11 +23,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser, Clone)]
 #[command(about = "Benchmark kite servers: calls/s, p50/p99 and memory per connection")]
@@ -44,6 +43,9 @@ struct Args {
     /// Connections opened for the memory measurement (0 to skip).
     #[arg(long, default_value_t = 2000)]
     memory_connections: usize,
+    /// Runs of each case per server (in rounds over the servers); the median run is shown.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Run only this case, e.g. `64x1` (for profiling); the others print as skipped.
     #[arg(long)]
     case: Option<String>,
@@ -51,8 +53,6 @@ struct Args {
     #[arg(long, hide = true)]
     serve: bool,
 }
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -192,45 +192,221 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-async fn connect(port: u16) -> Result<Ws, String> {
-    let url = format!(
-        "ws://127.0.0.1:{port}/kite/000/{:016x}/websocket",
-        rand::random::<u64>()
-    );
-    // The load generator should cost as little as possible, so that the servers get the
-    // machine: small read buffers (tungstenite zeroes its whole read buffer, 128 KiB by
-    // default, on every read), precomputed frames, typed response parsing, no per-message
-    // timers.
-    let mut config = WebSocketConfig::default();
-    config.read_buffer_size = 8 * 1024;
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
-        .await
-        .map_err(|e| e.to_string())?;
-    match ws.next().await {
-        Some(Ok(Message::Text(t))) if t.as_str() == "o" => Ok(ws),
-        other => Err(format!("expected open frame, got {other:?}")),
+/// A minimal websocket client (RFC 6455, client side: masked frames out, unmasked frames
+/// in) with SockJS framing on top. The load generator shares the machine with the server it
+/// measures, so every cycle it spends is taken from that server: it writes precomputed
+/// call frames, reads into one reusable buffer and sends a batch of calls with one write.
+/// (Our tests speak to servers through tokio-tungstenite; here a general client's per-
+/// message buffers and copies would take CPU time from the server being measured.)
+struct Conn {
+    stream: tokio::net::TcpStream,
+    /// Received bytes not yet consumed: `buf[start..end]`.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Frames queued for the next `flush`.
+    out: Vec<u8>,
+    mask: [u8; 4],
+}
+
+/// Frames larger than this end the run (the servers answer with a few hundred bytes).
+const MAX_FRAME: usize = 16 << 20;
+
+impl Conn {
+    async fn connect(port: u16) -> Result<Conn, String> {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let mut c = Conn {
+            stream,
+            buf: vec![0; 16 * 1024],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(8 * 1024),
+            mask: rand::random(),
+        };
+        let request = format!(
+            "GET /kite/000/{:016x}/websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            rand::random::<u64>(),
+            websocket_key(),
+        );
+        c.out.extend_from_slice(request.as_bytes());
+        c.flush().await?;
+        let head = loop {
+            if let Some(i) = c.buf[..c.end].windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            c.fill().await?;
+        };
+        let status = String::from_utf8_lossy(&c.buf[..head]);
+        if !status.starts_with("HTTP/1.1 101") {
+            return Err(format!(
+                "websocket refused: {}",
+                status.lines().next().unwrap_or_default()
+            ));
+        }
+        c.start = head;
+        let mut frame = Vec::new();
+        c.read_text(&mut frame).await?;
+        match frame.as_slice() {
+            b"o" => Ok(c),
+            other => Err(format!(
+                "expected open frame, got {:?}",
+                String::from_utf8_lossy(other)
+            )),
+        }
+    }
+
+    /// Reads more bytes, compacting or growing the buffer when it is full.
+    async fn fill(&mut self) -> Result<(), String> {
+        use tokio::io::AsyncReadExt;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, self.end - self.start);
+            } else if self.buf.len() < MAX_FRAME {
+                self.buf.resize(self.buf.len() * 2, 0);
+            } else {
+                return Err("frame too large".into());
+            }
+        }
+        let n = self
+            .stream
+            .read(&mut self.buf[self.end..])
+            .await
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the server closed the connection".into());
+        }
+        self.end += n;
+        Ok(())
+    }
+
+    /// The payload of the next text frame, into `out`; pings are answered, pongs skipped.
+    async fn read_text(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
+        loop {
+            let b = &self.buf[self.start..self.end];
+            if b.len() >= 2 {
+                if b[1] & 0x80 != 0 {
+                    return Err("masked frame from the server".into());
+                }
+                let (len, at) = match b[1] & 0x7f {
+                    126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+                    127 if b.len() >= 10 => {
+                        let mut n = [0u8; 8];
+                        n.copy_from_slice(&b[2..10]);
+                        (
+                            usize::try_from(u64::from_be_bytes(n)).unwrap_or(usize::MAX),
+                            10,
+                        )
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len > MAX_FRAME && len != usize::MAX {
+                    return Err("frame too large".into());
+                }
+                if len != usize::MAX && b.len() >= at + len {
+                    let opcode = b[0];
+                    let base = self.start;
+                    self.start += at + len;
+                    let payload = &self.buf[base + at..base + at + len];
+                    match opcode {
+                        0x81 => {
+                            out.clear();
+                            out.extend_from_slice(payload);
+                            return Ok(());
+                        }
+                        0x89 => {
+                            let ping = payload.to_vec();
+                            self.frame(0x8A, &ping);
+                            self.flush().await?;
+                        }
+                        0x8A => {}
+                        0x88 => return Err("the server closed the websocket".into()),
+                        other => return Err(format!("unexpected frame 0x{other:02x}")),
+                    }
+                    continue;
+                }
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Queues a masked frame.
+    fn frame(&mut self, opcode: u8, payload: &[u8]) {
+        let n = payload.len();
+        self.out.push(opcode);
+        if n < 126 {
+            self.out.push(0x80 | n as u8);
+        } else if n <= 0xffff {
+            self.out.push(0x80 | 126);
+            self.out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            self.out.push(0x80 | 127);
+            self.out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+        self.out.extend_from_slice(&self.mask);
+        let at = self.out.len();
+        self.out.extend_from_slice(payload);
+        for (i, b) in self.out[at..].iter_mut().enumerate() {
+            *b ^= self.mask[i & 3];
+        }
+    }
+
+    /// Queues the SockJS frame calling `square(3)` with response callback `id`.
+    fn call(&mut self, id: u64) {
+        static PARTS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+        let (head, tail) = PARTS.get_or_init(|| {
+            let inner = r#"{"method":"square","arguments":[{"kite":{"username":"bench","environment":"bench","name":"bench","version":"1.0.0","region":"bench","hostname":"bench","id":"bench"},"authentication":null,"withArgs":[3],"responseCallback":"[Function]"}],"callbacks":{"ID":[0,"responseCallback"]}}"#;
+            let quoted = serde_json::to_string(&[inner]).unwrap_or_default();
+            let (h, t) = quoted.split_once("ID").unwrap_or_default();
+            (h.to_string(), t.to_string())
+        });
+        let mut payload = [0u8; 1024];
+        let mut w = std::io::Cursor::new(&mut payload[..]);
+        use std::io::Write;
+        let _ = write!(w, "{head}{id}{tail}");
+        let n = w.position() as usize;
+        self.frame(0x81, &payload[..n]);
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        use tokio::io::AsyncWriteExt;
+        self.stream
+            .write_all(&self.out)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn close(mut self) {
+        self.frame(0x88, &1000u16.to_be_bytes());
+        let _ = self.flush().await;
     }
 }
 
-/// The SockJS frame calling `square(3)` with response callback `id`: the dnode message,
-/// JSON-quoted inside a SockJS array (built once; only the id changes).
-fn call_frame(id: u64) -> Message {
-    static PARTS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    let (head, tail) = PARTS.get_or_init(|| {
-        let inner = r#"{"method":"square","arguments":[{"kite":{"username":"bench","environment":"bench","name":"bench","version":"1.0.0","region":"bench","hostname":"bench","id":"bench"},"authentication":null,"withArgs":[3],"responseCallback":"[Function]"}],"callbacks":{"ID":[0,"responseCallback"]}}"#;
-        let quoted = serde_json::to_string(&[inner]).unwrap_or_default();
-        let (h, t) = quoted.split_once("ID").unwrap_or_default();
-        (h.to_string(), t.to_string())
-    });
-    let mut s = String::with_capacity(head.len() + tail.len() + 20);
-    s.push_str(head);
-    s.push_str(&id.to_string());
-    s.push_str(tail);
-    Message::text(s)
+/// A `Sec-WebSocket-Key`: 16 random bytes, base64.
+fn websocket_key() -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: [u8; 16] = rand::random();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| n << 8 | *b as u32) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    while out.len() % 4 != 0 {
+        out.push('=');
+    }
+    out
 }
 
 #[derive(serde::Deserialize)]
@@ -244,17 +420,15 @@ struct AnswerArgs {
     result: Option<f64>,
 }
 
-/// Callback ids answered in a server frame.
-fn answered(frame: &str, out: &mut Vec<u64>) -> Result<(), String> {
-    let Some(rest) = frame.strip_prefix('a') else {
-        return if frame == "h" {
-            Ok(())
-        } else {
-            Err(format!("unexpected frame {frame:.80}"))
-        };
+/// Callback ids answered in a server frame (each response checked: `result` is 9).
+fn answered(frame: &[u8], out: &mut Vec<u64>) -> Result<(), String> {
+    let text = std::str::from_utf8(frame).map_err(|e| e.to_string())?;
+    let messages = match kite::sockjs::frame::parse_frame(text).map_err(|e| e.to_string())? {
+        kite::sockjs::frame::Frame::Messages(m) => m,
+        kite::sockjs::frame::Frame::Heartbeat => return Ok(()),
+        other => return Err(format!("unexpected frame {other:?}")),
     };
-    let msgs: Vec<String> = serde_json::from_str(rest).map_err(|e| e.to_string())?;
-    for m in msgs {
+    for m in messages {
         match serde_json::from_str::<Answer>(&m) {
             Ok(a) if a.arguments.0.result == Some(9.0) => out.push(a.method),
             _ => return Err(format!("bad response {m:.120}")),
@@ -265,7 +439,7 @@ fn answered(frame: &str, out: &mut Vec<u64>) -> Result<(), String> {
 
 /// One connection keeping `in_flight` calls outstanding until `end`; returns latencies (µs).
 async fn load(
-    mut ws: Ws,
+    mut conn: Conn,
     in_flight: usize,
     start: Instant,
     end: Instant,
@@ -275,38 +449,37 @@ async fn load(
     let mut lat = Vec::new();
     for _ in 0..in_flight {
         sent.insert(next, Instant::now());
-        ws.send(call_frame(next)).await.map_err(|e| e.to_string())?;
+        conn.call(next);
         next += 1;
     }
+    conn.flush().await?;
     let mut ids = Vec::new();
+    let mut frame = Vec::new();
     // One deadline for the whole run rather than a timer per message.
     let deadline = tokio::time::sleep_until((end + Duration::from_secs(10)).into());
     tokio::pin!(deadline);
     while Instant::now() < end {
-        let msg = tokio::select! {
+        tokio::select! {
             biased;
-            m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => t,
-                other => return Err(format!("connection ended: {other:?}")),
-            },
+            r = conn.read_text(&mut frame) => r?,
             _ = &mut deadline => return Err("no response for 10 s after the end".into()),
         };
         ids.clear();
-        answered(&msg, &mut ids)?;
+        answered(&frame, &mut ids)?;
         let now = Instant::now();
         for id in &ids {
             if let Some(t0) = sent.remove(id) {
                 if t0 >= start {
                     lat.push(now.duration_since(t0).as_micros().min(u32::MAX as u128) as u32);
                 }
-                sent.insert(next, Instant::now());
-                ws.feed(call_frame(next)).await.map_err(|e| e.to_string())?;
+                sent.insert(next, now);
+                conn.call(next);
                 next += 1;
             }
         }
-        ws.flush().await.map_err(|e| e.to_string())?;
+        conn.flush().await?;
     }
-    let _ = ws.close(None).await;
+    conn.close().await;
     Ok(lat)
 }
 
@@ -326,7 +499,7 @@ async fn run_case(
 ) -> Result<Figures, String> {
     let mut sockets = Vec::with_capacity(conns);
     for _ in 0..conns {
-        sockets.push(connect(port).await?);
+        sockets.push(Conn::connect(port).await?);
     }
     let warm = Duration::from_millis(500);
     let start = Instant::now() + warm;
@@ -358,24 +531,20 @@ async fn memory(server: &Server, n: usize) -> Result<f64, String> {
     let before = rss_kib(pid).ok_or("no RSS")?;
     let mut sockets = Vec::with_capacity(n);
     let mut ids = Vec::new();
+    let mut frame = Vec::new();
     for i in 0..n {
-        let mut ws = connect(server.port).await?;
-        ws.send(call_frame(i as u64))
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut conn = Conn::connect(server.port).await?;
+        conn.call(i as u64);
+        conn.flush().await?;
         loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    ids.clear();
-                    answered(&t, &mut ids)?;
-                    if !ids.is_empty() {
-                        break;
-                    }
-                }
-                other => return Err(format!("{other:?}")),
+            conn.read_text(&mut frame).await?;
+            ids.clear();
+            answered(&frame, &mut ids)?;
+            if !ids.is_empty() {
+                break;
             }
         }
-        sockets.push(ws);
+        sockets.push(conn);
     }
     let after = rss_kib(pid).ok_or("no RSS")?;
     drop(sockets);
@@ -389,59 +558,100 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return serve_rust().await;
     }
     let cases = [(1usize, 1usize), (8, 16), (64, 1)];
+    const ALL: [&str; 6] = ["rust", "go", "kitejs", "node", "python", "python-def"];
+    if let Some(bad) = args.servers.iter().find(|s| !ALL.contains(&s.as_str())) {
+        return Err(format!("unknown server {bad:?} (known: {})", ALL.join(", ")).into());
+    }
+    // Rounds: every server in turn, `--repeat` times, so that a noisy moment of a shared
+    // machine hits one run of each server rather than all runs of one; each cell is then
+    // the run with the median rate.
+    let mut runs: HashMap<(&'static str, usize), Vec<Figures>> = HashMap::new();
+    let mut errors: HashMap<(&'static str, usize), String> = HashMap::new();
+    let mut memories: HashMap<&'static str, Result<f64, String>> = HashMap::new();
+    let mut order: Vec<&'static str> = Vec::new();
+    for round in 0..args.repeat.max(1) {
+        for name in ALL {
+            if !args.servers.iter().any(|s| s == name) || (round > 0 && !order.contains(&name)) {
+                continue;
+            }
+            let server = match spawn(name, &args).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("skipping {name}: {e}");
+                    continue;
+                }
+            };
+            if round == 0 {
+                order.push(name);
+            }
+            eprintln!(
+                "measuring {} on port {} (round {} of {})",
+                server.name,
+                server.port,
+                round + 1,
+                args.repeat.max(1)
+            );
+            for (i, (c, k)) in cases.into_iter().enumerate() {
+                if args
+                    .case
+                    .as_ref()
+                    .is_some_and(|only| *only != format!("{c}x{k}"))
+                {
+                    errors.insert((name, i), "skipped".into());
+                    continue;
+                }
+                let pid = server.child.id().unwrap_or(0);
+                let before = cpu_time(pid);
+                match run_case(server.port, c, k, args.seconds).await {
+                    Ok(mut f) => {
+                        if let (Some(b), Some(a)) = (before, cpu_time(pid)) {
+                            // Calls made in the warm-up are not counted; the CPU time
+                            // includes it, so scale the calls to the whole case.
+                            let calls = f.rate * (args.seconds + 0.5);
+                            f.cpu_us = Some((a - b).as_secs_f64() * 1e6 / calls.max(1.0));
+                        }
+                        runs.entry((name, i)).or_default().push(f);
+                    }
+                    Err(e) => {
+                        errors.insert((name, i), e);
+                    }
+                }
+            }
+            if round == 0 {
+                let mem = if args.memory_connections > 0 {
+                    memory(&server, args.memory_connections).await
+                } else {
+                    Err("skipped".into())
+                };
+                memories.insert(name, mem);
+            }
+            drop(server);
+        }
+    }
     let mut results: Vec<(
         &'static str,
         Vec<Result<Figures, String>>,
         Result<f64, String>,
     )> = Vec::new();
-    const ALL: [&str; 6] = ["rust", "go", "kitejs", "node", "python", "python-def"];
-    if let Some(bad) = args.servers.iter().find(|s| !ALL.contains(&s.as_str())) {
-        return Err(format!("unknown server {bad:?} (known: {})", ALL.join(", ")).into());
-    }
-    for name in ALL {
-        if !args.servers.iter().any(|s| s == name) {
-            continue;
-        }
-        let server = match spawn(name, &args).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("skipping {name}: {e}");
-                continue;
-            }
-        };
-        eprintln!("measuring {} on port {}", server.name, server.port);
-        let mut figures = Vec::new();
-        for (c, k) in cases {
-            if args
-                .case
-                .as_ref()
-                .is_some_and(|only| *only != format!("{c}x{k}"))
-            {
-                figures.push(Err("skipped".into()));
-                continue;
-            }
-            let pid = server.child.id().unwrap_or(0);
-            let before = cpu_time(pid);
-            let mut f = run_case(server.port, c, k, args.seconds).await;
-            if let (Ok(f), Some(b), Some(a)) = (f.as_mut(), before, cpu_time(pid)) {
-                // Calls made in the warm-up are not counted; the CPU time includes it, so
-                // scale the calls to the whole case.
-                let calls = f.rate * (args.seconds + 0.5);
-                f.cpu_us = Some((a - b).as_secs_f64() * 1e6 / calls.max(1.0));
-            }
-            figures.push(f);
-        }
-        let mem = if args.memory_connections > 0 {
-            memory(&server, args.memory_connections).await
-        } else {
-            Err("skipped".into())
-        };
+    for name in order {
+        let figures = (0..cases.len())
+            .map(|i| match runs.remove(&(name, i)) {
+                Some(mut all) if !all.is_empty() => {
+                    all.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+                    Ok(all.swap_remove(all.len() / 2))
+                }
+                _ => Err(errors.remove(&(name, i)).unwrap_or_else(|| "no run".into())),
+            })
+            .collect();
+        let mem = memories
+            .remove(name)
+            .unwrap_or_else(|| Err("skipped".into()));
         results.push((name, figures, mem));
-        drop(server);
     }
     println!(
-        "kite square calls, {} s per case, SockJS websocket, same load generator",
-        args.seconds
+        "kite square calls, {} s per case, median of {} run(s), SockJS websocket, same load generator",
+        args.seconds,
+        args.repeat.max(1)
     );
     println!(
         "{:<10} {:>10} {:>18} {:>18} {:>18} {:>14}",

@@ -28,4 +28,4 @@ pub use client::{Client, Connection};
 pub use dnode::{Arguments, Callback, Function};
 pub use error::Error;
 pub use protocol::{ErrorKind, KiteError};
-pub use server::{Config, Kite, MethodHandling, Request};
+pub use server::{Config, Kite, MethodHandling, Request, WeakKite};

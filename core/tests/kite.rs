@@ -478,3 +478,48 @@ async fn raw_websocket_urls_skip_sockjs() {
         json!([1, "two"])
     );
 }
+
+/// Waits (bounded) until `weak` no longer upgrades: every task holding the kite has ended.
+async fn freed(weak: &kite::WeakKite) {
+    within(async {
+        while weak.upgrade().is_some() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn closed_kites_are_freed() {
+    // A kite that served calls (kiteKey and token authenticators installed, a SockJS service,
+    // connections, a heartbeat callback) and a caller kite whose client dialed it.
+    let k = math_kite(config());
+    let url = start(&k).await;
+    let from = caller();
+    let c = from.client(&url);
+    within(c.dial()).await.unwrap();
+    assert_eq!(within(c.call("square", &[3])).await.unwrap(), json!(9.0));
+    let (weak_k, weak_caller) = (k.downgrade(), from.downgrade());
+    k.close();
+    from.close();
+    drop((k, from, c));
+    freed(&weak_k).await;
+    freed(&weak_caller).await;
+
+    // A listening kite lives on without handles, until closed through a weak one.
+    let k = math_kite(config());
+    let url = start(&k).await;
+    let weak = k.downgrade();
+    drop(k);
+    let c = caller().client(&url);
+    within(c.dial()).await.unwrap();
+    assert_eq!(within(c.call("square", &[4])).await.unwrap(), json!(16.0));
+    weak.upgrade().expect("a listening kite is alive").close();
+    freed(&weak).await;
+
+    // A kite that never listened is freed with its last handle.
+    let k = math_kite(config());
+    let weak = k.downgrade();
+    drop(k);
+    assert!(weak.upgrade().is_none());
+}

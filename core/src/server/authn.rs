@@ -22,21 +22,24 @@ pub(crate) fn build_verifier(c: &Config) -> Verifier {
 }
 
 pub(crate) fn install_default_authenticators(kite: &Kite) {
-    let k = kite.clone();
+    // Weak handles: the kite owns its authenticators.
+    let k = kite.downgrade();
     kite.add_authenticator(Auth::KITE_KEY, move |c: AuthCheck| {
-        let k = k.clone();
+        let k = k.upgrade();
         async move {
-            k.verifier()
+            k.ok_or("the kite is closed")?
+                .verifier()
                 .verify_kite_key(&c.auth.key)
                 .map(|claims| claims.sub)
                 .map_err(|e| e.to_string())
         }
     });
-    let k = kite.clone();
+    let k = kite.downgrade();
     kite.add_authenticator(Auth::TOKEN, move |c: AuthCheck| {
-        let k = k.clone();
+        let k = k.upgrade();
         async move {
-            k.verifier()
+            k.ok_or("the kite is closed")?
+                .verifier()
                 .verify_token(&c.auth.key, &c.local)
                 .map(|claims| claims.sub)
                 .map_err(|e| e.to_string())

@@ -46,9 +46,24 @@ struct Events {
 }
 
 /// A kite: serves named methods to other kites and calls theirs. Cheap to clone.
+///
+/// A kite lives while a handle to it exists, and while it listens (until [`Kite::close`]).
+/// Handlers that need their own kite should capture a [`WeakKite`] ([`Kite::downgrade`]):
+/// a handler holding a `Kite` keeps it, and everything it owns, alive forever.
 #[derive(Clone)]
 pub struct Kite {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// A handle to a [`Kite`] that does not keep it alive ([`Kite::downgrade`]).
+#[derive(Clone, Debug)]
+pub struct WeakKite(std::sync::Weak<Inner>);
+
+impl WeakKite {
+    /// The kite, unless it has been freed.
+    pub fn upgrade(&self) -> Option<Kite> {
+        self.0.upgrade().map(|inner| Kite { inner })
+    }
 }
 
 pub(crate) struct Inner {
@@ -116,6 +131,11 @@ impl Kite {
         super::authn::install_default_authenticators(&kite);
         super::defaults::install(&kite)?;
         Ok(kite)
+    }
+
+    /// A handle that does not keep the kite alive.
+    pub fn downgrade(&self) -> WeakKite {
+        WeakKite(Arc::downgrade(&self.inner))
     }
 
     /// The kite's value of type `T` (created with `Default` on first use), for state that
@@ -348,11 +368,20 @@ impl Kite {
         let sockjs = {
             let mut s = self.inner.sockjs.lock().unwrap_or_else(|e| e.into_inner());
             s.get_or_insert_with(|| {
-                let kite = self.clone();
+                // Weak: the kite owns this server (a strong handle would keep both alive
+                // forever); a session that arrives after the kite is gone is closed.
+                let kite = self.downgrade();
                 let config = read(&self.inner.config).sockjs.clone();
                 SockJsServer::new(config, move |session: Session| {
-                    let kite = kite.clone();
-                    async move { Connection::accept(kite, session).await }
+                    let kite = kite.upgrade();
+                    async move {
+                        match kite {
+                            Some(kite) => Connection::accept(kite, session).await,
+                            None => {
+                                session.close();
+                            }
+                        }
+                    }
                 })
             })
             .clone()
@@ -384,10 +413,13 @@ impl Kite {
                 None => None,
             },
         };
+        // A listening kite stays alive until closed, handles or not.
+        let serving = self.clone();
         tokio::spawn(async move {
             if let Err(e) = crate::sockjs::serve(listener, app, options).await {
                 tracing::error!(error = %e, "kite server stopped");
             }
+            drop(serving);
         });
         tracing::info!(kite = %self.identity(), %addr, "serving");
         self.inner.bound.send_replace(Some(addr));
@@ -436,6 +468,23 @@ impl Kite {
     /// Stops serving and closes every connection of this kite. Idempotent.
     pub fn close(&self) {
         self.inner.closed.cancel();
+        // What the kite owns that may hold the kite (its SockJS service, the Kontrol
+        // client's state) goes, so that a closed kite is freed with its last handle.
+        let sockjs = self
+            .inner
+            .sockjs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(sockjs);
+        let extensions = std::mem::take(
+            &mut *self
+                .inner
+                .extensions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        drop(extensions);
     }
 
     /// A client to the kite at `url`, on behalf of this kite (it can serve callbacks and

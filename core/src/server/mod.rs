@@ -11,6 +11,6 @@ mod request;
 pub(crate) use authn::authenticate;
 pub use config::{parse_duration, Config};
 pub use defaults::SystemInfo;
-pub use kite::{AuthCheck, Authenticator, Kite};
+pub use kite::{AuthCheck, Authenticator, Kite, WeakKite};
 pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
 pub use request::{ArgsShape, Request};

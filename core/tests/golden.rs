@@ -182,11 +182,10 @@ async fn start_server() -> Kite {
     })
     .expect("square")
     .disable_authentication();
-    k.handle("echo", |r: Request| async move {
-        Ok(Value::Array(r.args().values().to_vec()))
-    })
-    .expect("echo")
-    .disable_authentication();
+    // `withArgs` exactly as received, like the reference's echo.
+    k.handle("echo", |r: Request| async move { Ok(r.with_args()) })
+        .expect("echo")
+        .disable_authentication();
     k.handle_typed(
         "callback",
         |_r: Request, (n, f): (u32, Function)| async move {
@@ -622,6 +621,10 @@ async fn go_server_requests_answered_like_go() {
         ("square-wrongType", Text::Prefix("")),
         ("argumentError", Text::Prefix("")),
         ("echo-object", Text::Exact),
+        // `withArgs` 5, null and absent, echoed as received (`Request::with_args`).
+        ("echo-scalarArgs", Text::Exact),
+        ("echo-nullArgs", Text::Exact),
+        ("echo-absentArgs", Text::Exact),
         ("genericError", Text::Exact),
         ("methodNotFound", Text::Exact),
         ("ping", Text::Exact),
@@ -644,30 +647,6 @@ async fn go_server_requests_answered_like_go() {
     )
     .await;
 
-    // DEVIATION: `echo` cannot return `withArgs` "exactly as received": kite-rs hands
-    // handlers the normalised argument list (PROTOCOL.md §3: a non-array withArgs is one
-    // argument, null/absent none) and has no accessor for the raw value. Go echoes 5 and
-    // null; ours answers [5] and []. (SCENARIOS.md's echoNull accepts [] for null; echoScalar
-    // fails with kite.js's client, see KITE_RS_ECHO_SCALAR in interop.rs.)
-    for (name, ours) in [
-        ("echo-scalarArgs", json!([5])),
-        ("echo-nullArgs", json!([])),
-        ("echo-absentArgs", json!([])),
-    ] {
-        let golden = gj(&format!("server-{name}"));
-        assert_ne!(
-            golden["arguments"][0]["result"], ours,
-            "the reference now agrees with us"
-        );
-        simple(
-            &k,
-            &format!("go/server-{name} (deviation)"),
-            &go(&format!("server-{name}.request")),
-            &with_result(&golden, ours),
-            Text::Exact,
-        )
-        .await;
-    }
     // DEVIATION (deliberate): a scalar withArgs is one argument for kite-rs (kite.js sends
     // `tell("square", 5)` as `withArgs: 5`), so `square 5` is 25; the Go reference cannot
     // decode a scalar into its argument slice and answers argumentError.
@@ -803,11 +782,11 @@ async fn kitejs_client_requests_answered_like_go_server() {
             with_result(&gj("server-echo-object"), json!([])),
             Text::Exact,
         ),
-        // DEVIATION (see go_server_requests_answered_like_go): `echo 5` is answered [5]; the
-        // Go server answers 5 (golden/go/server-echo-scalarArgs.json).
+        // `echo 5` (kite.js sends `withArgs: 5`) is answered 5, as the Go server answers it
+        // (golden/go/server-echo-scalarArgs.json).
         (
             "client-scalar-args",
-            with_result(&gj("server-echo-scalarArgs"), json!([5])),
+            gj("server-echo-scalarArgs"),
             Text::Exact,
         ),
         // kite.js's server calling back its client (no `authentication` key at all).

@@ -648,6 +648,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn request_ids_are_sixteen_alphanumerics() {
+        let ids: std::collections::HashSet<String> = (0..2000).map(|_| random_id()).collect();
+        assert_eq!(ids.len(), 2000);
+        for id in &ids {
+            assert_eq!(id.len(), 16);
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        }
+        // Every character of the alphabet turns up (no bias towards a subset).
+        let seen: std::collections::HashSet<u8> = ids.iter().flat_map(|i| i.bytes()).collect();
+        assert_eq!(seen.len(), 62);
+    }
+
+    #[test]
     fn response_shapes() {
         let ok = Arguments::from_values(vec![json!({"error": null, "result": 4})]);
         assert_eq!(parse_response(ok).unwrap(), json!(4));

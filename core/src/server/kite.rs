@@ -100,6 +100,10 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Kite {
     /// A kite named `name` at `version` (three-part semver), configured from `kite.key` and
     /// the `KITE_*` environment ([`Config::from_env`]).
@@ -141,11 +145,7 @@ impl Kite {
     /// The kite's value of type `T` (created with `Default` on first use), for state that
     /// higher layers keep per kite.
     pub(crate) fn extension<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
-        let mut map = self
-            .inner
-            .extensions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = lock(&self.inner.extensions);
         let any = map
             .entry(std::any::TypeId::of::<T>())
             .or_insert_with(|| Arc::new(T::default()) as Arc<dyn std::any::Any + Send + Sync>)
@@ -359,14 +359,14 @@ impl Kite {
 
     /// Adds HTTP routes served beside `/kite` (e.g. a health check).
     pub fn merge_routes(&self, router: axum::Router) {
-        let mut r = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = lock(&self.inner.routes);
         *r = std::mem::take(&mut *r).merge(router);
     }
 
     /// The kite's HTTP app: the `/kite` SockJS service plus the extra routes.
     pub fn router(&self) -> axum::Router {
         let sockjs = {
-            let mut s = self.inner.sockjs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = lock(&self.inner.sockjs);
             s.get_or_insert_with(|| {
                 // Weak: the kite owns this server (a strong handle would keep both alive
                 // forever); a session that arrives after the kite is gone is closed.
@@ -386,12 +386,7 @@ impl Kite {
             })
             .clone()
         };
-        let extra = self
-            .inner
-            .routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let extra = lock(&self.inner.routes).clone();
         extra.merge(sockjs.router("/kite"))
     }
 
@@ -470,20 +465,9 @@ impl Kite {
         self.inner.closed.cancel();
         // What the kite owns that may hold the kite (its SockJS service, the Kontrol
         // client's state) goes, so that a closed kite is freed with its last handle.
-        let sockjs = self
-            .inner
-            .sockjs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let sockjs = lock(&self.inner.sockjs).take();
         drop(sockjs);
-        let extensions = std::mem::take(
-            &mut *self
-                .inner
-                .extensions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let extensions = std::mem::take(&mut *lock(&self.inner.extensions));
         drop(extensions);
     }
 

@@ -177,7 +177,9 @@ impl Connection {
     }
 
     pub(crate) fn cancel_token(&self) -> CancellationToken {
-        self.inner.closed.child_token()
+        // The connection's own token: a request only observes it (`Request::cancelled`),
+        // so a child token per request would only add a lock and an allocation.
+        self.inner.closed.clone()
     }
 
     fn register(&self, entry: Entry) -> u64 {

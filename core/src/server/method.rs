@@ -158,30 +158,19 @@ impl Method {
                 .clone();
             (self.settings().handling, chain)
         };
-        let mut first: Option<Value> = None;
-        let mut latest: Option<Value> = None;
-        let mut main_result: Option<Value> = None;
+        // Each step's result, kept (not cloned: results may be large) until the handling
+        // mode picks one.
+        let mut results: Vec<Value> = Vec::with_capacity(chain.pre.len() + 1 + chain.post.len());
+        let main_at = chain.pre.len();
         let mut error: Option<KiteError> = None;
         let steps = chain
             .pre
             .iter()
-            .map(|h| (h, false))
-            .chain(std::iter::once((&self.main, true)))
-            .chain(chain.post.iter().map(|h| (h, false)));
-        for (h, is_main) in steps {
+            .chain(std::iter::once(&self.main))
+            .chain(chain.post.iter());
+        for h in steps {
             match h(req.clone()).await {
-                Ok(v) => {
-                    let non_null = !v.is_null();
-                    if non_null && first.is_none() {
-                        first = Some(v.clone());
-                    }
-                    if is_main {
-                        main_result = Some(v.clone());
-                    }
-                    if non_null {
-                        latest = Some(v);
-                    }
-                }
+                Ok(v) => results.push(v),
                 Err(e) => {
                     error = Some(to_kite_error(e));
                     break;
@@ -191,9 +180,9 @@ impl Method {
         let mut result = match error {
             Some(_) => None,
             None => match handling {
-                MethodHandling::ReturnMethod => main_result,
-                MethodHandling::ReturnFirst => first,
-                MethodHandling::ReturnLatest => latest,
+                MethodHandling::ReturnMethod => results.into_iter().nth(main_at),
+                MethodHandling::ReturnFirst => results.into_iter().find(|v| !v.is_null()),
+                MethodHandling::ReturnLatest => results.into_iter().rev().find(|v| !v.is_null()),
             },
         };
         for f in &chain.finals {

@@ -1,9 +1,14 @@
 // Shared helpers of the Node binding's tests: kites on 127.0.0.1 port 0, child processes
-// that print a ready line, and JWTs signed like the reference Kontrol (node:crypto, RS256).
+// that print a ready line, JWTs signed like the reference Kontrol (node:crypto, RS256), and
+// a throwaway PostgreSQL server for Kontrol's storage.
 
 import { spawn } from 'node:child_process';
 import { createSign, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Kite } from 'kite-rs';
 
@@ -137,4 +142,113 @@ export function mintToken(keys, { issuer = 'testuser', username = 'testuser', au
   return sign(keys.privateKey, {
     iss: issuer, sub: username, aud: audience, exp: now + ttl, iat: now, nbf: now, jti: randomUUID(),
   });
+}
+
+// --- A PostgreSQL server of the test's own ------------------------------------------------
+
+/**
+ * The directory of PostgreSQL's server binaries: `KITE_TEST_PG_BIN`, else the newest
+ * `/usr/lib/postgresql/<version>/bin` holding `initdb` (Debian's, installed by
+ * scripts/setup.sh), where the core and Python tests look too.
+ */
+function pgBin() {
+  const env = process.env.KITE_TEST_PG_BIN;
+  const found = env ? [env] : (() => {
+    const base = '/usr/lib/postgresql';
+    if (!existsSync(base)) return [];
+    return readdirSync(base).filter((v) => /^\d+$/.test(v)).sort((a, b) => b - a).map((v) => join(base, v, 'bin'));
+  })();
+  const bin = found.find((d) => existsSync(join(d, 'initdb')));
+  if (!bin) {
+    throw new Error(env
+      ? `KITE_TEST_PG_BIN=${env} holds no initdb (PostgreSQL's server binaries): fix it, or unset it and run scripts/setup.sh`
+      : 'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin and KITE_TEST_PG_BIN '
+        + 'is not set: run scripts/setup.sh (it installs them)');
+  }
+  return bin;
+}
+
+/** A TCP port free on 127.0.0.1 now (for servers that cannot listen on port 0 and tell). */
+async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/**
+ * Starts a throwaway PostgreSQL cluster, like bindings-python/tests/conftest.py's PgServer:
+ * `initdb` (trust authentication, superuser `postgres`) in a scratch directory (/dev/shm when
+ * writable), `pg_ctl -w` on 127.0.0.1 with a free port and its Unix socket in that directory.
+ * PostgreSQL refuses to run as root, so as root it runs as the `postgres` user (runuser),
+ * which then owns the directory. `newDatabase()` creates a database of its own and resolves
+ * its `postgres://` URL; `stop()` shuts the server down and removes the directory. The server
+ * is a daemon of its own: nothing of it keeps the Node process alive.
+ */
+export async function startPostgres() {
+  const bin = pgBin();
+  const runAs = process.getuid?.() === 0 ? 'postgres' : null;
+  let scratch = tmpdir();
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    scratch = '/dev/shm';
+  } catch { /* no /dev/shm: the usual temporary directory */ }
+  const root = mkdtempSync(join(scratch, 'kite-node-pg-'));
+  const sock = join(root, 'sock');
+  const data = join(root, 'data');
+  const log = join(root, 'server.log');
+  mkdirSync(sock);
+
+  // Runs a PostgreSQL program (as `postgres` when root); rejects with its output and the log.
+  const pg = async (program, args) => {
+    const cmd = join(bin, program);
+    const r = runAs ? await run('runuser', ['-u', runAs, '--', cmd, ...args]) : await run(cmd, args);
+    if (r.code !== 0) {
+      const serverLog = existsSync(log) ? `\nserver log:\n${readFileSync(log, 'utf8')}` : '';
+      throw new Error(`${program} failed (${r.code ?? r.signal}): ${r.stdout}${r.stderr}${serverLog}`);
+    }
+    return r;
+  };
+
+  let port;
+  let started = false;
+  try {
+    if (runAs) {
+      const r = await run('chown', [`${runAs}:`, root, sock]);
+      if (r.code !== 0) throw new Error(`chown ${runAs} ${root} failed: ${r.stderr}`);
+    }
+    await pg('initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+    port = await freePort();
+    const options = `-F -p ${port} -k ${sock} -c listen_addresses=127.0.0.1 `
+      + '-c synchronous_commit=off -c full_page_writes=off';
+    // -w: returns once the server accepts connections.
+    started = true;
+    await pg('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '60', '-o', options, 'start']);
+  } catch (e) {
+    // A server that came up too slowly for pg_ctl is still running: stop it too.
+    if (started) await pg('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
+
+  return {
+    port,
+    /** Creates a fresh database; resolves the URL Kontrol's `storage` option takes. */
+    async newDatabase() {
+      const name = `kite_${randomUUID().replaceAll('-', '')}`;
+      await pg('createdb', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', name]);
+      return `postgres://postgres@127.0.0.1:${port}/${name}?sslmode=disable`;
+    },
+    /** Stops the server at once (no checkpoint: nothing is kept) and removes its files. */
+    async stop() {
+      try {
+        await pg('pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '60', 'stop']);
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
 }

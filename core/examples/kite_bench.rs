@@ -489,6 +489,8 @@ struct Figures {
     p99: f64,
     /// Server CPU time per call (µs), over the whole case (warm-up included).
     cpu_us: Option<f64>,
+    /// The load generator's CPU time per call (µs), likewise.
+    gen_us: Option<f64>,
 }
 
 async fn run_case(
@@ -523,6 +525,7 @@ async fn run_case(
         p50: pct(0.50),
         p99: pct(0.99),
         cpu_us: None,
+        gen_us: None,
     })
 }
 
@@ -602,13 +605,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 let pid = server.child.id().unwrap_or(0);
                 let before = cpu_time(pid);
+                let gen_before = cpu_time(std::process::id());
                 match run_case(server.port, c, k, args.seconds).await {
                     Ok(mut f) => {
+                        // Calls made in the warm-up are not counted; the CPU times include
+                        // it, so scale the calls to the whole case.
+                        let calls = (f.rate * (args.seconds + 0.5)).max(1.0);
+                        let per_call = |b: Duration, a: Duration| {
+                            a.saturating_sub(b).as_secs_f64() * 1e6 / calls
+                        };
                         if let (Some(b), Some(a)) = (before, cpu_time(pid)) {
-                            // Calls made in the warm-up are not counted; the CPU time
-                            // includes it, so scale the calls to the whole case.
-                            let calls = f.rate * (args.seconds + 0.5);
-                            f.cpu_us = Some((a - b).as_secs_f64() * 1e6 / calls.max(1.0));
+                            f.cpu_us = Some(per_call(b, a));
+                        }
+                        if let (Some(b), Some(a)) = (gen_before, cpu_time(std::process::id())) {
+                            f.gen_us = Some(per_call(b, a));
                         }
                         runs.entry((name, i)).or_default().push(f);
                     }
@@ -676,21 +686,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "server CPU per call (µs, user+system; steadier than calls/s when the machine is shared):"
+        "CPU per call (µs, user+system; steadier than calls/s when the machine is shared) of the \
+         server, and of the load generator sharing the machine with it:"
     );
     for (name, figures, _) in &results {
-        let cpu = |f: &Result<Figures, String>| match f.as_ref().ok().and_then(|f| f.cpu_us) {
+        let cpu = |f: &Result<Figures, String>, gen: bool| match f.as_ref().ok().and_then(|f| {
+            if gen {
+                f.gen_us
+            } else {
+                f.cpu_us
+            }
+        }) {
             Some(us) => format!("{us:.1}"),
             None => "-".into(),
         };
-        println!(
-            "{:<10} {:>10} {:>18} {:>18} {:>18}",
-            name,
-            "cpu/call",
-            cpu(&figures[0]),
-            cpu(&figures[1]),
-            cpu(&figures[2])
-        );
+        for (label, gen) in [("cpu/call", false), ("gen/call", true)] {
+            println!(
+                "{:<10} {:>10} {:>18} {:>18} {:>18}",
+                name,
+                label,
+                cpu(&figures[0], gen),
+                cpu(&figures[1], gen),
+                cpu(&figures[2], gen)
+            );
+        }
     }
     let get = |n: &str, i: usize| {
         results

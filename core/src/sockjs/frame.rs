@@ -249,11 +249,7 @@ pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError>
     if payload.is_empty() {
         return Err(PayloadError::Empty);
     }
-    if let Some(messages) = split_array(payload) {
-        return Ok(messages);
-    }
-    // Next fastest: an array of strings, without building a `Value` first.
-    if let Ok(messages) = serde_json::from_slice::<Vec<String>>(payload) {
+    if let Some(messages) = string_array(payload) {
         return Ok(messages);
     }
     match serde_json::from_slice::<Value>(payload) {
@@ -267,6 +263,11 @@ pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError>
         Ok(Value::String(s)) => Ok(vec![s]),
         _ => Err(PayloadError::BrokenJson),
     }
+}
+
+/// A JSON array of strings: the fast split, else the JSON parser (without a `Value` tree).
+fn string_array(payload: &[u8]) -> Option<Vec<String>> {
+    split_array(payload).or_else(|| serde_json::from_slice(payload).ok())
 }
 
 /// `["…","…"]` — what every SockJS client sends — split and unescaped without a JSON
@@ -377,12 +378,9 @@ pub fn parse_frame(frame: &str) -> Result<Frame, FrameError> {
     match kind {
         'o' if rest.is_empty() => Ok(Frame::Open),
         'h' if rest.is_empty() => Ok(Frame::Heartbeat),
-        'a' => match split_array(rest.as_bytes()) {
-            Some(messages) => Ok(Frame::Messages(messages)),
-            None => serde_json::from_str::<Vec<String>>(rest)
-                .map(Frame::Messages)
-                .map_err(|_| bad()),
-        },
+        'a' => string_array(rest.as_bytes())
+            .map(Frame::Messages)
+            .ok_or_else(bad),
         'm' => serde_json::from_str::<String>(rest)
             .map(|m| Frame::Messages(vec![m]))
             .map_err(|_| bad()),

@@ -6,9 +6,12 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 cargo fmt --all -- --check
+# rust-version of every package = the highest its resolved dependencies need; one version
+# across Cargo.toml, pyproject.toml and the npm packages.
+python3 scripts/check-manifests.py
+# The workspace includes kite-rs-cli, whose default features turn on every storage (etcd too),
+# so the core's etcd tests (storage_etcd, kontrol_backends etcd::) run here as well.
 cargo test --workspace --all-targets --locked
-cargo test -p kite --features etcd --test storage_etcd --locked
-cargo test -p kite --features etcd --test kontrol_backends --locked -- etcd::
 cargo test --workspace --doc --locked
 # The Python binding (bindings-python/tests): unit, end-to-end and interop tests, the typing
 # stub against the native module (stubtest) and mypy --strict on the examples.

@@ -30,7 +30,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="seconds measured per case")
     args = p.parse_args(argv)
     cmd = [
-        "cargo", "run", "--release", "-q", "-p", "kite", "--example", "kite-bench", "--",
+        "cargo", "run", "--release", "-q", "-p", "kite-rs", "--example", "kite-bench", "--",
         "--servers", args.servers,
         "--python", sys.executable,
         "--memory-connections", "0",

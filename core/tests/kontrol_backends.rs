@@ -17,7 +17,7 @@
 //! Waits are bounded and wait on events or results (retries poll on a short timer), never on
 //! fixed sleeps.
 //!
-//! Run the etcd scenarios with `cargo test -p kite --features etcd --test kontrol_backends`.
+//! Run the etcd scenarios with `cargo test -p kite-rs --features etcd --test kontrol_backends`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 #[cfg(feature = "etcd")]

@@ -2,7 +2,7 @@
 //! test on free loopback ports by `common/etcd.rs`). The behavioural suite runs against the
 //! in-memory backend too, so both are held to the same assertions.
 //!
-//! Run with `cargo test -p kite --features etcd --test storage_etcd`.
+//! Run with `cargo test -p kite-rs --features etcd --test storage_etcd`.
 #![cfg(feature = "etcd")]
 #![allow(missing_docs, clippy::unwrap_used)]
 

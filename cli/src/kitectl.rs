@@ -188,7 +188,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn local(kontrol_url: Option<String>) -> anyhow::Result<Kite> {
     let mut config = Config::from_env()?;
     if let Some(u) = kontrol_url {
-        config.kontrol_url = u;
+        config.set_kontrol_url(&u, "--kontrol-url (or KITE_KONTROL_URL)");
     }
     Ok(Kite::with_config("kitectl", "1.0.0", config)?)
 }
@@ -241,10 +241,17 @@ async fn register(
         bail!("username can not be empty");
     }
     let mut config = Config::from_env()?;
-    let to = to
-        .or(kontrol_url)
-        .or_else(|| Some(config.kontrol_url.clone()).filter(|u| !u.is_empty()))
-        .context("give Kontrol's URL with --to")?;
+    let (to, origin) = match (to, kontrol_url) {
+        (Some(u), _) => (u, "--to".to_string()),
+        (None, Some(u)) => (u, "--kontrol-url (or KITE_KONTROL_URL)".to_string()),
+        (None, None) if !config.kontrol_url.is_empty() => (
+            config.kontrol_url.clone(),
+            config
+                .kontrol_url_source()
+                .unwrap_or_else(|| "the configuration".into()),
+        ),
+        (None, None) => bail!("give Kontrol's URL with --to"),
+    };
     let home = kite::auth::kite_home()?;
     if home.join(kite::auth::KITE_KEY_FILE).exists() {
         writeln!(
@@ -258,10 +265,8 @@ async fn register(
     let local = Kite::with_config("kitectl", "1.0.0", config)?;
     let kontrol = local.client(&to);
     kontrol.set_auth(None);
-    kontrol
-        .dial()
-        .await
-        .with_context(|| format!("cannot connect to Kontrol at {to}"))?;
+    kontrol.set_url_origin(Some(origin));
+    kontrol.dial().await.context("cannot connect to Kontrol")?;
     let result = kontrol
         .call(
             kite::kontrol::METHOD_REGISTER_MACHINE,
@@ -332,10 +337,7 @@ async fn tell(
             kites.into_iter().next().context("no kites found")?
         }
     };
-    client
-        .dial()
-        .await
-        .with_context(|| format!("cannot connect to {}", client.url()))?;
+    client.dial().await.context("cannot connect to the kite")?;
     let result = client.call(method, args).timeout(timeout).await;
     client.close();
     Ok(result?)

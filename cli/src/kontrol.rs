@@ -273,9 +273,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     kontrol.listen().await?;
     let url = kontrol.kite().url().context("kontrol is not listening")?;
     println!("kontrol listening on {url}");
-    shutdown_signal().await;
+    kite::server::shutdown_signal().await;
     tracing::info!("shutting down");
-    kontrol.close();
+    kontrol.shutdown().await;
     Ok(())
 }
 
@@ -477,20 +477,4 @@ async fn adopt_key_files(
         Err(e) => return Err(e.into()),
     }
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -440,3 +440,71 @@ async fn key_files_are_adopted_once() {
     let (ok, _, err) = run(c).await;
     assert!(!ok && err.contains("is not the public key of"), "{err}");
 }
+
+#[tokio::test]
+async fn a_kite_key_pointing_at_the_wrong_port_fails_at_once_and_says_so() {
+    let home = Home::new();
+    // `kontrol --initial` with one port, Kontrol served on another: the first hour.
+    let mut c = command(KONTROL, home.path());
+    c.args(["--initial", "--storage", "sqlite", "--port", "1"]);
+    let (ok, _, err) = run(c).await;
+    assert!(ok, "{err}");
+    let kontrol = start_kontrol(home.path(), &["--storage", "sqlite"]).await;
+    assert!(!kontrol.url.contains(":1/"), "{}", kontrol.url);
+    let key_path = home.path().join("kite.key");
+    for args in [
+        &["query", "--environment", "unknown", "--name", "math"][..],
+        &[
+            "tell",
+            "--environment",
+            "unknown",
+            "--name",
+            "math",
+            "--method",
+            "square",
+            "2",
+        ][..],
+    ] {
+        let mut c = command(KITECTL, home.path());
+        c.args(args);
+        let t = std::time::Instant::now();
+        let (ok, _, err) = run(c).await;
+        assert!(!ok, "{args:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{args:?}: {:?}",
+            t.elapsed()
+        );
+        for want in [
+            "connection refused at http://127.0.0.1:1/kite",
+            &format!("URL from kite.key at {}", key_path.display()),
+        ] {
+            assert!(err.contains(want), "{args:?}: missing {want:?} in: {err}");
+        }
+        // One line, not a retry log.
+        assert!(!err.contains("retry"), "{err}");
+    }
+    // The override names itself, and with the right URL it works.
+    let mut c = command(KITECTL, home.path());
+    c.env("KITE_KONTROL_URL", "http://127.0.0.1:1/kite").args([
+        "query",
+        "--environment",
+        "unknown",
+        "--name",
+        "math",
+    ]);
+    let (ok, _, err) = run(c).await;
+    assert!(
+        !ok && err.contains("URL from --kontrol-url (or KITE_KONTROL_URL)"),
+        "{err}"
+    );
+    // A bad query is the caller's mistake, said as such.
+    let mut c = command(KITECTL, home.path());
+    c.env("KITE_KONTROL_URL", &kontrol.url)
+        .args(["query", "--name", "math"]);
+    let (ok, _, err) = run(c).await;
+    assert!(
+        !ok && err.contains("Query option is not set: environment"),
+        "{err}"
+    );
+}

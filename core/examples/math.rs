@@ -33,7 +33,7 @@ async fn main() -> Result<(), kite::Error> {
     config.ip = "127.0.0.1".into();
     config.port = args.port;
     if let Some(url) = args.kontrol {
-        config.kontrol_url = url;
+        config.set_kontrol_url(&url, "--kontrol");
     }
     let k = Kite::with_config("math", "1.0.0", config)?;
     k.handle("square", |req: Request| async move {
@@ -59,7 +59,8 @@ async fn main() -> Result<(), kite::Error> {
             );
         });
     }
-    tokio::signal::ctrl_c().await?;
-    k.close();
+    // SIGINT or SIGTERM: refuse new calls, leave Kontrol, let calls in flight finish.
+    kite::server::shutdown_signal().await;
+    k.shutdown().await;
     Ok(())
 }

@@ -14,10 +14,12 @@ pub enum Error {
     #[error("{0}")]
     Remote(KiteError),
     /// No response within the call's timeout.
-    #[error("timeout: No response to {method:?} method in {}", format_duration(*after))]
+    #[error("timeout: No response to {method:?} method{} in {}", at(url), format_duration(*after))]
     Timeout {
-        /// The method called.
+        /// The method called (or what was waited for, e.g. `connect to kontrol`).
         method: String,
+        /// The URL of the kite waited on (empty when unknown).
+        url: String,
         /// The timeout that passed.
         after: Duration,
     },
@@ -30,9 +32,9 @@ pub enum Error {
     /// The response was not `{"error", "result"}` with one argument.
     #[error("invalidResponse: {0}")]
     InvalidResponse(String),
-    /// Dialing failed.
+    /// Dialing a kite or Kontrol failed; the [`DialError`] names the URL and the cause.
     #[error("dial failed: {0}")]
-    Connect(#[from] ConnectError),
+    Connect(Box<DialError>),
     /// Bad configuration (name, version, key file, …).
     #[error("configuration: {0}")]
     Config(String),
@@ -53,7 +55,8 @@ impl Error {
     pub fn to_kite_error(&self) -> KiteError {
         match self {
             Error::Remote(e) => e.clone(),
-            Error::Timeout { method, after } => KiteError::new(
+            // The wire text stays the reference's (peers and tests compare it).
+            Error::Timeout { method, after, .. } => KiteError::new(
                 ErrorKind::Timeout,
                 format!(
                     "No response to {method:?} method in {}",
@@ -72,6 +75,169 @@ impl Error {
     /// The error kind, for matching without caring where the error came from.
     pub fn kind(&self) -> ErrorKind {
         self.to_kite_error().kind
+    }
+
+    /// One stable code per kind of failure, shared by the bindings: the wire kind for remote
+    /// and call errors (`methodNotFound`, `timeout`, `disconnect`, …), and `dialError`,
+    /// `configError`, `duplicateMethod`, `authError`, `ioError` for local ones.
+    pub fn code(&self) -> &str {
+        match self {
+            Error::Remote(e) => e.kind.as_str(),
+            Error::Timeout { .. } => ErrorKind::Timeout.as_str(),
+            Error::Disconnected => ErrorKind::Disconnect.as_str(),
+            Error::Send(_) => ErrorKind::SendError.as_str(),
+            Error::InvalidResponse(_) => ErrorKind::InvalidResponse.as_str(),
+            Error::Connect(_) => "dialError",
+            Error::Config(_) => "configError",
+            Error::DuplicateMethod(_) => "duplicateMethod",
+            Error::Auth(_) => "authError",
+            Error::Io(_) => "ioError",
+        }
+    }
+
+    /// The dial failure, when this error is one.
+    pub fn dial_error(&self) -> Option<&DialError> {
+        match self {
+            Error::Connect(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+impl From<DialError> for Error {
+    fn from(e: DialError) -> Self {
+        Error::Connect(Box::new(e))
+    }
+}
+
+/// Why a dial failed, as far as the network told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DialCause {
+    /// Nothing listens at the address: the TCP connection was refused.
+    Refused,
+    /// The host name does not resolve.
+    Unresolved,
+    /// The TLS handshake failed (certificate, name, protocol).
+    Tls,
+    /// No session opened within the dial timeout.
+    TimedOut,
+    /// Something answered, but not as a kite (an HTTP error status, not SockJS).
+    NotAKite,
+    /// The URL is not a kite URL.
+    InvalidUrl,
+    /// Another network or protocol failure.
+    Other,
+}
+
+impl DialCause {
+    /// A stable code: `refused`, `unresolved`, `tls`, `timeout`, `notAKite`, `invalidUrl`,
+    /// `other`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DialCause::Refused => "refused",
+            DialCause::Unresolved => "unresolved",
+            DialCause::Tls => "tls",
+            DialCause::TimedOut => "timeout",
+            DialCause::NotAKite => "notAKite",
+            DialCause::InvalidUrl => "invalidUrl",
+            DialCause::Other => "other",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            DialCause::Refused => "connection refused",
+            DialCause::Unresolved => "host not found",
+            DialCause::Tls => "TLS handshake failed",
+            DialCause::TimedOut => "timed out",
+            DialCause::NotAKite => "not a kite",
+            DialCause::InvalidUrl => "invalid URL",
+            DialCause::Other => "cannot connect",
+        }
+    }
+}
+
+/// A failed dial: which URL, where that URL came from, and why it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialError {
+    /// The URL dialed.
+    pub url: String,
+    /// Where the URL came from (`kite.key at /home/u/.kite/kite.key`, `KITE_KONTROL_URL`,
+    /// `--kontrol-url`), when known.
+    pub origin: Option<String>,
+    /// The kind of failure.
+    pub cause: DialCause,
+    /// The underlying error's text.
+    pub detail: String,
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at {}", self.cause.text(), self.url)?;
+        if let Some(o) = &self.origin {
+            write!(f, " (URL from {o})")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+impl std::error::Error for DialError {}
+
+impl DialError {
+    /// Classifies a SockJS connect error of a dial to `url`.
+    pub fn new(url: &str, e: &ConnectError) -> DialError {
+        let detail = e.to_string();
+        let cause = match e {
+            ConnectError::InvalidUrl(_) => DialCause::InvalidUrl,
+            ConnectError::Refused(_) => DialCause::NotAKite,
+            ConnectError::Timeout => DialCause::TimedOut,
+            _ => classify(&detail),
+        };
+        DialError {
+            url: url.to_string(),
+            origin: None,
+            cause,
+            detail,
+        }
+    }
+
+    /// The same failure, naming where the URL came from.
+    pub fn with_origin(mut self, origin: Option<String>) -> DialError {
+        self.origin = origin;
+        self
+    }
+}
+
+/// The cause of a network failure from its text (the transports' errors carry the OS and
+/// TLS library messages, whose wording is stable: `Connection refused (os error 111)`,
+/// `failed to lookup address information`, `invalid peer certificate`).
+fn classify(text: &str) -> DialCause {
+    let t = text.to_ascii_lowercase();
+    if t.contains("connection refused") {
+        DialCause::Refused
+    } else if t.contains("lookup address")
+        || t.contains("dns error")
+        || t.contains("name or service not known")
+        || t.contains("no such host")
+        || t.contains("name resolution")
+    {
+        DialCause::Unresolved
+    } else if t.contains("tls") || t.contains("certificate") || t.contains("handshake failure") {
+        DialCause::Tls
+    } else if t.contains("timed out") {
+        DialCause::TimedOut
+    } else {
+        DialCause::Other
+    }
+}
+
+/// ` from URL` for a timeout message, or nothing.
+fn at(url: &str) -> String {
+    if url.is_empty() {
+        String::new()
+    } else {
+        format!(" from {url}")
     }
 }
 
@@ -122,12 +288,64 @@ mod tests {
     fn timeout_message() {
         let e = Error::Timeout {
             method: "square".into(),
+            url: "http://127.0.0.1:1/kite".into(),
             after: Duration::from_secs(15),
         };
+        assert_eq!(
+            e.to_string(),
+            "timeout: No response to \"square\" method from http://127.0.0.1:1/kite in 15s"
+        );
+        assert_eq!(e.code(), "timeout");
         assert_eq!(
             e.to_kite_error().message,
             "No response to \"square\" method in 15s"
         );
         assert_eq!(e.kind(), ErrorKind::Timeout);
+    }
+}
+
+#[cfg(test)]
+mod dial_tests {
+    use super::*;
+
+    #[test]
+    fn dial_causes_from_transport_errors() {
+        let io = |t: &str| ConnectError::Io(t.to_string());
+        let cases = [
+            (io("IO error: Connection refused (os error 111)"), DialCause::Refused),
+            (
+                io("error sending request: client error (Connect): dns error: failed to lookup address information: Name or service not known"),
+                DialCause::Unresolved,
+            ),
+            (
+                io("TLS error: invalid peer certificate: UnknownIssuer"),
+                DialCause::Tls,
+            ),
+            (ConnectError::Timeout, DialCause::TimedOut),
+            (ConnectError::Refused(404), DialCause::NotAKite),
+            (ConnectError::InvalidUrl("x".into()), DialCause::InvalidUrl),
+            (io("connection reset by peer"), DialCause::Other),
+        ];
+        for (e, cause) in cases {
+            let d = DialError::new("http://h:1/kite", &e);
+            assert_eq!(d.cause, cause, "{e}");
+            let err = Error::from(d);
+            assert_eq!(err.code(), "dialError");
+            assert!(err.to_string().contains("http://h:1/kite"), "{err}");
+        }
+    }
+
+    #[test]
+    fn dial_error_names_the_origin_of_the_url() {
+        let d = DialError::new(
+            "http://127.0.0.1:6000/kite",
+            &ConnectError::Io("Connection refused (os error 111)".into()),
+        )
+        .with_origin(Some("kite.key at /tmp/k/kite.key".into()));
+        assert_eq!(
+            d.to_string(),
+            "connection refused at http://127.0.0.1:6000/kite (URL from kite.key at \
+             /tmp/k/kite.key): SockJS connection failed: Connection refused (os error 111)"
+        );
     }
 }

@@ -26,6 +26,6 @@ pub mod sockjs;
 
 pub use client::{Client, Connection};
 pub use dnode::{Arguments, Callback, Function};
-pub use error::Error;
+pub use error::{DialCause, DialError, Error};
 pub use protocol::{ErrorKind, KiteError};
 pub use server::{Config, Kite, MethodHandling, Request, WeakKite};

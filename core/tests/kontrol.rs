@@ -138,12 +138,38 @@ async fn bad_queries_get_clear_errors() {
             .unwrap_err()
             .to_kite_error();
         assert!(e.message.contains(want), "{q}: {}", e.message);
+        // The caller's mistake, not Kontrol's: a retry loop can tell it from an empty registry.
+        assert_eq!(e.kind, kite::ErrorKind::ArgumentError, "{q}: {e:?}");
     }
+    // The same through getToken and through the Rust client.
+    let e = within(c.call("getToken", &[json!({"username": "a", "name": "m"})]))
+        .await
+        .unwrap_err()
+        .to_kite_error();
+    assert_eq!(e.kind, kite::ErrorKind::ArgumentError, "{e:?}");
+    let q = kite::protocol::KiteQuery {
+        username: "bob".into(),
+        name: "math".into(),
+        ..Default::default()
+    };
+    let e = within(caller.get_kites(&q)).await.unwrap_err();
+    assert_eq!(e.code(), "argumentError", "{e}");
+    assert!(e.to_string().contains("not set: environment"), "{e}");
+    // A valid query matching nothing stays its own condition.
+    let q = kite::protocol::KiteQuery {
+        username: "bob".into(),
+        environment: "nowhere".into(),
+        ..Default::default()
+    };
+    let e = within(caller.get_kites(&q)).await.unwrap_err();
+    assert_eq!(e.code(), "genericError", "{e}");
+    assert_eq!(e.to_kite_error().message, "no kites available");
     let e = within(c.call("getToken", &[json!({"username": "nobody"})]))
         .await
         .unwrap_err()
         .to_kite_error();
     assert_eq!(e.message, "no kites found");
+    assert_eq!(e.kind, kite::ErrorKind::GenericError);
     // Registering with a bad identity or URL.
     let bad = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
     bad.configure(|c| c.region = "a/b".into());
@@ -225,16 +251,128 @@ async fn kites_without_heartbeats_disappear_and_watchers_see_it() {
     assert_eq!(ev["kite"]["name"], "math");
     assert!(ev["token"].as_str().is_some_and(|t| !t.is_empty()));
 
-    // The kite goes away: its connection to Kontrol closes and heartbeats stop.
-    math.close();
-    if let Ok(k) = math.kontrol().await {
-        k.close();
-    }
+    // The kite loses its connection to Kontrol (it does not close: no `unregister`), so its
+    // heartbeats stop: it stays listed for the reference's heartbeat timing (interval +
+    // delay, 1.5 s here), then goes.
+    let lost = std::time::Instant::now();
+    within(math.kontrol()).await.unwrap().close();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        within(caller.get_kites(&query("alice", "math")))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a kite that merely lost its connection is kept until its heartbeats time out"
+    );
     let ev = within(rx.recv()).await.unwrap();
     assert_eq!(ev["action"], "DEREGISTER");
+    assert!(
+        lost.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        lost.elapsed()
+    );
     assert!(within(caller.get_kites(&query("alice", "math")))
         .await
         .is_err());
+    math.close();
+}
+
+/// A watcher of `getKites` for alice's kites in `test`, on `caller`'s Kontrol connection.
+async fn watch_alice(caller: &Kite) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let c = within(caller.kontrol()).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let watch = Callback::new(move |a| {
+        let _ = tx.send(a.values()[0].clone());
+    });
+    within(c.call(
+        "getKites",
+        &[json!({"query": {"username": "alice", "environment": "test"}, "watchCallback": watch})],
+    ))
+    .await
+    .unwrap();
+    rx
+}
+
+#[tokio::test]
+async fn a_kite_that_closes_leaves_at_once() {
+    // Heartbeats as slow as the reference's: only `unregister` can make it this fast.
+    let config = KontrolConfig {
+        machine_check: Some(allow_all_machines()),
+        ..KontrolConfig::default()
+    };
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), config).await;
+    let caller = kite_for(&kontrol, &url, "caller", "1.0.0", "bob").await;
+    let mut events = watch_alice(&caller).await;
+    for over_http in [false, true] {
+        let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+        within(math.listen()).await.unwrap();
+        let math_url = math.url().unwrap();
+        if over_http {
+            within(math.register_http(&math_url)).await.unwrap();
+        } else {
+            within(math.register(&math_url)).await.unwrap();
+        }
+        let ev = within(events.recv()).await.unwrap();
+        assert_eq!(ev["action"], "REGISTER", "{ev}");
+        let closing = std::time::Instant::now();
+        math.close();
+        let ev = within(events.recv()).await.unwrap();
+        assert_eq!(ev["action"], "DEREGISTER", "{ev}");
+        assert_eq!(ev["kite"]["id"], math.config().id);
+        assert!(
+            closing.elapsed() < Duration::from_secs(1),
+            "DEREGISTER {:?} after close (http: {over_http})",
+            closing.elapsed()
+        );
+        within(math.closed()).await;
+        assert!(within(caller.get_kites(&query("alice", "math")))
+            .await
+            .is_err());
+    }
+}
+
+#[tokio::test]
+async fn only_the_registering_kite_may_unregister() {
+    let (kontrol, url) = start_kontrol(Arc::new(Memory::new()), fast()).await;
+    let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    within(math.listen()).await.unwrap();
+    within(math.register(&math.url().unwrap())).await.unwrap();
+    let id = math.config().id;
+    // Another kite of the same user, with its own kite key, claiming math's id; and one of
+    // another user.
+    for user in ["alice", "mallory"] {
+        let other = kite_for(&kontrol, &url, "math", "1.0.0", user).await;
+        other.configure(|c| c.id = id.clone());
+        let e = within(other.unregister()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AuthenticationError, "{user}: {e}");
+        other.close();
+    }
+    // A kite that registered nothing here.
+    let stranger = kite_for(&kontrol, &url, "stranger", "1.0.0", "alice").await;
+    let e = within(stranger.unregister()).await.unwrap_err();
+    assert!(e.to_string().contains("not registered"), "{e}");
+    stranger.close();
+    let caller = kite_for(&kontrol, &url, "caller", "1.0.0", "bob").await;
+    assert_eq!(
+        within(caller.get_kites(&query("alice", "math")))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "the record survives"
+    );
+    // Its own kite may.
+    within(math.unregister()).await.unwrap();
+    assert!(within(caller.get_kites(&query("alice", "math")))
+        .await
+        .is_err());
+    // Its old heartbeats do not write it back.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(within(caller.get_kites(&query("alice", "math")))
+        .await
+        .is_err());
+    math.close();
 }
 
 #[tokio::test]

@@ -263,7 +263,7 @@ impl Connection {
             r = rx => r,
             _ = tokio::time::sleep(timeout) => {
                 self.remove(response_id);
-                return Err(Error::Timeout { method: method.to_string(), after: timeout });
+                return Err(Error::Timeout { method: method.to_string(), url: String::new(), after: timeout });
             }
         };
         let args = result.map_err(|_| Error::Disconnected)?;
@@ -424,10 +424,16 @@ impl Connection {
         let request_id = random_id();
         let span = tracing::debug_span!("request", method = %method, id = %request_id);
         let conn = self.clone();
+        // In flight until its response is sent; refused once the kite is closing.
+        let guard = self.inner.local.begin_call();
         async move {
-            let outcome = conn
-                .handle(&method, &request_id, options, with_args_fns)
-                .await;
+            let outcome = match &guard {
+                Some(_) => {
+                    conn.handle(&method, &request_id, options, with_args_fns)
+                        .await
+                }
+                None => Err(crate::server::closing_error().with_id(&request_id)),
+            };
             let Some(response_id) = response_id else {
                 tracing::debug!("call without responseCallback; result dropped");
                 return;
@@ -440,6 +446,7 @@ impl Connection {
                 tracing::debug!(error = %e, "request failed");
             }
             conn.respond(response_id, result, error).await;
+            drop(guard);
         }
         .instrument(span)
         .await

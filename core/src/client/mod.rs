@@ -12,14 +12,14 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::dnode::BoxFuture;
 use crate::protocol::{Auth, Kite as KiteIdentity};
 use crate::server::Kite;
 use crate::sockjs::{self, Transport};
-use crate::Error;
+use crate::{DialError, Error};
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
 
@@ -41,6 +41,16 @@ struct Inner {
     hooks: RwLock<Hooks>,
     closed: CancellationToken,
     forever: Mutex<bool>,
+    /// Where the URL came from (kite.key, an environment variable, a flag), for errors.
+    origin: RwLock<Option<String>>,
+    /// Dial attempts finished so far, and the failure of the last one (`None`: it connected).
+    attempts: watch::Sender<(u64, Option<DialError>)>,
+    /// Wakes a [`Client::dial_forever`] loop sleeping between attempts.
+    retry_now: Notify,
+    /// A redial loop is running.
+    redialing: std::sync::atomic::AtomicBool,
+    /// One one-shot dial at a time from [`Client::connected_or_cause`].
+    dial_lock: tokio::sync::Mutex<()>,
 }
 
 /// A client to one remote kite. Cheap to clone; clones share the connection.
@@ -76,6 +86,11 @@ impl Client {
                 hooks: RwLock::new(Hooks::default()),
                 closed: CancellationToken::new(),
                 forever: Mutex::new(false),
+                origin: RwLock::new(None),
+                attempts: watch::channel((0, None)).0,
+                retry_now: Notify::new(),
+                redialing: std::sync::atomic::AtomicBool::new(false),
+                dial_lock: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -95,6 +110,17 @@ impl Client {
     /// The URL dialed.
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// Names where the URL came from (`kite.key at …`, `KITE_KONTROL_URL`, a flag); dial
+    /// errors then say it.
+    pub fn set_url_origin(&self, origin: Option<String>) {
+        *self.inner.origin.write().unwrap_or_else(|e| e.into_inner()) = origin;
+    }
+
+    /// Why the last dial failed; `None` when it succeeded or none was made yet.
+    pub fn last_dial_error(&self) -> Option<DialError> {
+        self.inner.attempts.borrow().1.clone()
     }
 
     /// Uses `transport` for the next dial (default: the kite's, i.e. `KITE_TRANSPORT` or auto).
@@ -170,7 +196,22 @@ impl Client {
             connect_timeout: timeout,
             ..sockjs::ClientConfig::default()
         };
-        let session = sockjs::connect(&self.inner.url, &config).await?;
+        let session = match sockjs::connect(&self.inner.url, &config).await {
+            Ok(s) => s,
+            Err(e) => {
+                let origin = self
+                    .inner
+                    .origin
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                let failure = DialError::new(&self.inner.url, &e).with_origin(origin);
+                self.inner
+                    .attempts
+                    .send_modify(|(n, last)| (*n, *last) = (*n + 1, Some(failure.clone())));
+                return Err(failure.into());
+            }
+        };
         let conn = Connection::new(self.inner.local.clone(), session, true, self.auth());
         conn.set_remote_kite(self.remote_kite());
         let weak = Arc::downgrade(&self.inner);
@@ -186,6 +227,9 @@ impl Client {
             }
         }));
         self.inner.conn.send_replace(Some(conn.clone()));
+        self.inner
+            .attempts
+            .send_modify(|(n, last)| (*n, *last) = (*n + 1, None));
         self.fire(|h| &h.connect);
         let this = self.clone();
         tokio::spawn(async move {
@@ -202,10 +246,16 @@ impl Client {
     /// Connects, retrying with exponential backoff until it succeeds, and reconnects after
     /// every drop until [`Client::close`]. Resolves at the first successful connection.
     pub async fn dial_forever(&self) {
-        *self.inner.forever.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.keep_connected();
         if !self.is_connected() {
             self.redial_loop().await;
         }
+    }
+
+    /// Redials (as [`Client::dial_forever`] does) whenever the connection drops, without
+    /// dialing now.
+    pub(crate) fn keep_connected(&self) {
+        *self.inner.forever.lock().unwrap_or_else(|e| e.into_inner()) = true;
     }
 
     /// Closed, or its kite is: no more redialing (a connection of a closed kite ends at
@@ -217,25 +267,115 @@ impl Client {
     fn redial_loop(&self) -> BoxFuture<'static, ()> {
         let this = self.clone();
         Box::pin(async move {
+            struct Redialing<'a>(&'a std::sync::atomic::AtomicBool);
+            impl Drop for Redialing<'_> {
+                fn drop(&mut self) {
+                    self.0.store(false, std::sync::atomic::Ordering::Release);
+                }
+            }
+            this.inner
+                .redialing
+                .store(true, std::sync::atomic::Ordering::Release);
+            let _redialing = Redialing(&this.inner.redialing);
             let mut delay = BACKOFF_START;
+            // Each distinct failure is logged once (a warning), its repetitions at debug level.
+            let mut logged: Option<String> = None;
             loop {
                 if this.stopped() {
                     return;
                 }
                 match this.dial().await {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        if logged.is_some() {
+                            tracing::info!(url = %this.inner.url, "connected after failed dials");
+                        }
+                        return;
+                    }
                     Err(e) => {
-                        tracing::warn!(url = %this.inner.url, error = %e, retry_in = ?delay, "dial failed")
+                        let text = e.to_string();
+                        if logged.as_deref() == Some(text.as_str()) {
+                            tracing::debug!(url = %this.inner.url, error = %e, retry_in = ?delay, "dial failed again");
+                        } else {
+                            tracing::warn!(url = %this.inner.url, error = %e, "dial failed; retrying with backoff until it succeeds");
+                            logged = Some(text);
+                        }
                     }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
+                    _ = this.inner.retry_now.notified() => {}
                     _ = this.inner.closed.cancelled() => return,
                     _ = this.inner.local.inner.closed.cancelled() => return,
                 }
                 delay = (delay * 2).min(BACKOFF_MAX);
             }
         })
+    }
+
+    /// Connected now, or the outcome of a dial within `timeout`: while a redial loop runs
+    /// ([`Client::dial_forever`], or a reconnect) its next attempt (the loop is woken for
+    /// it), else one dial made now (one at a time). A failed attempt returns its cause at
+    /// once; when none finishes in time, the last cause known, else [`Error::Timeout`]
+    /// naming `what` and the URL.
+    pub async fn connected_or_cause(&self, what: &str, timeout: Duration) -> Result<(), Error> {
+        if self.is_connected() {
+            return Ok(());
+        }
+        if !self
+            .inner
+            .redialing
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let timed_out = || Error::Timeout {
+                method: what.to_string(),
+                url: self.inner.url.clone(),
+                after: timeout,
+            };
+            let _one = tokio::time::timeout(timeout, self.inner.dial_lock.lock())
+                .await
+                .map_err(|_| timed_out())?;
+            if self.is_connected() {
+                return Ok(());
+            }
+            return tokio::time::timeout(timeout, self.dial())
+                .await
+                .map_err(|_| timed_out())?;
+        }
+        let mut attempts = self.inner.attempts.subscribe();
+        let mut conn = self.inner.conn.subscribe();
+        let seen = attempts.borrow_and_update().0;
+        self.inner.retry_now.notify_one();
+        let wait = async {
+            loop {
+                if conn
+                    .borrow_and_update()
+                    .as_ref()
+                    .is_some_and(|c| !c.is_closed())
+                {
+                    return Ok(());
+                }
+                if let (n, Some(e)) = &*attempts.borrow_and_update() {
+                    if *n > seen {
+                        return Err(Error::from(e.clone()));
+                    }
+                }
+                tokio::select! {
+                    r = attempts.changed() => if r.is_err() { return Err(Error::Disconnected) },
+                    r = conn.changed() => if r.is_err() { return Err(Error::Disconnected) },
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
+            Err(_) => Err(match self.last_dial_error() {
+                Some(e) => e.into(),
+                None => Error::Timeout {
+                    method: what.to_string(),
+                    url: self.inner.url.clone(),
+                    after: timeout,
+                },
+            }),
+        }
     }
 
     /// Waits until connected (after `dial_forever`, or a reconnect).
@@ -370,7 +510,14 @@ impl<'a, T: Serialize + ?Sized + Sync> IntoFuture for Call<'a, T> {
                 .client
                 .connection()
                 .ok_or_else(|| Error::Send("not connected".into()))?;
-            conn.call(self.method, self.args, self.timeout).await
+            match conn.call(self.method, self.args, self.timeout).await {
+                Err(Error::Timeout { method, after, .. }) => Err(Error::Timeout {
+                    method,
+                    url: self.client.inner.url.clone(),
+                    after,
+                }),
+                other => other,
+            }
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The kite's side of Kontrol: register (over dnode or HTTP, once or forever), find other
 //! kites (as clients carrying renewing tokens), get tokens and Kontrol's key.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::service::{
     KiteWithToken, RegisterResult, METHOD_GET_KEY, METHOD_GET_KITES, METHOD_GET_TOKEN,
-    METHOD_REGISTER,
+    METHOD_REGISTER, METHOD_UNREGISTER,
 };
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteQuery};
 use crate::server::Kite;
@@ -29,10 +30,52 @@ pub(crate) struct State {
     last_url: Mutex<Option<String>>,
     hooks: RwLock<Vec<RegisterHook>>,
     registered: Notify,
+    /// The close hook that unregisters is installed.
+    leaves_on_close: AtomicBool,
 }
+
+/// Longest a closing kite waits for Kontrol to answer `unregister`.
+const UNREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn state(kite: &Kite) -> Arc<State> {
     kite.extension::<State>()
+}
+
+/// A failed HTTP request to Kontrol: a [`DialError`](crate::DialError) when it could not
+/// connect (refused, unresolved, TLS, timed out), else a send error; with the whole chain of
+/// causes (reqwest's own text hides them).
+fn http_error(url: &str, origin: Option<String>, e: &reqwest::Error) -> Error {
+    let mut text = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    if e.is_connect() || e.is_timeout() {
+        let cause = if e.is_timeout() {
+            crate::sockjs::ConnectError::Timeout
+        } else {
+            crate::sockjs::ConnectError::Io(text)
+        };
+        crate::DialError::new(url, &cause)
+            .with_origin(origin)
+            .into()
+    } else {
+        Error::Send(text)
+    }
+}
+
+/// Logs a failure of a retry loop as a warning when it differs from the previous one, and
+/// at debug level when it repeats.
+fn log_once(last: &mut Option<String>, e: &Error, what: &str) {
+    let text = e.to_string();
+    if last.as_deref() == Some(text.as_str()) {
+        tracing::debug!(error = %e, "{what} (same failure)");
+    } else {
+        tracing::warn!(error = %e, code = e.code(), "{what}");
+        *last = Some(text);
+    }
 }
 
 fn http_path(kontrol_url: &str, path: &str) -> String {
@@ -42,18 +85,22 @@ fn http_path(kontrol_url: &str, path: &str) -> String {
 }
 
 impl Kite {
-    /// The connection to Kontrol (`Config::kontrol_url`, kiteKey authentication), dialed
-    /// forever in the background on first use; waits (up to the kite's timeout) until
-    /// connected.
+    /// The connection to Kontrol (`Config::kontrol_url`, kiteKey authentication). When not
+    /// connected it dials now (or, while a reconnection loop runs, waits for its next
+    /// attempt), up to the kite's timeout, and fails with the cause at once — a
+    /// [`DialError`](crate::DialError) naming the URL and where it came from — so that
+    /// one-shot operations (`register`, `get_kites`, …) report a refused or unresolvable
+    /// Kontrol immediately. Once connected, a dropped connection is redialed in the
+    /// background with backoff (and the kite registers again).
     pub async fn kontrol(&self) -> Result<Client, Error> {
         let client = self.kontrol_client()?;
+        if client.is_connected() {
+            return Ok(client);
+        }
         let timeout = self.config().timeout;
-        tokio::time::timeout(timeout, client.connected())
-            .await
-            .map_err(|_| Error::Timeout {
-                method: "connect to kontrol".into(),
-                after: timeout,
-            })?;
+        client
+            .connected_or_cause("connect to kontrol", timeout)
+            .await?;
         Ok(client)
     }
 
@@ -67,6 +114,7 @@ impl Kite {
             return Err(Error::Config("no kontrol URL given in config".into()));
         }
         let c = self.client(&config.kontrol_url);
+        c.set_url_origin(config.kontrol_url_source());
         c.set_remote_kite(KiteIdentity {
             name: "kontrol".into(),
             ..KiteIdentity::default()
@@ -97,8 +145,9 @@ impl Kite {
             }
             slot.insert(c).clone()
         };
-        let bg = c.clone();
-        tokio::spawn(async move { bg.dial_forever().await });
+        // Dialed on demand by `kontrol()` (a failure goes to the caller at once); once
+        // connected, every drop is redialed in the background.
+        c.keep_connected();
         Ok(c)
     }
 
@@ -151,7 +200,45 @@ impl Kite {
             .unwrap_or_else(|e| e.into_inner()) = Some(url.to_string());
         tracing::info!(url = %result.url, kite = %self.identity(), "registered to kontrol");
         self.registered(&result);
+        self.leave_on_close();
         Ok(result)
+    }
+
+    /// Makes [`Kite::close`] unregister this kite from Kontrol (once per kite).
+    fn leave_on_close(&self) {
+        if state(self).leaves_on_close.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = self.downgrade();
+        self.on_close(Box::new(move || {
+            Box::pin(async move {
+                let Some(kite) = weak.upgrade() else { return };
+                let leave = kite.unregister();
+                match tokio::time::timeout(UNREGISTER_TIMEOUT, leave).await {
+                    Ok(Ok(())) => tracing::info!("unregistered from kontrol"),
+                    // A Kontrol without `unregister` (the Go reference) notices the missing
+                    // heartbeats instead.
+                    Ok(Err(Error::Remote(e))) if e.kind == crate::ErrorKind::MethodNotFound => {
+                        tracing::debug!(
+                            "kontrol has no unregister method; leaving it to the heartbeats"
+                        )
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not unregister from kontrol"),
+                    Err(_) => tracing::warn!(
+                        timeout = ?UNREGISTER_TIMEOUT,
+                        "kontrol did not answer unregister in time"
+                    ),
+                }
+            })
+        }));
+    }
+
+    /// Removes this kite's registration from Kontrol at once (Kontrol's `unregister`, beyond
+    /// the reference); [`Kite::close`] does it for a registered kite.
+    pub async fn unregister(&self) -> Result<(), Error> {
+        let c = self.kontrol().await?;
+        c.call(METHOD_UNREGISTER, &[json!({})]).await?;
+        Ok(())
     }
 
     /// Registers now (retrying every 10 s until it succeeds) and again after every
@@ -161,11 +248,12 @@ impl Kite {
         // registers again (like the reference, which sets its last registered URL only after
         // a success). Remembering it before the first attempt made the first connection
         // register twice: once from this loop and once from the on-connect hook.
+        let mut last = None;
         loop {
             match self.register(url).await {
                 Ok(r) => return r,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot register to kontrol; retrying in {:?}", RETRY_INTERVAL);
+                    log_once(&mut last, &e, "cannot register to kontrol; retrying");
                     tokio::time::sleep(RETRY_INTERVAL).await;
                 }
             }
@@ -188,12 +276,13 @@ impl Kite {
             .timeout(config.timeout)
             .build()
             .map_err(|e| Error::Send(e.to_string()))?;
+        let target = http_path(&config.kontrol_url, "register");
         let resp = http
-            .post(http_path(&config.kontrol_url, "register"))
+            .post(&target)
             .json(&body)
             .send()
             .await
-            .map_err(|e| Error::Send(e.to_string()))?;
+            .map_err(|e| http_error(&target, config.kontrol_url_source(), &e))?;
         let result: RegisterResult = resp
             .json()
             .await
@@ -207,6 +296,7 @@ impl Kite {
             ));
         }
         self.registered(&result);
+        self.leave_on_close();
         let kite = self.clone();
         let interval = Duration::from_secs(result.heartbeat_interval as u64);
         let url = url.to_string();
@@ -251,11 +341,16 @@ impl Kite {
     ) -> crate::dnode::BoxFuture<'a, RegisterResult> {
         Box::pin(async move {
             let mut delay = Duration::from_secs(30);
+            let mut last = None;
             loop {
                 match self.register_http(url).await {
                     Ok(r) => return r,
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot register to kontrol over HTTP; retrying in {delay:?}");
+                        log_once(
+                            &mut last,
+                            &e,
+                            "cannot register to kontrol over HTTP; retrying",
+                        );
                         tokio::time::sleep(delay).await;
                         delay = (delay.mul_f64(1.7)).min(Duration::from_secs(300));
                     }

@@ -90,7 +90,7 @@ async fn register(State(inner): State<Weak<Inner>>, body: axum::body::Bytes) -> 
             "internal error - register",
         );
     }
-    k.watch_heartbeats(&record);
+    k.watch_heartbeats(&record, &auth.key);
     tracing::info!(kite = %kite, url = %args.url, "kite registered over HTTP");
     result.url = args.url;
     result.heartbeat_interval = super::service::heartbeat_secs(&k.inner.config) as i64;

@@ -12,5 +12,6 @@ pub use client::{RENEW_BEFORE, RETRY_INTERVAL};
 pub use service::{
     allow_all_machines, KiteWithToken, Kontrol, KontrolConfig, MachineCheck, RegisterResult,
     METHOD_GET_KEY, METHOD_GET_KITES, METHOD_GET_TOKEN, METHOD_REGISTER, METHOD_REGISTER_MACHINE,
+    METHOD_UNREGISTER,
 };
 pub use storage::{Event, KiteRecord, Storage, StorageError, StorageResult};

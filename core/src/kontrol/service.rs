@@ -34,6 +34,9 @@ pub const METHOD_GET_KITES: &str = "getKites";
 pub const METHOD_GET_TOKEN: &str = "getToken";
 /// Name of the get-key method.
 pub const METHOD_GET_KEY: &str = "getKey";
+/// Name of the unregister method (beyond the reference: a kite that closes cleanly leaves
+/// at once instead of waiting for its heartbeats to time out).
+pub const METHOD_UNREGISTER: &str = "unregister";
 
 /// Decides whether a `registerMachine` call may get a kite key: `(authType, request)` →
 /// `Ok` or the reason.
@@ -127,6 +130,10 @@ pub struct KiteWithToken {
 struct Registration {
     generation: u64,
     alive: Arc<Notify>,
+    /// The registered record.
+    record: KiteRecord,
+    /// The kite key it registered with: only that key may unregister it.
+    key: String,
 }
 
 pub(crate) struct Inner {
@@ -304,10 +311,17 @@ impl Kontrol {
         Ok(addr)
     }
 
-    /// Stops serving and stops watching heartbeats.
+    /// Stops serving and stops watching heartbeats (the kite closes as [`Kite::close`]
+    /// says: calls in flight may finish first).
     pub fn close(&self) {
         self.inner.closed.cancel();
         self.inner.kite.close();
+    }
+
+    /// [`Kontrol::close`], then waits until the kite is closed.
+    pub async fn shutdown(&self) {
+        self.close();
+        self.inner.kite.closed().await;
     }
 
     fn spawn_cleaner(&self) {
@@ -386,6 +400,9 @@ impl Kontrol {
         self.handle(METHOD_GET_KEY, true, |k, req| async move {
             k.get_key(req).await
         })?;
+        self.handle(METHOD_UNREGISTER, true, |k, req| async move {
+            k.unregister(req).await
+        })?;
         self.inner
             .kite
             .merge_routes(super::http::routes(Arc::downgrade(&self.inner)));
@@ -454,7 +471,7 @@ impl Kontrol {
             .upsert(&record)
             .await
             .map_err(storage_err)?;
-        let alive = self.watch_heartbeats(&record);
+        let alive = self.watch_heartbeats(&record, &auth.key);
         let beat = Callback::new(move |_| alive.notify_one());
         let interval = heartbeat_secs(&self.inner.config);
         let client = req.client().clone();
@@ -478,7 +495,7 @@ impl Kontrol {
 
     /// Starts (or restarts) the liveness watch of a registered kite; returns what heartbeats
     /// notify.
-    pub(crate) fn watch_heartbeats(&self, record: &KiteRecord) -> Arc<Notify> {
+    pub(crate) fn watch_heartbeats(&self, record: &KiteRecord, key: &str) -> Arc<Notify> {
         let kite = &record.kite;
         let alive = Arc::new(Notify::new());
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
@@ -491,6 +508,8 @@ impl Kontrol {
                 Registration {
                     generation,
                     alive: alive.clone(),
+                    record: record.clone(),
+                    key: key.to_string(),
                 },
             );
         let weak = Arc::downgrade(&self.inner);
@@ -516,6 +535,11 @@ impl Kontrol {
                 tokio::select! {
                     _ = notify.notified() => {
                         let Some(inner) = weak.upgrade() else { return };
+                        // Unregistered (or registered again): its old heartbeats must not
+                        // write it back.
+                        if !is_current(&inner, &kite.id, generation) {
+                            return;
+                        }
                         if last_refresh.elapsed() > fresh_for {
                             last_refresh = tokio::time::Instant::now();
                             match inner.storage.touch(&kite).await {
@@ -577,6 +601,50 @@ impl Kontrol {
             }
             None => false,
         }
+    }
+
+    /// `unregister`: removes the caller's record at once (watchers see `DEREGISTER`). Only
+    /// the kite that registered it may: the same kite id, registered on this Kontrol with
+    /// the same kite key.
+    async fn unregister(&self, req: Request) -> anyhow::Result<Value> {
+        let key = match req.auth() {
+            Some(a) if a.kind == Auth::KITE_KEY => a.key.clone(),
+            other => {
+                return Err(KiteError::authentication(format!(
+                    "Unexpected authentication type: {}",
+                    other.map(|a| a.kind.as_str()).unwrap_or_default()
+                ))
+                .into())
+            }
+        };
+        let id = req.caller().id.clone();
+        let record = {
+            let mut regs = self
+                .inner
+                .registrations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match regs.get(&id) {
+                Some(r) if r.key == key => regs.remove(&id).map(|r| r.record),
+                Some(_) => {
+                    return Err(KiteError::authentication(
+                        "only the kite that registered a record may unregister it",
+                    )
+                    .into())
+                }
+                None => None,
+            }
+        };
+        let Some(record) = record else {
+            return Err(KiteError::generic(format!("kite {id:?} is not registered here")).into());
+        };
+        self.inner
+            .storage
+            .delete(&record.kite)
+            .await
+            .map_err(storage_err)?;
+        tracing::info!(kite = %record.kite, "kite unregistered");
+        Ok(json!({ "url": record.url }))
     }
 
     async fn register_machine(&self, req: Request) -> anyhow::Result<String> {
@@ -648,7 +716,7 @@ impl Kontrol {
         let q = args
             .query
             .ok_or_else(|| KiteError::argument("missing query"))?;
-        let prepared = query::prepare(&q).map_err(KiteError::generic)?;
+        let prepared = query::prepare(&q).map_err(KiteError::argument)?;
         let audience = query::audience(&q);
         // Subscribe before reading so that no change between the two is missed.
         let events = match &args.watch {
@@ -721,7 +789,7 @@ impl Kontrol {
             .args()
             .one()
             .map_err(|e| KiteError::argument(format!("invalid query: {}", e.message)))?;
-        let prepared = query::prepare(&args.query).map_err(KiteError::generic)?;
+        let prepared = query::prepare(&args.query).map_err(KiteError::argument)?;
         let kites = self.find(&prepared).await?;
         let record = match kites.as_slice() {
             [] => return Err(anyhow::anyhow!("no kites found")),
@@ -761,6 +829,15 @@ impl Kontrol {
             None => Ok(self.current_key().await?.public_pem),
         }
     }
+}
+
+fn is_current(inner: &Inner, id: &str, generation: u64) -> bool {
+    inner
+        .registrations
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(id)
+        .is_some_and(|r| r.generation == generation)
 }
 
 /// Seconds between the heartbeats kites are asked for: the configured interval in whole

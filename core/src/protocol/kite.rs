@@ -96,26 +96,35 @@ impl std::fmt::Display for Kite {
     }
 }
 
-/// A Kontrol query: fields from general to specific; empty fields after the first empty one
-/// are ignored; `version` may be a constraint such as `">= 1.0, < 1.4"`.
+/// A Kontrol query: fields from general to specific; `version` may be a constraint such as
+/// `">= 1.0, < 1.4"`.
+///
+/// Required fields: `username`, and every field before the last one set — the fields are a
+/// path (username, environment, name, version, region, hostname, id), so a query by `name`
+/// needs `username` and `environment` too. Kontrol answers a query that skips a field with
+/// an `argumentError` naming it (`Invalid query. Query option is not set: environment`), an
+/// empty `username` with `argumentError` `Empty username field`; a valid query that matches
+/// nothing is not an error on the wire (`{"kites": []}`), and
+/// [`Kite::get_kites`](crate::Kite::get_kites) turns it into `genericError`
+/// `no kites available`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KiteQuery {
     /// Required.
     #[serde(default)]
     pub username: String,
-    /// Environment.
+    /// Environment; required when any later field is set.
     #[serde(default)]
     pub environment: String,
-    /// Name.
+    /// Name; required when any later field is set.
     #[serde(default)]
     pub name: String,
-    /// Version or version constraint.
+    /// Version or version constraint; required when any later field is set.
     #[serde(default)]
     pub version: String,
-    /// Region.
+    /// Region; required when any later field is set.
     #[serde(default)]
     pub region: String,
-    /// Host name.
+    /// Host name; required when `id` is set.
     #[serde(default)]
     pub hostname: String,
     /// Kite id.

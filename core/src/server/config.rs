@@ -28,6 +28,10 @@ pub struct Config {
     pub kite_key: String,
     /// Kontrol's URL. Default: from the kite key.
     pub kontrol_url: String,
+    /// Where `kontrol_url` came from, as `(url, origin)` (`kite.key at PATH`,
+    /// `KITE_KONTROL_URL`, a flag); dial errors name the origin while `kontrol_url` still
+    /// equals `url`. Default: none.
+    pub kontrol_url_origin: Option<(String, String)>,
     /// Kontrol's public key (PEM), trusted for kite keys and tokens. Default: from the kite key.
     pub kontrol_key: String,
     /// Kontrol's username, the expected issuer of tokens. Default: from the kite key.
@@ -40,6 +44,10 @@ pub struct Config {
     pub transport: Transport,
     /// Call timeout. Default: 15 s.
     pub timeout: Duration,
+    /// How long [`Kite::close`](crate::Kite::close) lets calls in flight finish before it
+    /// closes the connections (`KITE_DRAIN_TIMEOUT`). Default: 10 s (beyond the reference,
+    /// which closes at once).
+    pub drain_timeout: Duration,
     /// How long a Kontrol key accepted by a verify function stays trusted. Default: 5 min.
     pub verify_ttl: Duration,
     /// Time allowed for a websocket/HTTP handshake. Default: 15 s.
@@ -62,12 +70,14 @@ impl Default for Config {
             port: 0,
             kite_key: String::new(),
             kontrol_url: String::new(),
+            kontrol_url_origin: None,
             kontrol_key: String::new(),
             kontrol_user: String::new(),
             disable_authentication: false,
             disable_concurrency: false,
             transport: Transport::Auto,
             timeout: Duration::from_secs(15),
+            drain_timeout: Duration::from_secs(10),
             verify_ttl: Duration::from_secs(5 * 60),
             handshake_timeout: Duration::from_secs(15),
             tls: None,
@@ -81,11 +91,33 @@ impl Config {
     /// `KITE_*` environment variables — the reference's `config.Get()`.
     pub fn from_env() -> Result<Config, Error> {
         let mut c = Config::default();
-        if let Ok(key) = crate::auth::read_kite_key(None) {
-            c.use_kite_key(&key)?;
+        if let Ok(path) = crate::auth::kite_key_path() {
+            if let Ok(key) = crate::auth::read_kite_key(Some(&path)) {
+                c.use_kite_key(&key)?;
+                c.set_kontrol_url_origin(&format!("kite.key at {}", path.display()));
+            }
         }
         c.read_env()?;
         Ok(c)
+    }
+
+    /// Sets Kontrol's URL and names where it came from (for dial errors).
+    pub fn set_kontrol_url(&mut self, url: &str, origin: &str) {
+        self.kontrol_url = url.to_string();
+        self.set_kontrol_url_origin(origin);
+    }
+
+    fn set_kontrol_url_origin(&mut self, origin: &str) {
+        self.kontrol_url_origin =
+            (!self.kontrol_url.is_empty()).then(|| (self.kontrol_url.clone(), origin.to_string()));
+    }
+
+    /// Where `kontrol_url` came from, while it is still the URL that origin gave.
+    pub fn kontrol_url_source(&self) -> Option<String> {
+        self.kontrol_url_origin
+            .as_ref()
+            .filter(|(url, _)| *url == self.kontrol_url)
+            .map(|(_, origin)| origin.clone())
     }
 
     /// Adopts a kite key: its subject becomes the username, its issuer the Kontrol user,
@@ -101,14 +133,16 @@ impl Config {
         set(&mut self.username, claims.sub);
         set(&mut self.kontrol_user, claims.iss);
         set(&mut self.id, claims.jti);
-        set(&mut self.kontrol_url, claims.kontrol_url);
+        if !claims.kontrol_url.is_empty() {
+            self.set_kontrol_url(&claims.kontrol_url, "the kite key's kontrolURL");
+        }
         set(&mut self.kontrol_key, claims.kontrol_key);
         Ok(())
     }
 
     /// Applies `KITE_USERNAME`, `KITE_ENVIRONMENT`, `KITE_REGION`, `KITE_IP`, `KITE_PORT`,
-    /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT` and
-    /// `KITE_HANDSHAKE_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`, `500ms`).
+    /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT`,
+    /// `KITE_HANDSHAKE_TIMEOUT` and `KITE_DRAIN_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`, `500ms`).
     pub fn read_env(&mut self) -> Result<(), Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("KITE_USERNAME") {
@@ -129,7 +163,7 @@ impl Config {
                 .map_err(|_| Error::Config(format!("KITE_PORT {v:?} is not a port")))?;
         }
         if let Some(v) = var("KITE_KONTROL_URL") {
-            self.kontrol_url = v;
+            self.set_kontrol_url(&v, "KITE_KONTROL_URL");
         }
         if let Some(v) = var("KITE_TRANSPORT") {
             self.transport = v.parse().map_err(Error::Config)?;
@@ -143,6 +177,9 @@ impl Config {
         }
         if let Some(d) = var("KITE_HANDSHAKE_TIMEOUT").and_then(|v| parse_duration(&v)) {
             self.handshake_timeout = d;
+        }
+        if let Some(d) = var("KITE_DRAIN_TIMEOUT").and_then(|v| parse_duration(&v)) {
+            self.drain_timeout = d;
         }
         Ok(())
     }

@@ -79,6 +79,7 @@ pub(crate) struct Inner {
     sockjs: Mutex<Option<SockJsServer>>,
     bound: watch::Sender<Option<SocketAddr>>,
     pub(crate) closed: CancellationToken,
+    pub(crate) drain: Arc<super::drain::Drain>,
     verifier: RwLock<Option<crate::auth::Verifier>>,
     /// State of higher layers (e.g. the Kontrol client), one value per type.
     extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
@@ -128,6 +129,7 @@ impl Kite {
                 sockjs: Mutex::new(None),
                 bound: watch::channel(None).0,
                 closed: CancellationToken::new(),
+                drain: Arc::default(),
                 verifier: RwLock::new(None),
                 extensions: Mutex::new(HashMap::new()),
             }),
@@ -421,7 +423,7 @@ impl Kite {
         Ok(addr)
     }
 
-    /// Serves until [`Kite::close`] is called.
+    /// Serves until [`Kite::close`] is called and its drain is over.
     pub async fn run(&self) -> Result<(), Error> {
         self.listen().await?;
         self.inner.closed.cancelled().await;
@@ -460,8 +462,8 @@ impl Kite {
         Some(format!("{scheme}://{host}:{}/kite", addr.port()))
     }
 
-    /// Stops serving and closes every connection of this kite. Idempotent.
-    pub fn close(&self) {
+    /// The end of [`Kite::close`]: stops serving and closes every connection.
+    pub(crate) fn finish_close(&self) {
         self.inner.closed.cancel();
         // What the kite owns that may hold the kite (its SockJS service, the Kontrol
         // client's state) goes, so that a closed kite is freed with its last handle.

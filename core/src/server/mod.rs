@@ -4,6 +4,7 @@
 mod authn;
 mod config;
 mod defaults;
+mod drain;
 mod kite;
 mod method;
 mod request;
@@ -11,6 +12,8 @@ mod request;
 pub(crate) use authn::authenticate;
 pub use config::{parse_duration, Config};
 pub use defaults::SystemInfo;
+pub(crate) use drain::closing_error;
+pub use drain::shutdown_signal;
 pub use kite::{AuthCheck, Authenticator, Kite, WeakKite};
 pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
 pub use request::{ArgsShape, Request};

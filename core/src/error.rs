@@ -33,6 +33,16 @@ pub enum Error {
     /// Dialing failed.
     #[error("dial failed: {0}")]
     Connect(#[from] ConnectError),
+    /// A TLS failure dialing `url` (error type `tlsError`): an untrusted, expired or
+    /// wrong-host certificate, a stalled handshake, a CA file that does not parse, plain
+    /// HTTP and TLS mixed up. Returned at once, never retried into a timeout.
+    #[error("tlsError: {url}: {reason}")]
+    Tls {
+        /// The URL dialed.
+        url: String,
+        /// What went wrong, in plain words.
+        reason: String,
+    },
     /// Bad configuration (name, version, key file, …).
     #[error("configuration: {0}")]
     Config(String),
@@ -65,6 +75,10 @@ impl Error {
             }
             Error::Send(m) => KiteError::new(ErrorKind::SendError, m.clone()),
             Error::InvalidResponse(m) => KiteError::new(ErrorKind::InvalidResponse, m.clone()),
+            Error::Tls { url, reason } => KiteError::new(
+                ErrorKind::Other(crate::tls::TLS_ERROR.into()),
+                format!("{url}: {reason}"),
+            ),
             other => KiteError::generic(other.to_string()),
         }
     }
@@ -72,6 +86,14 @@ impl Error {
     /// The error kind, for matching without caring where the error came from.
     pub fn kind(&self) -> ErrorKind {
         self.to_kite_error().kind
+    }
+}
+
+/// A dial failure as the crate's error: TLS failures become [`Error::Tls`].
+pub(crate) fn dial_error(e: ConnectError) -> Error {
+    match e {
+        ConnectError::Tls { url, reason } => Error::Tls { url, reason },
+        other => Error::from(other),
     }
 }
 

@@ -41,6 +41,59 @@ struct Inner {
     hooks: RwLock<Hooks>,
     closed: CancellationToken,
     forever: Mutex<bool>,
+    /// The TLS failure of the latest background dial (cleared by a successful one), so that
+    /// waiters get it at once instead of waiting into a timeout.
+    tls_failure: watch::Sender<Option<(String, String)>>,
+}
+
+/// The TLS configuration and XHR HTTP client a kite's dials share (built once per kite).
+#[derive(Clone)]
+pub(crate) struct Dialer {
+    trust: crate::tls::TlsTrust,
+    timeout: Duration,
+    tls: Result<Arc<rustls::ClientConfig>, String>,
+    http: Option<reqwest::Client>,
+}
+
+impl Dialer {
+    pub(crate) fn new(trust: crate::tls::TlsTrust, timeout: Duration) -> Dialer {
+        let tls = crate::tls::client_config(&trust);
+        let http = match sockjs::client::http_client(tls.clone().ok(), timeout) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the HTTP client; one per session");
+                None
+            }
+        };
+        Dialer {
+            trust,
+            timeout,
+            tls,
+            http,
+        }
+    }
+
+    pub(crate) fn matches(&self, trust: &crate::tls::TlsTrust, timeout: Duration) -> bool {
+        self.trust == *trust && self.timeout == timeout
+    }
+
+    /// The TLS configuration for dialing `url`: an error only for TLS URLs (a plain URL
+    /// does not care that the trust configuration is broken).
+    pub(crate) fn tls_for(&self, url: &str) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
+        match &self.tls {
+            Ok(c) => Ok(Some(c.clone())),
+            Err(reason) if sockjs::client::is_tls_url(url) => Err(Error::Tls {
+                url: url.to_string(),
+                reason: reason.clone(),
+            }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The shared HTTP client (carrying the TLS configuration).
+    pub(crate) fn http(&self) -> Option<reqwest::Client> {
+        self.http.clone()
+    }
 }
 
 /// A client to one remote kite. Cheap to clone; clones share the connection.
@@ -76,6 +129,7 @@ impl Client {
                 hooks: RwLock::new(Hooks::default()),
                 closed: CancellationToken::new(),
                 forever: Mutex::new(false),
+                tls_failure: watch::channel(None).0,
             }),
         }
     }
@@ -161,6 +215,7 @@ impl Client {
         if self.inner.closed.is_cancelled() {
             return Err(Error::Send("client is closed".into()));
         }
+        let dialer = self.inner.local.dialer();
         let config = sockjs::ClientConfig {
             transport: *self
                 .inner
@@ -168,9 +223,13 @@ impl Client {
                 .read()
                 .unwrap_or_else(|e| e.into_inner()),
             connect_timeout: timeout,
+            tls: dialer.tls_for(&self.inner.url)?,
+            http: dialer.http(),
             ..sockjs::ClientConfig::default()
         };
-        let session = sockjs::connect(&self.inner.url, &config).await?;
+        let session = sockjs::connect(&self.inner.url, &config)
+            .await
+            .map_err(crate::error::dial_error)?;
         let conn = Connection::new(self.inner.local.clone(), session, true, self.auth());
         conn.set_remote_kite(self.remote_kite());
         let weak = Arc::downgrade(&self.inner);
@@ -223,7 +282,14 @@ impl Client {
                     return;
                 }
                 match this.dial().await {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        this.inner.tls_failure.send_replace(None);
+                        return;
+                    }
+                    Err(Error::Tls { url, reason }) => {
+                        tracing::warn!(%url, %reason, retry_in = ?delay, "TLS failure dialing");
+                        this.inner.tls_failure.send_replace(Some((url, reason)));
+                    }
                     Err(e) => {
                         tracing::warn!(url = %this.inner.url, error = %e, retry_in = ?delay, "dial failed")
                     }
@@ -236,6 +302,21 @@ impl Client {
                 delay = (delay * 2).min(BACKOFF_MAX);
             }
         })
+    }
+
+    /// Waits until a background dial (`dial_forever`) fails with a TLS error, and returns
+    /// it: a certificate problem is not fixed by waiting, so callers waiting for the
+    /// connection can give up at once.
+    pub async fn tls_failure(&self) -> Error {
+        let mut rx = self.inner.tls_failure.subscribe();
+        loop {
+            if let Some((url, reason)) = rx.borrow_and_update().clone() {
+                return Error::Tls { url, reason };
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Waits until connected (after `dial_forever`, or a reconnect).

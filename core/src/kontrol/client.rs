@@ -13,6 +13,7 @@ use super::service::{
 };
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteQuery};
 use crate::server::Kite;
+use crate::sockjs;
 use crate::{Client, Error};
 
 /// Renew a token this long before it expires (like the reference).
@@ -35,6 +36,24 @@ fn state(kite: &Kite) -> Arc<State> {
     kite.extension::<State>()
 }
 
+/// A failed HTTP exchange with Kontrol: TLS failures typed, the rest with their causes.
+fn http_error(url: &str, e: reqwest::Error) -> Error {
+    if let Some(r) = crate::tls::find_rustls_error(&e) {
+        return Error::Tls {
+            url: url.to_string(),
+            reason: crate::tls::describe(r),
+        };
+    }
+    let mut text = format!("{url}: {e}");
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        src = s.source();
+    }
+    Error::Send(text)
+}
+
 fn http_path(kontrol_url: &str, path: &str) -> String {
     let base = kontrol_url.trim_end_matches('/');
     let base = base.strip_suffix("/kite").unwrap_or(base);
@@ -48,12 +67,19 @@ impl Kite {
     pub async fn kontrol(&self) -> Result<Client, Error> {
         let client = self.kontrol_client()?;
         let timeout = self.config().timeout;
-        tokio::time::timeout(timeout, client.connected())
-            .await
-            .map_err(|_| Error::Timeout {
-                method: "connect to kontrol".into(),
-                after: timeout,
-            })?;
+        // A TLS failure (untrusted certificate, …) comes back at once, not as a timeout.
+        let waited = tokio::time::timeout(timeout, async {
+            tokio::select! {
+                _ = client.connected() => Ok(()),
+                e = client.tls_failure() => Err(e),
+            }
+        })
+        .await
+        .map_err(|_| Error::Timeout {
+            method: "connect to kontrol".into(),
+            after: timeout,
+        })?;
+        waited?;
         Ok(client)
     }
 
@@ -184,16 +210,23 @@ impl Kite {
             "kite": self.identity(),
             "auth": { "type": Auth::KITE_KEY, "key": config.kite_key },
         });
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| Error::Send(e.to_string()))?;
+        let target = http_path(&config.kontrol_url, "register");
+        let dialer = self.dialer();
+        // The kite's shared client (its TLS trust); a broken trust setting fails here.
+        dialer.tls_for(&target)?;
+        let http = match dialer.http() {
+            Some(h) => h,
+            None => {
+                sockjs::client::http_client(None, config.handshake_timeout).map_err(Error::Send)?
+            }
+        };
         let resp = http
-            .post(http_path(&config.kontrol_url, "register"))
+            .post(&target)
+            .timeout(config.timeout)
             .json(&body)
             .send()
             .await
-            .map_err(|e| Error::Send(e.to_string()))?;
+            .map_err(|e| http_error(&target, e))?;
         let result: RegisterResult = resp
             .json()
             .await
@@ -227,7 +260,7 @@ impl Kite {
                 _ = tokio::time::sleep(interval) => {}
                 _ = closed.cancelled() => return,
             }
-            let answer = match http.get(&target).send().await {
+            let answer = match http.get(&target).timeout(config.timeout).send().await {
                 Ok(r) => r.text().await.unwrap_or_default(),
                 Err(e) => {
                     tracing::warn!(error = %e, "heartbeat to kontrol failed");

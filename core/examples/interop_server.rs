@@ -1,7 +1,8 @@
 //! The interop test server of `tests/interop/SCENARIOS.md`, on kite-rs. The Go reference and
 //! kite.js run the same server, so every client can be pointed at every server.
 //!
-//! Prints `{"port": N, "url": "http://127.0.0.1:N/kite"}` when ready; exits when stdin closes.
+//! Prints `{"port": N, "url": "http://127.0.0.1:N/kite"}` when ready (https with
+//! `--tls-cert`/`--tls-key`); exits when stdin closes.
 
 use std::time::Duration;
 
@@ -27,6 +28,12 @@ struct Args {
     /// Port (0 = ephemeral).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// Serve HTTPS with this certificate (PEM; with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -41,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         port: args.port,
         username: args.username.clone(),
         kontrol_user: args.kontrol_user.clone(),
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         ..Config::default()
     };
     if let Some(path) = &args.kite_key {
@@ -115,10 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let addr = k.listen().await?;
-    println!(
-        "{}",
-        json!({"port": addr.port(), "url": format!("http://127.0.0.1:{}/kite", addr.port())})
-    );
+    println!("{}", json!({"port": addr.port(), "url": k.url()}));
     // Run until stdin closes (the test harness owns our lifetime) or SIGTERM.
     let mut stdin = tokio::io::stdin();
     let mut buf = [0u8; 64];

@@ -46,8 +46,8 @@ async fn main() -> Result<(), kite::Error> {
     })?
     .disable_authentication();
     k.listen().await?;
-    let url = k.url().unwrap_or_default();
-    println!("math kite listening on {url}");
+    println!("math kite listening on {}", k.url().unwrap_or_default());
+    let url = k.register_url().unwrap_or_default();
     let config = k.config();
     if !config.kontrol_url.is_empty() && !config.kite_key.is_empty() {
         let k = k.clone();

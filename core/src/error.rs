@@ -35,6 +35,16 @@ pub enum Error {
     /// Dialing a kite or Kontrol failed; the [`DialError`] names the URL and the cause.
     #[error("dial failed: {0}")]
     Connect(Box<DialError>),
+    /// A TLS failure dialing `url` (error type `tlsError`): an untrusted, expired or
+    /// wrong-host certificate, a stalled handshake, a CA file that does not parse, plain
+    /// HTTP and TLS mixed up. Returned at once, never retried into a timeout.
+    #[error("tlsError: {url}: {reason}")]
+    Tls {
+        /// The URL dialed.
+        url: String,
+        /// What went wrong, in plain words.
+        reason: String,
+    },
     /// Bad configuration (name, version, key file, …).
     #[error("configuration: {0}")]
     Config(String),
@@ -68,6 +78,10 @@ impl Error {
             }
             Error::Send(m) => KiteError::new(ErrorKind::SendError, m.clone()),
             Error::InvalidResponse(m) => KiteError::new(ErrorKind::InvalidResponse, m.clone()),
+            Error::Tls { url, reason } => KiteError::new(
+                ErrorKind::Other(crate::tls::TLS_ERROR.into()),
+                format!("{url}: {reason}"),
+            ),
             other => KiteError::generic(other.to_string()),
         }
     }
@@ -88,6 +102,7 @@ impl Error {
             Error::Send(_) => ErrorKind::SendError.as_str(),
             Error::InvalidResponse(_) => ErrorKind::InvalidResponse.as_str(),
             Error::Connect(_) => "dialError",
+            Error::Tls { .. } => "tlsError",
             Error::Config(_) => "configError",
             Error::DuplicateMethod(_) => "duplicateMethod",
             Error::Auth(_) => "authError",
@@ -105,7 +120,15 @@ impl Error {
 }
 
 impl From<DialError> for Error {
+    /// A TLS failure becomes [`Error::Tls`] (not retried, not a dial cause to wait out);
+    /// every other failure [`Error::Connect`].
     fn from(e: DialError) -> Self {
+        if e.cause == DialCause::Tls {
+            return Error::Tls {
+                url: e.url,
+                reason: e.detail,
+            };
+        }
         Error::Connect(Box::new(e))
     }
 }
@@ -187,6 +210,14 @@ impl std::error::Error for DialError {}
 impl DialError {
     /// Classifies a SockJS connect error of a dial to `url`.
     pub fn new(url: &str, e: &ConnectError) -> DialError {
+        if let ConnectError::Tls { url, reason } = e {
+            return DialError {
+                url: url.clone(),
+                origin: None,
+                cause: DialCause::Tls,
+                detail: reason.clone(),
+            };
+        }
         let detail = e.to_string();
         let cause = match e {
             ConnectError::InvalidUrl(_) => DialCause::InvalidUrl,

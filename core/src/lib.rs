@@ -23,6 +23,7 @@ pub mod kontrol;
 pub mod protocol;
 pub mod server;
 pub mod sockjs;
+pub mod tls;
 
 pub use client::{Client, Connection};
 pub use dnode::{Arguments, Callback, Function};

@@ -266,7 +266,7 @@ fn our_kite(name: &str, key: &str, serve: bool) -> Kite {
         ..Config::default()
     };
     config.use_kite_key(key).expect("use the kite key");
-    // The id is the key's jti (a UUID, as the reference Kontrol's PostgreSQL schema needs).
+    // A fresh UUID id per kite (the reference Kontrol's PostgreSQL schema needs a UUID).
     let k = Kite::with_config(name, "1.0.0", config).expect("our kite");
     if serve {
         k.handle("square", |r: Request| async move {

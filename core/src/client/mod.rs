@@ -51,6 +51,59 @@ struct Inner {
     redialing: std::sync::atomic::AtomicBool,
     /// One one-shot dial at a time from [`Client::connected_or_cause`].
     dial_lock: tokio::sync::Mutex<()>,
+    /// The TLS failure of the latest background dial (cleared by a successful one), so that
+    /// waiters get it at once instead of waiting into a timeout.
+    tls_failure: watch::Sender<Option<(String, String)>>,
+}
+
+/// The TLS configuration and XHR HTTP client a kite's dials share (built once per kite).
+#[derive(Clone)]
+pub(crate) struct Dialer {
+    trust: crate::tls::TlsTrust,
+    timeout: Duration,
+    tls: Result<Arc<rustls::ClientConfig>, String>,
+    http: Option<reqwest::Client>,
+}
+
+impl Dialer {
+    pub(crate) fn new(trust: crate::tls::TlsTrust, timeout: Duration) -> Dialer {
+        let tls = crate::tls::client_config(&trust);
+        let http = match sockjs::client::http_client(tls.clone().ok(), timeout) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the HTTP client; one per session");
+                None
+            }
+        };
+        Dialer {
+            trust,
+            timeout,
+            tls,
+            http,
+        }
+    }
+
+    pub(crate) fn matches(&self, trust: &crate::tls::TlsTrust, timeout: Duration) -> bool {
+        self.trust == *trust && self.timeout == timeout
+    }
+
+    /// The TLS configuration for dialing `url`: an error only for TLS URLs (a plain URL
+    /// does not care that the trust configuration is broken).
+    pub(crate) fn tls_for(&self, url: &str) -> Result<Option<Arc<rustls::ClientConfig>>, Error> {
+        match &self.tls {
+            Ok(c) => Ok(Some(c.clone())),
+            Err(reason) if sockjs::client::is_tls_url(url) => Err(Error::Tls {
+                url: url.to_string(),
+                reason: reason.clone(),
+            }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The shared HTTP client (carrying the TLS configuration).
+    pub(crate) fn http(&self) -> Option<reqwest::Client> {
+        self.http.clone()
+    }
 }
 
 /// A client to one remote kite. Cheap to clone; clones share the connection.
@@ -91,6 +144,7 @@ impl Client {
                 retry_now: Notify::new(),
                 redialing: std::sync::atomic::AtomicBool::new(false),
                 dial_lock: tokio::sync::Mutex::new(()),
+                tls_failure: watch::channel(None).0,
             }),
         }
     }
@@ -187,6 +241,31 @@ impl Client {
         if self.inner.closed.is_cancelled() {
             return Err(Error::Send("client is closed".into()));
         }
+        let dialer = self.inner.local.dialer();
+        let origin = || {
+            self.inner
+                .origin
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        };
+        // Every failed attempt is recorded, so that waiters get its cause at once.
+        let failed = |failure: DialError| -> Error {
+            self.inner.attempts.send_modify(|(n, last)| {
+                (*n, *last) = (n.saturating_add(1), Some(failure.clone()))
+            });
+            failure.into()
+        };
+        let tls = match dialer.tls_for(&self.inner.url) {
+            Ok(tls) => tls,
+            Err(Error::Tls { url, reason }) => {
+                let e = sockjs::ConnectError::Tls { url, reason };
+                return Err(failed(
+                    DialError::new(&self.inner.url, &e).with_origin(origin()),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         let config = sockjs::ClientConfig {
             transport: *self
                 .inner
@@ -194,22 +273,16 @@ impl Client {
                 .read()
                 .unwrap_or_else(|e| e.into_inner()),
             connect_timeout: timeout,
+            tls,
+            http: dialer.http(),
             ..sockjs::ClientConfig::default()
         };
         let session = match sockjs::connect(&self.inner.url, &config).await {
             Ok(s) => s,
             Err(e) => {
-                let origin = self
-                    .inner
-                    .origin
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clone();
-                let failure = DialError::new(&self.inner.url, &e).with_origin(origin);
-                self.inner
-                    .attempts
-                    .send_modify(|(n, last)| (*n, *last) = (*n + 1, Some(failure.clone())));
-                return Err(failure.into());
+                return Err(failed(
+                    DialError::new(&self.inner.url, &e).with_origin(origin()),
+                ));
             }
         };
         let conn = Connection::new(self.inner.local.clone(), session, true, self.auth());
@@ -286,10 +359,19 @@ impl Client {
                 }
                 match this.dial().await {
                     Ok(()) => {
+                        this.inner.tls_failure.send_replace(None);
                         if logged.is_some() {
                             tracing::info!(url = %this.inner.url, "connected after failed dials");
                         }
                         return;
+                    }
+                    Err(Error::Tls { url, reason }) => {
+                        let text = format!("{url}: {reason}");
+                        if logged.as_deref() != Some(text.as_str()) {
+                            tracing::warn!(%url, %reason, "TLS failure dialing; retrying with backoff");
+                            logged = Some(text);
+                        }
+                        this.inner.tls_failure.send_replace(Some((url, reason)));
                     }
                     Err(e) => {
                         let text = e.to_string();
@@ -375,6 +457,21 @@ impl Client {
                     after: timeout,
                 },
             }),
+        }
+    }
+
+    /// Waits until a background dial (`dial_forever`) fails with a TLS error, and returns
+    /// it: a certificate problem is not fixed by waiting, so callers waiting for the
+    /// connection can give up at once.
+    pub async fn tls_failure(&self) -> Error {
+        let mut rx = self.inner.tls_failure.subscribe();
+        loop {
+            if let Some((url, reason)) = rx.borrow_and_update().clone() {
+                return Error::Tls { url, reason };
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use super::service::{
 };
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteQuery};
 use crate::server::Kite;
+use crate::sockjs;
 use crate::{Client, Error};
 
 /// Renew a token this long before it expires (like the reference).
@@ -41,10 +42,16 @@ fn state(kite: &Kite) -> Arc<State> {
     kite.extension::<State>()
 }
 
-/// A failed HTTP request to Kontrol: a [`DialError`](crate::DialError) when it could not
-/// connect (refused, unresolved, TLS, timed out), else a send error; with the whole chain of
-/// causes (reqwest's own text hides them).
+/// A failed HTTP request to Kontrol: [`Error::Tls`] for a TLS failure, a
+/// [`DialError`](crate::DialError) when it could not connect (refused, unresolved, timed
+/// out), else a send error; with the whole chain of causes (reqwest's own text hides them).
 fn http_error(url: &str, origin: Option<String>, e: &reqwest::Error) -> Error {
+    if let Some(r) = crate::tls::find_rustls_error(e) {
+        return Error::Tls {
+            url: url.to_string(),
+            reason: crate::tls::describe(r),
+        };
+    }
     let mut text = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -272,13 +279,19 @@ impl Kite {
             "kite": self.identity(),
             "auth": { "type": Auth::KITE_KEY, "key": config.kite_key },
         });
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| Error::Send(e.to_string()))?;
         let target = http_path(&config.kontrol_url, "register");
+        let dialer = self.dialer();
+        // The kite's shared client (its TLS trust); a broken trust setting fails here.
+        dialer.tls_for(&target)?;
+        let http = match dialer.http() {
+            Some(h) => h,
+            None => {
+                sockjs::client::http_client(None, config.handshake_timeout).map_err(Error::Send)?
+            }
+        };
         let resp = http
             .post(&target)
+            .timeout(config.timeout)
             .json(&body)
             .send()
             .await
@@ -317,7 +330,7 @@ impl Kite {
                 _ = tokio::time::sleep(interval) => {}
                 _ = closed.cancelled() => return,
             }
-            let answer = match http.get(&target).send().await {
+            let answer = match http.get(&target).timeout(config.timeout).send().await {
                 Ok(r) => r.text().await.unwrap_or_default(),
                 Err(e) => {
                     tracing::warn!(error = %e, "heartbeat to kontrol failed");

@@ -307,6 +307,7 @@ impl Kontrol {
                 .upsert(&record)
                 .await
                 .map_err(|e| Error::Config(e.to_string()))?;
+            self.spawn_self_refresh(record);
         }
         Ok(addr)
     }
@@ -322,6 +323,28 @@ impl Kontrol {
     pub async fn shutdown(&self) {
         self.close();
         self.inner.kite.closed().await;
+    }
+
+    /// Keeps Kontrol's own record fresh (like any heartbeating kite's) for as long as it
+    /// runs, so that no cleaner — its own or another Kontrol's on shared storage — drops it.
+    fn spawn_self_refresh(&self, record: KiteRecord) {
+        let weak = Arc::downgrade(&self.inner);
+        let period = Duration::from_secs(heartbeat_secs(&self.inner.config))
+            .min(self.inner.config.expire_after / 2)
+            .max(Duration::from_millis(10));
+        let closed = self.inner.closed.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = closed.cancelled() => return,
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = inner.storage.upsert(&record).await {
+                    tracing::warn!(error = %e, "cannot refresh Kontrol's own record");
+                }
+            }
+        });
     }
 
     fn spawn_cleaner(&self) {

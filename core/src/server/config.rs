@@ -16,7 +16,9 @@ pub struct Config {
     pub environment: String,
     /// Region. Default: `unknown`.
     pub region: String,
-    /// Kite id. Default: a random UUID (or the kite key's `jti`).
+    /// Kite id. Default: empty — every [`Kite`](crate::Kite) then gets a fresh random UUID
+    /// of its own (like the reference; a kite key's `jti` is not a kite id, so kites
+    /// sharing a key stay distinct in Kontrol). Set it to keep an id across restarts.
     pub id: String,
     /// Host name reported in the kite's identity. Default: the machine's host name.
     pub hostname: String,
@@ -54,6 +56,16 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// PEM certificate and key files; when set the kite serves HTTPS. Default: none.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// A PEM file of CA certificates trusted when dialing `https://`/`wss://`, beside the
+    /// system's roots (or `SSL_CERT_FILE`). Default: `KITE_TLS_CA_FILE`.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Accept any certificate when dialing TLS — development only, logged as a warning.
+    /// Default: `KITE_TLS_INSECURE_SKIP_VERIFY=1`.
+    pub tls_insecure_skip_verify: bool,
+    /// The URL this kite registers to Kontrol (what other kites dial). Default:
+    /// `KITE_REGISTER_URL`, else [`Kite::register_url`](crate::Kite::register_url) works it
+    /// out from the bound address.
+    pub register_url: Option<String>,
     /// SockJS options of the `/kite` service (heartbeat and disconnect delay 10 s).
     pub sockjs: ServerConfig,
 }
@@ -64,7 +76,7 @@ impl Default for Config {
             username: "unknown".into(),
             environment: "unknown".into(),
             region: "unknown".into(),
-            id: uuid::Uuid::new_v4().to_string(),
+            id: String::new(),
             hostname: gethostname::gethostname().to_string_lossy().into_owned(),
             ip: "0.0.0.0".into(),
             port: 0,
@@ -81,12 +93,23 @@ impl Default for Config {
             verify_ttl: Duration::from_secs(5 * 60),
             handshake_timeout: Duration::from_secs(15),
             tls: None,
+            tls_ca_file: None,
+            tls_insecure_skip_verify: false,
+            register_url: None,
             sockjs: ServerConfig::default(),
         }
     }
 }
 
 impl Config {
+    /// What this kite trusts when it dials TLS.
+    pub fn tls_trust(&self) -> crate::tls::TlsTrust {
+        crate::tls::TlsTrust {
+            ca_file: self.tls_ca_file.clone(),
+            insecure_skip_verify: self.tls_insecure_skip_verify,
+        }
+    }
+
     /// Defaults, then `kite.key` (if present under `KITE_HOME` or `~/.kite`), then the
     /// `KITE_*` environment variables — the reference's `config.Get()`.
     pub fn from_env() -> Result<Config, Error> {
@@ -121,7 +144,8 @@ impl Config {
     }
 
     /// Adopts a kite key: its subject becomes the username, its issuer the Kontrol user,
-    /// its `jti` the kite id, and its `kontrolURL`/`kontrolKey` claims the Kontrol settings.
+    /// and its `kontrolURL`/`kontrolKey` claims the Kontrol settings. Its `jti` names the
+    /// key, not a kite: the id is left alone (see [`Config::id`]).
     pub fn use_kite_key(&mut self, key: &str) -> Result<(), Error> {
         let claims = crate::auth::parse_unverified(key).map_err(|e| Error::Auth(e.to_string()))?;
         self.kite_key = key.trim().to_string();
@@ -132,7 +156,6 @@ impl Config {
         };
         set(&mut self.username, claims.sub);
         set(&mut self.kontrol_user, claims.iss);
-        set(&mut self.id, claims.jti);
         if !claims.kontrol_url.is_empty() {
             self.set_kontrol_url(&claims.kontrol_url, "the kite key's kontrolURL");
         }
@@ -142,7 +165,8 @@ impl Config {
 
     /// Applies `KITE_USERNAME`, `KITE_ENVIRONMENT`, `KITE_REGION`, `KITE_IP`, `KITE_PORT`,
     /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT`,
-    /// `KITE_HANDSHAKE_TIMEOUT` and `KITE_DRAIN_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`, `500ms`).
+    /// `KITE_HANDSHAKE_TIMEOUT`, `KITE_DRAIN_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`,
+    /// `500ms`), `KITE_REGISTER_URL`, `KITE_TLS_CA_FILE` and `KITE_TLS_INSECURE_SKIP_VERIFY`.
     pub fn read_env(&mut self) -> Result<(), Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("KITE_USERNAME") {
@@ -164,6 +188,16 @@ impl Config {
         }
         if let Some(v) = var("KITE_KONTROL_URL") {
             self.set_kontrol_url(&v, "KITE_KONTROL_URL");
+        }
+        if let Some(v) = var("KITE_REGISTER_URL") {
+            self.register_url = Some(v);
+        }
+        let trust = crate::tls::TlsTrust::from_env();
+        if trust.ca_file.is_some() {
+            self.tls_ca_file = trust.ca_file;
+        }
+        if trust.insecure_skip_verify {
+            self.tls_insecure_skip_verify = true;
         }
         if let Some(v) = var("KITE_TRANSPORT") {
             self.transport = v.parse().map_err(Error::Config)?;

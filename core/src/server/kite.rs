@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) closed: CancellationToken,
     pub(crate) drain: Arc<super::drain::Drain>,
     verifier: RwLock<Option<crate::auth::Verifier>>,
+    /// The TLS configuration and HTTP client every dial of this kite shares.
+    dialer: Mutex<Option<crate::client::Dialer>>,
     /// State of higher layers (e.g. the Kontrol client), one value per type.
     extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
@@ -113,8 +115,13 @@ impl Kite {
     }
 
     /// A kite with an explicit configuration.
-    pub fn with_config(name: &str, version: &str, config: Config) -> Result<Kite, Error> {
+    ///
+    /// A configuration without an id gives the kite a fresh random UUID.
+    pub fn with_config(name: &str, version: &str, mut config: Config) -> Result<Kite, Error> {
         validate_identity(name, version)?;
+        if config.id.is_empty() {
+            config.id = uuid::Uuid::new_v4().to_string();
+        }
         let kite = Kite {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -131,6 +138,7 @@ impl Kite {
                 closed: CancellationToken::new(),
                 drain: Arc::default(),
                 verifier: RwLock::new(None),
+                dialer: Mutex::new(None),
                 extensions: Mutex::new(HashMap::new()),
             }),
         };
@@ -329,6 +337,22 @@ impl Kite {
         v
     }
 
+    /// The TLS configuration and HTTP client of this kite's dials, built once per
+    /// configuration (rebuilt only when the trust settings change).
+    pub(crate) fn dialer(&self) -> crate::client::Dialer {
+        let (trust, timeout) = {
+            let c = read(&self.inner.config);
+            (c.tls_trust(), c.handshake_timeout)
+        };
+        let mut slot = lock(&self.inner.dialer);
+        if let Some(d) = slot.as_ref().filter(|d| d.matches(&trust, timeout)) {
+            return d.clone();
+        }
+        let d = crate::client::Dialer::new(trust, timeout);
+        *slot = Some(d.clone());
+        d
+    }
+
     /// Runs `f` for every new connection (accepted or dialed).
     pub fn on_connect(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
         write(&self.inner.events).connect.push(Arc::new(f));
@@ -448,8 +472,32 @@ impl Kite {
         }
     }
 
-    /// The URL other kites dial: `http(s)://HOST:PORT/kite` (127.0.0.1 when listening on
-    /// all interfaces).
+    /// The URL to register to Kontrol, what kites on other hosts dial:
+    /// [`Config::register_url`] (`KITE_REGISTER_URL`) when set, else
+    /// `http(s)://HOST:PORT/kite` where HOST is the bound address or, when listening on
+    /// every interface, the machine's first non-loopback address
+    /// ([`addrs::register_host`](super::addrs::register_host)). None until listening.
+    pub fn register_url(&self) -> Option<String> {
+        if let Some(u) = read(&self.inner.config).register_url.clone() {
+            return Some(u);
+        }
+        self.register_url_from(&super::addrs::interface_addrs())
+    }
+
+    /// [`Kite::register_url`] with the interface list given (tests inject one).
+    pub fn register_url_from(&self, interfaces: &[super::addrs::InterfaceAddr]) -> Option<String> {
+        let addr = (*self.inner.bound.borrow())?;
+        let c = read(&self.inner.config);
+        if let Some(u) = c.register_url.clone() {
+            return Some(u);
+        }
+        let scheme = if c.tls.is_some() { "https" } else { "http" };
+        let host = super::addrs::url_host(super::addrs::register_host(addr.ip(), interfaces));
+        Some(format!("{scheme}://{host}:{}/kite", addr.port()))
+    }
+
+    /// The URL to dial this kite from the same host: `http(s)://HOST:PORT/kite`
+    /// (127.0.0.1 when listening on all interfaces). Register [`Kite::register_url`].
     pub fn url(&self) -> Option<String> {
         let addr = (*self.inner.bound.borrow())?;
         let c = read(&self.inner.config);
@@ -457,7 +505,7 @@ impl Kite {
         let host = if addr.ip().is_unspecified() {
             "127.0.0.1".to_string()
         } else {
-            addr.ip().to_string()
+            super::addrs::url_host(addr.ip())
         };
         Some(format!("{scheme}://{host}:{}/kite", addr.port()))
     }

@@ -1,6 +1,7 @@
 //! The serving side of a kite: the [`Kite`] with its configuration, method registry,
 //! handlers, authentication and default methods, and the [`Request`] handlers receive.
 
+pub mod addrs;
 mod authn;
 mod config;
 mod defaults;

@@ -9,11 +9,16 @@
 mod xhr;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_util::either::Either;
 use url::Url;
 
 use super::frame::{parse_frame, CloseReason, Frame};
@@ -74,6 +79,12 @@ pub struct ClientConfig {
     pub max_message_size: usize,
     /// Per-session queue limits.
     pub limits: SessionLimits,
+    /// TLS configuration for `https://` and `wss://` URLs. Default: none — the process-wide
+    /// one built from the environment ([`crate::tls::default_client_config`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The HTTP client of XHR polling (sessions sharing one share its connections; it
+    /// must carry the TLS configuration). Default: none — one per session.
+    pub http: Option<reqwest::Client>,
 }
 
 impl Default for ClientConfig {
@@ -84,6 +95,8 @@ impl Default for ClientConfig {
             poll_timeout: Duration::from_secs(60),
             max_message_size: 16 * 1024 * 1024,
             limits: SessionLimits::default(),
+            tls: None,
+            http: None,
         }
     }
 }
@@ -107,6 +120,15 @@ pub enum ConnectError {
     /// The server sent something other than an open frame.
     #[error("SockJS protocol error: {0}")]
     Protocol(String),
+    /// TLS failed: the certificate, the handshake, the trust configuration, or plain HTTP
+    /// and TLS mixed up.
+    #[error("TLS failure dialing {url}: {reason}")]
+    Tls {
+        /// The URL dialed.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The server closed the session at once.
     #[error("SockJS session closed by the server: {0}")]
     Closed(CloseReason),
@@ -115,6 +137,8 @@ pub enum ConnectError {
 /// The service URL split into what the transports need.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
+    /// The service URL as given (what errors name).
+    pub(crate) url: String,
     /// `http(s)://host:port/prefix/{server}/{session}`
     pub(crate) session_url: String,
     /// `ws(s)://host:port/prefix/{server}/{session}/websocket`
@@ -152,6 +176,7 @@ pub(crate) fn target(url: &str) -> Result<Target, ConnectError> {
     let server_id = format!("{:03}", rand::rng().random_range(0..1000));
     let session_id = random_session_id();
     Ok(Target {
+        url: url.to_string(),
         session_url: format!("{http}://{host_port}{path}/{server_id}/{session_id}"),
         ws_url: format!("{ws}://{host_port}{path}/{server_id}/{session_id}/websocket"),
         origin: format!("{http}://{host_port}"),
@@ -166,17 +191,21 @@ pub(crate) fn target(url: &str) -> Result<Target, ConnectError> {
 /// websocket endpoint without SockJS framing (one message per websocket message) — how
 /// kite.js servers are addressed by default.
 pub async fn connect(url: &str, config: &ClientConfig) -> Result<Session, ConnectError> {
+    // The TLS handshake has its own deadline (a typed error naming the URL); the whole
+    // dial gets a little more so that the more precise error wins.
+    let deadline = Instant::now() + config.connect_timeout;
+    let outer = deadline + Duration::from_millis(100);
     if url.starts_with("ws://") || url.starts_with("wss://") {
-        return tokio::time::timeout(config.connect_timeout, connect_raw(url, config))
+        return tokio::time::timeout_at(outer, connect_raw(url, config, deadline))
             .await
             .map_err(|_| ConnectError::Timeout)?;
     }
     let target = target(url)?;
     let fut = async {
         match config.transport {
-            Transport::WebSocket => connect_ws(&target, config).await,
+            Transport::WebSocket => connect_ws(&target, config, deadline).await,
             Transport::XhrPolling => xhr::connect(&target, config).await,
-            Transport::Auto => match connect_ws(&target, config).await {
+            Transport::Auto => match connect_ws(&target, config, deadline).await {
                 Err(ConnectError::Refused(status)) => {
                     tracing::debug!(status, "websocket refused, falling back to XHR polling");
                     xhr::connect(&target, config).await
@@ -185,34 +214,155 @@ pub async fn connect(url: &str, config: &ClientConfig) -> Result<Session, Connec
             },
         }
     };
-    tokio::time::timeout(config.connect_timeout, fut)
+    tokio::time::timeout_at(outer, fut)
         .await
         .map_err(|_| ConnectError::Timeout)?
 }
 
+/// An HTTP client for XHR polling with `tls` (when given) and the connect timeout.
+pub fn http_client(
+    tls: Option<Arc<rustls::ClientConfig>>,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        builder = builder.use_preconfigured_tls((*tls).clone());
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Whether `url` is dialed over TLS (`https://`, `wss://`).
+pub fn is_tls_url(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("wss://")
+}
+
+/// The TLS configuration for dialing `url`: the given one, else the process-wide one.
+pub(crate) fn tls_for(
+    url: &str,
+    config: &ClientConfig,
+) -> Result<Arc<rustls::ClientConfig>, ConnectError> {
+    match &config.tls {
+        Some(c) => Ok(c.clone()),
+        None => crate::tls::default_client_config().map_err(|reason| ConnectError::Tls {
+            url: url.to_string(),
+            reason,
+        }),
+    }
+}
+
+/// A TLS failure of an I/O operation, in plain words.
+fn tls_io_error(url: &str, e: &std::io::Error) -> ConnectError {
+    use std::io::ErrorKind as K;
+    let reason = match crate::tls::find_rustls_error(e) {
+        Some(r) => crate::tls::describe(r),
+        None => match e.kind() {
+            K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted => {
+                "the server closed the connection during the TLS handshake".into()
+            }
+            _ => format!("TLS handshake failed: {e}"),
+        },
+    };
+    ConnectError::Tls {
+        url: url.to_string(),
+        reason,
+    }
+}
+
+/// The answer of a TLS port to a plain request (ours and Go's say the same).
+fn plain_on_tls(url: &str, body: Option<&[u8]>) -> Option<ConnectError> {
+    let body = std::str::from_utf8(body?).ok()?;
+    body.contains(crate::tls::PLAIN_ON_TLS_BODY)
+        .then(|| ConnectError::Tls {
+            url: url.to_string(),
+            reason: crate::tls::plain_on_tls_reason(),
+        })
+}
+
+type Stream = Either<TcpStream, TlsStream<TcpStream>>;
+
+/// TCP to the host of `dial`, then TLS for `https://`/`wss://` (the handshake bounded by
+/// `deadline`); errors name `url`.
+async fn open_stream(
+    dial: &str,
+    url: &str,
+    config: &ClientConfig,
+    deadline: Instant,
+) -> Result<Stream, ConnectError> {
+    let bad = || ConnectError::InvalidUrl(url.to_string());
+    let u = Url::parse(dial).map_err(|_| bad())?;
+    let host = match u.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(a)) => a.to_string(),
+        Some(url::Host::Ipv6(a)) => a.to_string(),
+        None => return Err(bad()),
+    };
+    let port = u.port_or_known_default().ok_or_else(bad)?;
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| ConnectError::Io(format!("{url}: {e}")))?;
+    let _ = tcp.set_nodelay(true);
+    if !is_tls_url(dial) {
+        return Ok(Either::Left(tcp));
+    }
+    let tls = tls_for(url, config)?;
+    let name = rustls_pki_types::ServerName::try_from(host).map_err(|_| ConnectError::Tls {
+        url: url.to_string(),
+        reason: "the host is not a valid TLS server name".into(),
+    })?;
+    let handshake = tokio_rustls::TlsConnector::from(tls).connect(name, tcp);
+    match tokio::time::timeout_at(deadline, handshake).await {
+        Ok(Ok(s)) => Ok(Either::Right(s)),
+        Ok(Err(e)) => Err(tls_io_error(url, &e)),
+        Err(_) => Err(ConnectError::Tls {
+            url: url.to_string(),
+            reason: format!(
+                "TLS handshake did not complete within {}",
+                crate::error::format_duration(config.connect_timeout)
+            ),
+        }),
+    }
+}
+
+/// The websocket handshake's failure as a connect error.
+fn ws_error(url: &str, e: WsError) -> ConnectError {
+    match e {
+        WsError::Http(resp) => plain_on_tls(url, resp.body().as_deref())
+            .unwrap_or(ConnectError::Refused(resp.status().as_u16())),
+        WsError::Io(e) => ConnectError::Io(format!("{url}: {e}")),
+        other => ConnectError::Protocol(other.to_string()),
+    }
+}
+
 /// A raw websocket (no SockJS framing).
-async fn connect_raw(url: &str, config: &ClientConfig) -> Result<Session, ConnectError> {
+async fn connect_raw(
+    url: &str,
+    config: &ClientConfig,
+    deadline: Instant,
+) -> Result<Session, ConnectError> {
     let request = url
         .into_client_request()
         .map_err(|_| ConnectError::InvalidUrl(url.to_string()))?;
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+    let stream = open_stream(url, url, config, deadline).await?;
+    let (ws, _) = tokio_tungstenite::client_async_with_config(
         request,
+        stream,
         Some(ws_config(config.max_message_size)),
-        true,
     )
     .await
-    .map_err(|e| match e {
-        WsError::Http(resp) => ConnectError::Refused(resp.status().as_u16()),
-        WsError::Io(e) => ConnectError::Io(e.to_string()),
-        other => ConnectError::Protocol(other.to_string()),
-    })?;
+    .map_err(|e| ws_error(url, e))?;
     let session = Session::new(random_session_id(), "websocket-raw", None, config.limits);
     session.open();
     tokio::spawn(pump(ws, session.clone(), Framing::Raw, None, None));
     Ok(session)
 }
 
-async fn connect_ws(target: &Target, config: &ClientConfig) -> Result<Session, ConnectError> {
+async fn connect_ws(
+    target: &Target,
+    config: &ClientConfig,
+    deadline: Instant,
+) -> Result<Session, ConnectError> {
     use futures_util::StreamExt;
     let mut request = target
         .ws_url
@@ -222,17 +372,14 @@ async fn connect_ws(target: &Target, config: &ClientConfig) -> Result<Session, C
     if let Ok(origin) = target.origin.parse() {
         request.headers_mut().insert(http::header::ORIGIN, origin);
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+    let stream = open_stream(&target.ws_url, &target.url, config, deadline).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(
         request,
+        stream,
         Some(ws_config(config.max_message_size)),
-        true,
     )
     .await
-    .map_err(|e| match e {
-        WsError::Http(resp) => ConnectError::Refused(resp.status().as_u16()),
-        WsError::Io(e) => ConnectError::Io(e.to_string()),
-        other => ConnectError::Protocol(other.to_string()),
-    })?;
+    .map_err(|e| ws_error(&target.url, e))?;
     let first = loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => break t,

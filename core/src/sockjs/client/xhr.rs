@@ -8,9 +8,15 @@ use super::super::frame::{client_payload, parse_frame, CloseReason, Frame};
 use super::super::session::{Outgoing, Session};
 use super::{ClientConfig, ConnectError, Target};
 
-fn io(e: reqwest::Error) -> ConnectError {
+fn io(url: &str, e: reqwest::Error) -> ConnectError {
+    if let Some(r) = crate::tls::find_rustls_error(&e) {
+        return ConnectError::Tls {
+            url: url.to_string(),
+            reason: crate::tls::describe(r),
+        };
+    }
     // reqwest's message hides the cause ("error sending request"); keep the whole chain.
-    let mut text = e.to_string();
+    let mut text = format!("{url}: {e}");
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
         text.push_str(": ");
@@ -24,11 +30,19 @@ pub(super) async fn connect(
     target: &Target,
     config: &ClientConfig,
 ) -> Result<Session, ConnectError> {
-    let http = reqwest::Client::builder()
-        .connect_timeout(config.connect_timeout)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(io)?;
+    let url = target.url.as_str();
+    let http = match &config.http {
+        Some(h) => h.clone(),
+        None => {
+            let tls = if super::is_tls_url(url) {
+                Some(super::tls_for(url, config)?)
+            } else {
+                // Plain URLs never use it; a broken trust configuration is not their error.
+                crate::tls::default_client_config().ok()
+            };
+            super::http_client(tls, config.connect_timeout).map_err(ConnectError::Io)?
+        }
+    };
     let open = || {
         http.post(format!("{}/xhr", target.session_url))
             .header(http::header::ORIGIN, &target.origin)
@@ -40,18 +54,28 @@ pub(super) async fn connect(
     let resp = loop {
         match open().await {
             Ok(r) => break r,
-            Err(e) if attempt < 2 && (e.is_connect() || e.is_request()) => {
+            Err(e)
+                if attempt < 2
+                    && (e.is_connect() || e.is_request())
+                    && crate::tls::find_rustls_error(&e).is_none() =>
+            {
                 attempt += 1;
                 tracing::debug!(error = %e, attempt, "opening XHR request failed; retrying");
                 tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
             }
-            Err(e) => return Err(io(e)),
+            Err(e) => return Err(io(url, e)),
         }
     };
     if !resp.status().is_success() {
-        return Err(ConnectError::Refused(resp.status().as_u16()));
+        let status = resp.status().as_u16();
+        // The first chunk only: enough for a TLS port's answer, and bounded.
+        let mut resp = resp;
+        let head = resp.chunk().await.ok().flatten();
+        return Err(
+            super::plain_on_tls(url, head.as_deref()).unwrap_or(ConnectError::Refused(status))
+        );
     }
-    let body = resp.text().await.map_err(io)?;
+    let body = resp.text().await.map_err(|e| io(url, e))?;
     match parse_frame(body.lines().next().unwrap_or("")) {
         Ok(Frame::Open) => {}
         Ok(Frame::Close(r)) => return Err(ConnectError::Closed(r)),

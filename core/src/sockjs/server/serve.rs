@@ -69,6 +69,10 @@ pub async fn serve(
             }
             Some(tls) => {
                 tracker.spawn(async move {
+                    if plain_http_on_tls(&stream, timeout).await {
+                        answer_plain_on_tls(stream).await;
+                        return;
+                    }
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
@@ -85,6 +89,32 @@ pub async fn serve(
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     Ok(())
+}
+
+/// Whether a client of a TLS port opened with plain text (an HTTP method) instead of a TLS
+/// record (first byte 0x16).
+async fn plain_http_on_tls(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0].is_ascii_uppercase()
+    )
+}
+
+/// What Go's `net/http` answers plain HTTP on a TLS port (a 400 that says so, then close),
+/// as HTTP/1.1: websocket clients refuse a 1.0 status line before reading it.
+async fn answer_plain_on_tls(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Connection: close\r\n\r\n{}\n",
+        crate::tls::PLAIN_ON_TLS_BODY
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 async fn serve_connection<I>(

@@ -5,6 +5,7 @@
 //
 //	{"port": <int>, "url": "http://127.0.0.1:<port>/kite"}
 //
+// (https with --tls-cert and --tls-key: the reference's UseTLSFile)
 // on stdout when ready (logs go to stderr), and exits when stdin is closed or
 // on SIGTERM/SIGINT.
 package main
@@ -28,6 +29,8 @@ func main() {
 	kontrolUser := flag.String("kontrol-user", "testuser", "expected issuer of tokens")
 	username := flag.String("username", "testuser", "the kite's own username")
 	kiteKeyFile := flag.String("kite-key", "", "the kite's own kite key `FILE` (JWT), used when it calls back")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS with this certificate `FILE` (PEM; with --tls-key)")
+	tlsKey := flag.String("tls-key", "", "the private key `FILE` (PEM) of --tls-cert")
 	noGuard := flag.Bool("no-xhr-poll-guard", false, "serve the reference's SockJS handler without the work-around for its xhr-polling race (see internal/interopsrv/xhrguard.go)")
 	flag.Parse()
 
@@ -44,13 +47,18 @@ func main() {
 	}
 
 	k := interopsrv.New(opts)
+	scheme := "http"
+	if *tlsCert != "" || *tlsKey != "" {
+		k.UseTLSFile(*tlsCert, *tlsKey)
+		scheme = "https"
+	}
 	go k.Run()
 	<-k.ServerReadyNotify()
 
 	port := k.Port()
 	ready, _ := json.Marshal(map[string]interface{}{
 		"port": port,
-		"url":  fmt.Sprintf("http://127.0.0.1:%d/kite", port),
+		"url":  fmt.Sprintf("%s://127.0.0.1:%d/kite", scheme, port),
 	})
 	os.Stdout.Write(append(ready, '\n'))
 

@@ -3,6 +3,7 @@
 //! in `tests/interop/golden`).
 
 mod error;
+pub mod json;
 mod kite;
 
 pub use error::{ErrorKind, KiteError};
@@ -27,7 +28,8 @@ pub const METHOD_PROMPT: &str = "kite.prompt";
 pub const METHOD_GET_PASS: &str = "kite.getPass";
 
 /// Authentication sent with a call: `{"type": "kiteKey"|"token"|…, "key": "<jwt>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` output leaves the key out, so that it never reaches a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
     /// `kiteKey`, `token`, or a custom type with its own authenticator.
     #[serde(rename = "type", default)]
@@ -35,6 +37,15 @@ pub struct Auth {
     /// The credential (a JWT for the built-in types).
     #[serde(default)]
     pub key: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("kind", &self.kind)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .finish()
+    }
 }
 
 impl Auth {

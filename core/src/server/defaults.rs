@@ -125,6 +125,11 @@ pub(crate) fn install(kite: &Kite) -> Result<(), Error> {
     Ok(())
 }
 
+/// Longest `kite.heartbeat` interval; longer ones are clamped to it.
+pub(crate) const MAX_HEARTBEAT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Shortest `kite.heartbeat` interval; shorter ones are clamped to it.
+pub(crate) const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+
 /// `kite.heartbeat [seconds, callback]`: calls the callback now and then every `seconds`
 /// until the caller disconnects.
 async fn heartbeat(req: Request) -> anyhow::Result<()> {
@@ -134,11 +139,17 @@ async fn heartbeat(req: Request) -> anyhow::Result<()> {
             KiteError::argument("heartbeat interval must be a positive number of seconds").into(),
         );
     }
-    let period =
-        Duration::try_from_secs_f64(seconds).map_err(|e| KiteError::argument(e.to_string()))?;
+    // The interval comes from the wire: any finite positive number is accepted, clamped
+    // to [MIN_HEARTBEAT, MAX_HEARTBEAT] (1e19 s would overflow the clock, 1e-300 s is zero).
+    let period = Duration::try_from_secs_f64(seconds)
+        .unwrap_or(MAX_HEARTBEAT)
+        .clamp(MIN_HEARTBEAT, MAX_HEARTBEAT);
     ping.call(&()).await?;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let start = tokio::time::Instant::now()
+            .checked_add(period)
+            .unwrap_or_else(tokio::time::Instant::now);
+        let mut tick = tokio::time::interval_at(start, period);
         loop {
             tokio::select! {
                 _ = tick.tick() => {

@@ -6,6 +6,8 @@
 
 use serde_json::Value;
 
+use crate::protocol::json::replace_lone_surrogates;
+
 /// The open frame.
 pub const OPEN: &str = "o";
 /// The heartbeat frame.
@@ -252,7 +254,16 @@ pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError>
     if let Some(messages) = string_array(payload) {
         return Ok(messages);
     }
-    match serde_json::from_slice::<Value>(payload) {
+    let parsed = serde_json::from_slice::<Value>(payload).or_else(|e| {
+        // As the reference reads it: invalid UTF-8 and lone surrogate escapes become U+FFFD.
+        let text = String::from_utf8_lossy(payload);
+        match replace_lone_surrogates(&text) {
+            Some(fixed) => serde_json::from_str::<Value>(&fixed),
+            None if matches!(text, std::borrow::Cow::Owned(_)) => serde_json::from_str(&text),
+            None => Err(e),
+        }
+    });
+    match parsed {
         Ok(Value::Array(items)) => items
             .into_iter()
             .map(|v| match v {
@@ -379,6 +390,7 @@ pub fn parse_frame(frame: &str) -> Result<Frame, FrameError> {
         'o' if rest.is_empty() => Ok(Frame::Open),
         'h' if rest.is_empty() => Ok(Frame::Heartbeat),
         'a' => string_array(rest.as_bytes())
+            .or_else(|| string_array(replace_lone_surrogates(rest)?.as_bytes()))
             .map(Frame::Messages)
             .ok_or_else(bad),
         'm' => serde_json::from_str::<String>(rest)

@@ -104,9 +104,16 @@ pub(super) async fn serve(ctx: Ctx, session_id: String, kind: Kind) -> Response 
     } else {
         String::new()
     };
-    let session = ctx
-        .server
-        .get_or_create(&session_id, kind.name(), ctx.remote);
+    let session = match ctx.server.get_or_create(&session_id, kind.name(), &ctx) {
+        Ok(s) => s,
+        Err(refused) => {
+            return h::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                h::CT_PLAIN,
+                format!("{}\n", refused.reason),
+            )
+        }
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let prelude = kind.prelude(&callback);
     tokio::spawn(stream(ctx.server.clone(), session, kind, tx, prelude));

@@ -97,7 +97,14 @@ async fn upgrade(mut ctx: Ctx, framing: Framing) -> Response {
     let on_upgrade = hyper::upgrade::on(&mut ctx.req);
     let server = ctx.server.clone();
     let remote = ctx.remote;
+    // The websocket keeps its connection's place under the connection limit.
+    let slot = ctx
+        .req
+        .extensions()
+        .get::<super::serve::ConnectionSlot>()
+        .cloned();
     tokio::spawn(async move {
+        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -182,7 +189,13 @@ mod hixie76 {
         let on_upgrade = hyper::upgrade::on(&mut ctx.req);
         let server = ctx.server.clone();
         let remote = ctx.remote;
+        let slot = ctx
+            .req
+            .extensions()
+            .get::<super::super::serve::ConnectionSlot>()
+            .cloned();
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };

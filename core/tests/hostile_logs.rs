@@ -2,6 +2,7 @@
 //! and refused), registrations over dnode and HTTP, token requests and key lookups run
 //! under a trace-level subscriber (with `log` records of the dependencies bridged in), and
 //! the captured output is searched for every key and token used.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

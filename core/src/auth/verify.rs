@@ -1,4 +1,5 @@
 //! Verification of kite keys and tokens against a trusted Kontrol.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -269,7 +270,8 @@ impl KeyCache {
         // Drop the expired from the front, then the oldest while full.
         while let Some((key, at)) = order.front() {
             let expired = now.saturating_duration_since(*at) >= self.ttl;
-            let full = verdicts.len() >= self.capacity || order.len() > self.capacity * 2;
+            let full =
+                verdicts.len() >= self.capacity || order.len() > self.capacity.saturating_mul(2);
             if !expired && !full {
                 break;
             }

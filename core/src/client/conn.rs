@@ -2,6 +2,7 @@
 //! that accepted can call the side that dialed). It owns the per-connection callback
 //! table, matches responses to calls, and serves incoming calls with the local kite's
 //! methods.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 

@@ -1,5 +1,6 @@
 //! The dnode message: `{"method", "arguments", "callbacks"}`, parsed tolerantly and
 //! written exactly like the Go reference.
+#![deny(clippy::arithmetic_side_effects)]
 
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};

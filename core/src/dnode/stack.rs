@@ -5,6 +5,7 @@
 //! walks, so a message nested deeper than the fast parse goes is handled inside
 //! [`on_big_stack`]: each poll of its future (and its drop) runs on a freshly mapped stack
 //! of [`BIG_STACK`] bytes, of which only the pages used are ever touched.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::future::Future;
 use std::pin::Pin;

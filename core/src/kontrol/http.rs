@@ -1,5 +1,6 @@
 //! Kontrol's HTTP endpoints: `POST /register` (register without a dnode connection) and
 //! `GET /heartbeat?id=KITEID` (`pong`, or `registeragain` when Kontrol forgot the kite).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Weak;
 

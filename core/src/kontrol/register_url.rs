@@ -1,4 +1,5 @@
 //! Which URLs a kite may register under: something another kite can dial.
+#![deny(clippy::arithmetic_side_effects)]
 
 /// Checks a register URL: `http`, `https`, `ws` or `wss`, with a host. Anything else
 /// (`javascript:alert(1)`, `file:///…`, a bare path) is refused with the reason.
@@ -13,7 +14,7 @@ pub(crate) fn check_register_url(u: &str) -> Result<(), String> {
             parsed.scheme()
         ));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
+    if parsed.host_str().map_or(true, str::is_empty) {
         return Err("invalid register URL: no host".into());
     }
     Ok(())

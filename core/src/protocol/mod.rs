@@ -1,6 +1,7 @@
 //! IO-free wire types of the kite protocol: the Kite identity, call options, responses and
 //! the wire error. Their JSON is identical to the Go reference's (pinned by golden frames
 //! in `tests/interop/golden`).
+#![deny(clippy::arithmetic_side_effects)]
 
 mod error;
 pub mod json;

@@ -1,5 +1,6 @@
 //! The methods every kite serves: `kite.ping`, `kite.systemInfo`, `kite.heartbeat`,
 //! `kite.log`, `kite.print`, `kite.prompt` and `kite.getPass`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::io::Write;
 use std::time::Duration;
@@ -59,8 +60,8 @@ impl SystemInfo {
 fn disk(path: &str) -> Result<(u64, u64), std::io::Error> {
     let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
     let frag = st.fragment_size() as u64;
-    let total = st.blocks() as u64 * frag;
-    let free = st.blocks_free() as u64 * frag;
+    let total = (st.blocks() as u64).saturating_mul(frag);
+    let free = (st.blocks_free() as u64).saturating_mul(frag);
     Ok((total.saturating_sub(free), total))
 }
 
@@ -73,7 +74,7 @@ fn memory() -> Option<(u64, u64)> {
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
             .and_then(|r| r.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
+            .map(|kb| kb.saturating_mul(1024))
             .unwrap_or(0)
     };
     let total = field("MemTotal");

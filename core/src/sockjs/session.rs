@@ -13,6 +13,7 @@
 //!   stops reading therefore cannot grow server memory past the limit: senders wait, and
 //!   if the peer never comes back the disconnect delay closes the session, which fails
 //!   every waiting `send` with [`SendError`].
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -301,7 +302,7 @@ impl Session {
         if st.queued_bytes >= self.inner.limits.send_queue_bytes && !st.queue.is_empty() {
             return Err((TrySendError::Full, message));
         }
-        st.queued_bytes += message.len();
+        st.queued_bytes = st.queued_bytes.saturating_add(message.len());
         st.queue.push_back(message);
         drop(st);
         self.inner.out_ready.notify_one();

@@ -9,6 +9,7 @@
 //! HTTP-based sessions live in a table keyed by session id; a watchdog task per session
 //! removes it once no request has been attached for the disconnect delay. Websocket
 //! sessions live exactly as long as their connection.
+#![deny(clippy::arithmetic_side_effects)]
 
 mod http;
 mod polling;

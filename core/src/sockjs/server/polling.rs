@@ -1,5 +1,6 @@
 //! Polling transports: `xhr` and `jsonp` (one frame per request), and the matching send
 //! endpoints `xhr_send` and `jsonp_send`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use axum::response::Response;
 use http::header::{self, HeaderMap};
@@ -121,7 +122,7 @@ pub(super) async fn jsonp(ctx: Ctx, session_id: String) -> Response {
         Ok(session) => poll_frame(&ctx.server, &session).await,
         Err(refused) => refused.frame(),
     };
-    let mut body = String::with_capacity(f.len() + callback.len() + 16);
+    let mut body = String::with_capacity(f.len().saturating_add(callback.len()).saturating_add(16));
     body.push_str("/**/");
     body.push_str(&callback);
     body.push('(');

@@ -14,6 +14,12 @@
 //! | [`server`] | the [`Kite`]: methods, handlers, authentication, default methods |
 //! | [`client`] | [`Client`] and [`Connection`]: dialing, calls, callbacks, events |
 //! | [`auth`] | JWT kite keys and tokens: verification, minting, the kite.key file |
+//!
+//! Every byte from the network is hostile. The modules that handle wire values (durations,
+//! sizes, indices, counts: `protocol`, dnode messages, the SockJS session, frames and
+//! server, the connection, the default methods, token and key checks, Kontrol's HTTP and
+//! client) deny `clippy::arithmetic_side_effects`: their arithmetic is checked or
+//! saturating, so nothing a peer sends can overflow into a panic.
 
 pub mod auth;
 pub mod client;

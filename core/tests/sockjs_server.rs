@@ -711,6 +711,7 @@ async fn slow_client_cannot_grow_memory() {
             disconnect_delay: Duration::from_millis(300),
             limits: kite::sockjs::SessionLimits {
                 send_queue_bytes: limit,
+                ..Default::default()
             },
             ..ServerConfig::default()
         },

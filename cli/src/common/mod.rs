@@ -4,8 +4,16 @@
 use std::ffi::OsString;
 
 /// Logs to stderr at `RUST_LOG` (else `default`), so stdout carries only the command's output.
+/// `tungstenite` is capped at `debug` unless `RUST_LOG` names it: its `trace` lines dump
+/// whole websocket frames, credentials included.
 pub fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string());
+    let spec = if spec.contains("tungstenite") {
+        spec
+    } else {
+        format!("{spec},tungstenite=debug")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,5 +1,6 @@
 //! The claims carried by kite keys and tokens, and the IO-free JWT decoding helpers shared by
 //! verification and the kite.key reader.
+#![deny(clippy::arithmetic_side_effects)]
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
@@ -135,7 +136,7 @@ impl<'a> RawJwt<'a> {
                 "token contains an invalid number of segments".into(),
             ));
         };
-        let message = &jwt[..header.len() + 1 + payload.len()];
+        let message = &jwt[..header.len().saturating_add(1).saturating_add(payload.len())];
         // The header is read as plain JSON so that an algorithm unknown to jsonwebtoken
         // (`none`, say) is reported as a wrong signing method, not as a malformed token.
         let header: serde_json::Value = serde_json::from_slice(&decode_segment(header)?)

@@ -35,7 +35,7 @@ pub use error::AuthError;
 pub use keyfile::{kite_home, kite_key_path, read_kite_key, write_kite_key, KITE_KEY_FILE};
 pub use keys::{KeyPair, KEY_BITS};
 pub use mint::{audience_for_query, mint_kite_key, mint_token, sign};
-pub use verify::{AudienceFn, Verifier, VerifyFn, KEY_NOT_TRUSTED};
+pub use verify::{AudienceFn, Verifier, VerifyFn, KEY_NOT_TRUSTED, VERIFY_CACHE_CAPACITY};
 
 /// How long a Kontrol token is valid (before the leeway is added): 48 h.
 pub const TOKEN_TTL: Duration = Duration::from_secs(48 * 60 * 60);

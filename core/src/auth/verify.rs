@@ -1,6 +1,7 @@
 //! Verification of kite keys and tokens against a trusted Kontrol.
+#![deny(clippy::arithmetic_side_effects)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -108,9 +109,25 @@ impl Verifier {
             return Err(AuthError::NoKontrolKey);
         }
         let key = decoding_key(pem)?;
-        self.trust(pem, Instant::now())?;
+        let now = Instant::now();
+        let signed = match self.known_trust(pem, now) {
+            Some(verdict) => {
+                verdict?;
+                false
+            }
+            None => {
+                // A key not seen before is put to the verify function (and its verdict
+                // cached) only when it signed this very kite key: forged keys carrying
+                // made-up `kontrolKey`s leave nothing behind.
+                if !raw.signature_ok(&key) {
+                    return Err(AuthError::InvalidSignature);
+                }
+                self.ask(pem, now)?;
+                true
+            }
+        };
         raw.claims.check_times(now_unix())?;
-        if !raw.signature_ok(&key) {
+        if !signed && !raw.signature_ok(&key) {
             return Err(AuthError::InvalidSignature);
         }
         if raw.claims.sub.is_empty() {
@@ -147,16 +164,21 @@ impl Verifier {
         Ok(raw.claims)
     }
 
-    /// Whether `pem` (trimmed) may sign kite keys.
-    fn trust(&self, pem: &str, now: Instant) -> Result<(), AuthError> {
+    /// The verdict on `pem` (trimmed) without asking the verify function: the configured
+    /// key, or a cached verdict; `None` when unknown.
+    fn known_trust(&self, pem: &str, now: Instant) -> Option<Result<(), AuthError>> {
         if self.kontrol_key.as_deref().is_some_and(|k| k.pem == pem) {
-            return Ok(());
+            return Some(Ok(()));
         }
         match self.cache.as_deref().and_then(|c| c.get(pem, now)) {
-            Some(true) => return Ok(()),
-            Some(false) => return Err(AuthError::CachedUntrusted),
-            None => {}
+            Some(true) => Some(Ok(())),
+            Some(false) => Some(Err(AuthError::CachedUntrusted)),
+            None => None,
         }
+    }
+
+    /// Asks the verify function whether `pem` may sign kite keys, caching the verdict.
+    fn ask(&self, pem: &str, now: Instant) -> Result<(), AuthError> {
         let verdict = match &self.verify_fn {
             Some(f) => f(pem),
             None => Err(KEY_NOT_TRUSTED.to_string()),
@@ -179,6 +201,11 @@ impl Verifier {
             c.set(pem, trusted, now);
         }
     }
+
+    /// Number of verdicts in the cache (bounded by [`VERIFY_CACHE_CAPACITY`]).
+    pub fn cached_verdicts(&self) -> usize {
+        self.cache.as_deref().map_or(0, KeyCache::len)
+    }
 }
 
 impl fmt::Debug for Verifier {
@@ -192,23 +219,46 @@ impl fmt::Debug for Verifier {
     }
 }
 
-/// Verdicts of the verify function per PEM key, each valid for `ttl`.
+/// Most verdicts the verify cache holds; the oldest is dropped to make room.
+pub const VERIFY_CACHE_CAPACITY: usize = 1024;
+
+/// Verdicts of the verify function per PEM key, each valid for `ttl`, at most
+/// [`VERIFY_CACHE_CAPACITY`] of them. Every entry lives equally long, so insertion order is
+/// expiry order: a queue of insertions finds the expired and the oldest in O(1).
 struct KeyCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (bool, Instant)>>,
+    capacity: usize,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    verdicts: HashMap<String, (bool, Instant)>,
+    /// Keys in insertion order, with their insertion time (stale pairs are skipped).
+    order: VecDeque<(String, Instant)>,
 }
 
 impl KeyCache {
     fn new(ttl: Duration) -> KeyCache {
         KeyCache {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            capacity: VERIFY_CACHE_CAPACITY,
+            entries: Mutex::new(Entries::default()),
         }
+    }
+
+    fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .verdicts
+            .len()
     }
 
     fn get(&self, pem: &str, now: Instant) -> Option<bool> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
+            .verdicts
             .get(pem)
             .filter(|(_, at)| now.saturating_duration_since(*at) < self.ttl)
             .map(|(v, _)| *v)
@@ -216,8 +266,25 @@ impl KeyCache {
 
     fn set(&self, pem: &str, trusted: bool, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|_, (_, at)| now.saturating_duration_since(*at) < self.ttl);
-        entries.insert(pem.to_string(), (trusted, now));
+        let Entries { verdicts, order } = &mut *entries;
+        // Drop the expired from the front, then the oldest while full.
+        while let Some((key, at)) = order.front() {
+            let expired = now.saturating_duration_since(*at) >= self.ttl;
+            let full =
+                verdicts.len() >= self.capacity || order.len() > self.capacity.saturating_mul(2);
+            if !expired && !full {
+                break;
+            }
+            if verdicts.get(key).is_some_and(|(_, t)| t == at) {
+                verdicts.remove(key);
+            }
+            order.pop_front();
+        }
+        if self.capacity == 0 || self.ttl.is_zero() {
+            return;
+        }
+        verdicts.insert(pem.to_string(), (trusted, now));
+        order.push_back((pem.to_string(), now));
     }
 }
 
@@ -237,6 +304,21 @@ mod tests {
         assert_eq!(c.get("c", t0), None);
         // Expired entries are dropped on the next insert.
         c.set("c", true, t0 + Duration::from_secs(301));
-        assert_eq!(c.entries.lock().unwrap().len(), 1);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn cache_is_bounded_and_drops_the_oldest() {
+        let c = KeyCache::new(Duration::from_secs(300));
+        let t0 = Instant::now();
+        for i in 0..VERIFY_CACHE_CAPACITY * 10 {
+            c.set(&format!("key{i}"), false, t0);
+            assert!(c.len() <= VERIFY_CACHE_CAPACITY);
+        }
+        let last = VERIFY_CACHE_CAPACITY * 10 - 1;
+        assert_eq!(c.get(&format!("key{last}"), t0), Some(false));
+        assert_eq!(c.get("key0", t0), None);
+        let order = c.entries.lock().unwrap().order.len();
+        assert!(order <= VERIFY_CACHE_CAPACITY * 2 + 1, "{order}");
     }
 }

@@ -2,6 +2,7 @@
 //! that accepted can call the side that dialed). It owns the per-connection callback
 //! table, matches responses to calls, and serves incoming calls with the local kite's
 //! methods.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
@@ -19,8 +20,9 @@ use tracing::Instrument;
 
 use crate::dnode::{
     place, scrub, Arguments, Borrowed, BoxFuture, Callback, FunctionSink, LazyMessage, Message,
-    Method, Path, Segment,
+    MessageError, Method, Path, Segment,
 };
+use crate::protocol::json::nesting_depth;
 use crate::protocol::{
     args_list, Auth, CallOptions, ErrorKind, Kite as KiteIdentity, KiteError, Response,
 };
@@ -47,6 +49,8 @@ pub(crate) struct Inner {
     closed: CancellationToken,
     /// Credentials sent with our calls.
     auth: RwLock<Option<Auth>>,
+    /// Most entries in `table` ([`crate::Config::max_callbacks`]).
+    max_callbacks: usize,
     token_expired: RwLock<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
@@ -92,8 +96,10 @@ impl Connection {
         dialed: bool,
         auth: Option<Auth>,
     ) -> Connection {
+        let max_callbacks = local.config().max_callbacks;
         Connection {
             inner: Arc::new(Inner {
+                max_callbacks,
                 session,
                 local,
                 dialed,
@@ -182,14 +188,31 @@ impl Connection {
         self.inner.closed.clone()
     }
 
-    fn register(&self, entry: Entry) -> u64 {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+    fn register(&self, entry: Entry) -> Result<u64, Error> {
+        self.inner.register(entry).ok_or_else(|| {
+            Error::Send(format!(
+                "too many callbacks on this connection (limit {})",
+                self.inner.max_callbacks
+            ))
+        })
+    }
+
+    /// Registers the callbacks of an outgoing value with [`place`]; when the callback
+    /// table is full, registers none of them and fails.
+    fn place_all(
+        &self,
+        value: &mut Value,
+        callbacks: Vec<Callback>,
+        prefix: &[Segment],
+    ) -> Result<Vec<(u64, Path)>, Error> {
         self.inner
-            .table
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, entry);
-        id
+            .place_all(value, callbacks, prefix)
+            .ok_or_else(|| {
+                Error::Send(format!(
+                    "too many callbacks on this connection (limit {})",
+                    self.inner.max_callbacks
+                ))
+            })
     }
 
     fn remove(&self, id: u64) -> Option<Entry> {
@@ -232,7 +255,7 @@ impl Connection {
             other => Value::Array(vec![other]),
         };
         let (tx, rx) = oneshot::channel();
-        let response_id = self.register(Entry::Response(tx));
+        let response_id = self.register(Entry::Response(tx))?;
         let mut options = json!({
             "kite": self.inner.local.identity(),
             "authentication": self.inner.auth.read().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -245,9 +268,13 @@ impl Connection {
         )];
         if let Some(w) = options.get_mut("withArgs") {
             let prefix = [Segment::Index(0), Segment::Key("withArgs".into())];
-            cb_paths.extend(place(w, callbacks, &prefix, &mut |cb| {
-                self.register(Entry::User(cb))
-            }));
+            match self.place_all(w, callbacks, &prefix) {
+                Ok(paths) => cb_paths.extend(paths),
+                Err(e) => {
+                    self.remove(response_id);
+                    return Err(e);
+                }
+            }
         }
         let msg = Message {
             method: Method::Name(method.to_string()),
@@ -288,14 +315,33 @@ impl Connection {
     /// `disconnect` and empties the callback table.
     pub(crate) async fn run(&self) {
         self.inner.local.fire_connect(self);
-        let sequential = self.inner.local.config().disable_concurrency;
+        let (sequential, max_calls, max_bytes) = {
+            let c = self.inner.local.config();
+            (
+                c.disable_concurrency,
+                c.max_calls_in_flight.max(1),
+                c.max_bytes_in_flight.max(1),
+            )
+        };
         let local_closed = self.inner.local.inner.closed.clone();
         // Requests whose handlers are waiting (on I/O, a timer, a Python or JavaScript
         // handler, a call back to the caller…) stay in this task rather than in a task
         // each: their completions then wake one task per batch, and their responses leave
-        // together, in one frame, instead of one frame per request.
-        let mut pending: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+        // together, in one frame, instead of one frame per request. Each yields the size
+        // of its message when done.
+        let mut pending: FuturesUnordered<BoxFuture<'static, usize>> = FuturesUnordered::new();
+        // Bytes of the messages of `pending`: with their number, bounded by the limits
+        // (reading pauses while either is reached, slowing the peer down).
+        let mut pending_bytes: usize = 0;
         loop {
+            if pending.len() >= max_calls || pending_bytes >= max_bytes {
+                tokio::select! {
+                    Some(n) = pending.next() => pending_bytes = pending_bytes.saturating_sub(n),
+                    _ = local_closed.cancelled() => { self.inner.session.close(); break }
+                    _ = self.inner.session.closed() => break,
+                }
+                continue;
+            }
             // Messages already waiting are taken without setting up the select below.
             let waiting = match self.inner.session.try_recv() {
                 Ok(t) if !local_closed.is_cancelled() => Some(t),
@@ -307,12 +353,21 @@ impl Connection {
                 None => tokio::select! {
                     t = self.inner.session.recv() => match t { Some(t) => t, None => break },
                     _ = local_closed.cancelled() => { self.inner.session.close(); break }
-                    Some(()) = pending.next(), if !pending.is_empty() => continue,
+                    Some(n) = pending.next(), if !pending.is_empty() => {
+                        pending_bytes = pending_bytes.saturating_sub(n);
+                        continue
+                    }
                 },
             };
-            tracing::trace!(message = %text, "received");
+            // Only the size: messages carry credentials (kite keys, tokens).
+            tracing::trace!(bytes = text.len(), "received");
+            let size = text.len();
             let mut msg = match LazyMessage::parse(&text) {
                 Ok(m) => m,
+                Err(MessageError::Nested) => {
+                    self.push_nested(text, &mut pending, &mut pending_bytes);
+                    continue;
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "dropping malformed message");
                     continue;
@@ -323,28 +378,39 @@ impl Connection {
                     let callbacks = std::mem::take(&mut msg.callbacks);
                     match msg.arguments() {
                         Ok(arguments) => self.run_callback(id, arguments, callbacks),
+                        Err(MessageError::Nested) => {
+                            self.push_nested(text, &mut pending, &mut pending_bytes)
+                        }
                         Err(e) => tracing::debug!(error = %e, "dropping malformed message"),
                     }
                 }
                 Method::Name(name) => {
                     let Some(options) = call_options(&msg, &text) else {
-                        tracing::debug!("dropping malformed message");
+                        if nesting_depth(text.as_bytes()) > crate::dnode::FAST_DEPTH {
+                            self.push_nested(text, &mut pending, &mut pending_bytes);
+                        } else {
+                            tracing::debug!("dropping malformed message");
+                        }
                         continue;
                     };
                     let callbacks = std::mem::take(&mut msg.callbacks);
                     let conn = self.clone();
-                    let fut = async move { conn.serve(name, options, callbacks).await };
+                    let fut = async move {
+                        conn.serve(name, options, callbacks).await;
+                        size
+                    };
                     if sequential {
                         fut.await;
                     } else {
                         // Most handlers finish without waiting: poll once here, and keep
                         // only a request that is still pending.
-                        let mut fut: BoxFuture<'static, ()> = Box::pin(fut);
+                        let mut fut: BoxFuture<'static, usize> = Box::pin(fut);
                         let waits = std::future::poll_fn(|cx| {
                             Poll::Ready(fut.as_mut().poll(cx).is_pending())
                         })
                         .await;
                         if waits {
+                            pending_bytes = pending_bytes.saturating_add(size);
                             pending.push(fut);
                         }
                     }
@@ -367,6 +433,66 @@ impl Connection {
             .collect();
         drop(entries);
         self.inner.local.fire_disconnect(self);
+    }
+
+    /// Queues a message nested deeper than the fast path parses, to be handled on a stack
+    /// of its own, as one more request in flight.
+    fn push_nested(
+        &self,
+        text: String,
+        pending: &mut FuturesUnordered<BoxFuture<'static, usize>>,
+        pending_bytes: &mut usize,
+    ) {
+        let size = text.len();
+        let conn = self.clone();
+        let deep = crate::dnode::on_big_stack(async move {
+            conn.serve_nested(text).await;
+            size
+        });
+        *pending_bytes = pending_bytes.saturating_add(size);
+        pending.push(Box::pin(deep));
+    }
+
+    /// Handles a message nested deeper than the fast path parses (up to
+    /// [`crate::dnode::MAX_DEPTH`] levels, like the reference), as [`Connection::run`]
+    /// handles the others; runs on a stack of its own ([`crate::dnode::on_big_stack`]).
+    async fn serve_nested(&self, text: String) {
+        let msg = match Message::parse_nested(&text) {
+            Ok(m) => m,
+            Err(MessageError::TooDeep) => {
+                // Deeper than the reference reads: refused, with an answer when the
+                // (shallow) rest of the message says where to send it.
+                let shallow = crate::protocol::json::truncate_nesting(&text, 16);
+                if let Ok(Message {
+                    method: Method::Name(name),
+                    callbacks,
+                    ..
+                }) = Message::parse(&shallow)
+                {
+                    let refusal = KiteError::argument(format!(
+                        "arguments nested deeper than {} levels",
+                        crate::dnode::MAX_DEPTH
+                    ));
+                    self.serve(name, Err(refusal), callbacks).await;
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "dropping malformed message");
+                return;
+            }
+        };
+        match msg.method {
+            Method::Callback(id) => self.run_callback(id, msg.arguments, msg.callbacks),
+            Method::Name(name) => {
+                let options = match msg.arguments.into_iter().next() {
+                    Some(v @ Value::Object(_)) => serde_json::from_value::<CallOptions>(v)
+                        .map_err(|e| KiteError::argument(format!("invalid call options: {e}"))),
+                    _ => Err(KiteError::argument("call options must be an object")),
+                };
+                self.serve(name, options, msg.callbacks).await;
+            }
+        }
     }
 
     fn sink(&self) -> Weak<dyn FunctionSink> {
@@ -452,12 +578,18 @@ impl Connection {
         .await
     }
 
-    async fn respond(&self, response_id: u64, mut result: Value, error: Option<KiteError>) {
+    async fn respond(&self, response_id: u64, mut result: Value, mut error: Option<KiteError>) {
         // A result may carry functions (callbacks serialized by the handler).
         let prefix = [Segment::Index(0), Segment::Key("result".into())];
-        let callbacks = place(&mut result, Vec::new(), &prefix, &mut |cb| {
-            self.register(Entry::User(cb))
-        });
+        let callbacks = match self.place_all(&mut result, Vec::new(), &prefix) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, "response refused");
+                result = Value::Null;
+                error = Some(KiteError::new(ErrorKind::RequestLimitError, e.to_string()));
+                Vec::new()
+            }
+        };
         let response = Response { error, result };
         // Written straight from the response (not through a `Value` of it).
         let text = Borrowed {
@@ -545,6 +677,46 @@ impl Connection {
     }
 }
 
+impl Inner {
+    /// Adds an entry to the callback table; `None` when it holds `max_callbacks` already.
+    fn register(&self, entry: Entry) -> Option<u64> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if table.len() >= self.max_callbacks {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        table.insert(id, entry);
+        Some(id)
+    }
+
+    /// [`place`] with every callback registered, or none of them when the table is full.
+    fn place_all(
+        &self,
+        value: &mut Value,
+        callbacks: Vec<Callback>,
+        prefix: &[Segment],
+    ) -> Option<Vec<(u64, Path)>> {
+        let mut full = false;
+        let paths = place(value, callbacks, prefix, &mut |cb| {
+            if full {
+                return u64::MAX;
+            }
+            self.register(Entry::User(cb)).unwrap_or_else(|| {
+                full = true;
+                u64::MAX
+            })
+        });
+        if !full {
+            return Some(paths);
+        }
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, _) in &paths {
+            table.remove(id);
+        }
+        None
+    }
+}
+
 impl FunctionSink for Inner {
     fn call_function(
         &self,
@@ -553,14 +725,15 @@ impl FunctionSink for Inner {
         callbacks: Vec<Callback>,
     ) -> BoxFuture<'_, Result<(), KiteError>> {
         Box::pin(async move {
-            let paths = place(&mut args, callbacks, &[], &mut |cb| {
-                let nid = self.next_id.fetch_add(1, Ordering::Relaxed);
-                self.table
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(nid, Entry::User(cb));
-                nid
-            });
+            let paths = self.place_all(&mut args, callbacks, &[]).ok_or_else(|| {
+                KiteError::new(
+                    ErrorKind::RequestLimitError,
+                    format!(
+                        "too many callbacks on this connection (limit {})",
+                        self.max_callbacks
+                    ),
+                )
+            })?;
             let arguments = match args {
                 Value::Array(a) => a,
                 other => vec![other],

@@ -1,10 +1,13 @@
 //! The dnode message: `{"method", "arguments", "callbacks"}`, parsed tolerantly and
 //! written exactly like the Go reference.
+#![deny(clippy::arithmetic_side_effects)]
 
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
+
+use crate::protocol::json::{nesting_depth, replace_lone_surrogates, MAX_DEPTH};
 
 /// The `method` of a message: a method name, or the id of a callback on the receiver's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +124,17 @@ pub enum MessageError {
     /// `callbacks` not an object of id → path.
     #[error("bad callbacks: {0}")]
     BadCallbacks(String),
+    /// Nested deeper than the ordinary parse goes: parse it with [`Message::parse_nested`]
+    /// on a stack of its own ([`super::on_big_stack`]).
+    #[error("message is nested deeper than {FAST_DEPTH} levels")]
+    Nested,
+    /// Nested deeper than [`MAX_DEPTH`] levels (the reference's limit too).
+    #[error("message is nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
 }
+
+/// Nesting that the ordinary parse (serde_json's recursion limit, 128) surely handles.
+pub const FAST_DEPTH: usize = 100;
 
 impl Message {
     /// Encodes the message as JSON text.
@@ -146,8 +159,38 @@ impl Message {
     /// The reference parse through a `Value` tree; decides every case the typed fast path
     /// of [`LazyMessage::parse`] does not take (and gives the exact error).
     fn parse_value(text: &str) -> Result<Message, MessageError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))?;
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                if nesting_depth(text.as_bytes()) > FAST_DEPTH {
+                    return Err(MessageError::Nested);
+                }
+                // Go reads a lone surrogate escape as U+FFFD; serde_json refuses it.
+                let fixed = replace_lone_surrogates(text)
+                    .ok_or_else(|| MessageError::NotJson(e.to_string()))?;
+                serde_json::from_str(&fixed).map_err(|e| MessageError::NotJson(e.to_string()))?
+            }
+        };
+        Self::from_value(value)
+    }
+
+    /// Parses a message of any depth up to [`MAX_DEPTH`] (the reference's limit). Recurses
+    /// once per level: call it on a big stack ([`super::on_big_stack`]).
+    pub fn parse_nested(text: &str) -> Result<Message, MessageError> {
+        if nesting_depth(text.as_bytes()) > MAX_DEPTH {
+            return Err(MessageError::TooDeep);
+        }
+        let fixed = replace_lone_surrogates(text);
+        let text = fixed.as_deref().unwrap_or(text);
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.disable_recursion_limit();
+        let value = serde::Deserialize::deserialize(&mut de)
+            .and_then(|v: Value| de.end().map(|()| v))
+            .map_err(|e| MessageError::NotJson(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    fn from_value(value: Value) -> Result<Message, MessageError> {
         let Value::Object(mut obj) = value else {
             return Err(MessageError::NotObject);
         };
@@ -327,9 +370,20 @@ impl<'a> LazyMessage<'a> {
         // is reported as the reference parse reports it.
         self.arguments
             .iter()
-            .map(|raw| serde_json::from_str(raw.get()))
+            .map(|raw| {
+                serde_json::from_str(raw.get()).or_else(|e| {
+                    if nesting_depth(raw.get().as_bytes()) > FAST_DEPTH {
+                        return Err(MessageError::Nested);
+                    }
+                    // Go reads a lone surrogate escape as U+FFFD; serde_json refuses it.
+                    match replace_lone_surrogates(raw.get()) {
+                        Some(fixed) => serde_json::from_str(&fixed),
+                        None => Err(e),
+                    }
+                    .map_err(|e| MessageError::NotJson(e.to_string()))
+                })
+            })
             .collect::<Result<_, _>>()
-            .map_err(|e| MessageError::NotJson(e.to_string()))
     }
 
     /// The first argument as JSON text (`None` when there are no arguments), for callers

@@ -7,9 +7,14 @@
 
 mod functions;
 mod message;
+mod stack;
 
 pub use functions::{
     place, scrub, Arguments, BoxFuture, Callback, Function, FunctionSink, PLACEHOLDER,
 };
-pub use message::{value_at_mut, Message, MessageError, Method, Path, Segment};
+pub use message::{value_at_mut, Message, MessageError, Method, Path, Segment, FAST_DEPTH};
 pub(crate) use message::{Borrowed, LazyMessage};
+pub use stack::{on_big_stack, BIG_STACK};
+
+/// Deepest nesting of a message accepted (the reference's `encoding/json` limit).
+pub use crate::protocol::json::MAX_DEPTH;

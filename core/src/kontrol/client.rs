@@ -1,5 +1,6 @@
 //! The kite's side of Kontrol: register (over dnode or HTTP, once or forever), find other
 //! kites (as clients carrying renewing tokens), get tokens and Kontrol's key.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

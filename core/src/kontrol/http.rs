@@ -1,5 +1,6 @@
 //! Kontrol's HTTP endpoints: `POST /register` (register without a dnode connection) and
 //! `GET /heartbeat?id=KITEID` (`pong`, or `registeragain` when Kontrol forgot the kite).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Weak;
 
@@ -63,11 +64,8 @@ async fn register(State(inner): State<Weak<Inner>>, body: axum::body::Bytes) -> 
     if args.url.is_empty() {
         return error(StatusCode::BAD_REQUEST, "empty URL");
     }
-    if let Err(e) = url::Url::parse(&args.url) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid register URL: {e}"),
-        );
+    if let Err(e) = super::register_url::check_register_url(&args.url) {
+        return error(StatusCode::BAD_REQUEST, e);
     }
     let (pair, mut result, username) = match k.key_outcome(&auth.key).await {
         Ok(x) => x,

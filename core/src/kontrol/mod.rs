@@ -5,6 +5,7 @@ mod client;
 mod http;
 mod keys;
 pub mod query;
+mod register_url;
 mod service;
 pub mod storage;
 

@@ -870,9 +870,5 @@ pub(crate) fn heartbeat_secs(config: &KontrolConfig) -> u64 {
 }
 
 fn check_url(u: &str) -> Result<(), KiteError> {
-    if u.is_empty() {
-        return Err(KiteError::generic("empty url"));
-    }
-    url::Url::parse(u).map_err(|e| KiteError::generic(format!("invalid register URL: {e}")))?;
-    Ok(())
+    super::register_url::check_register_url(u).map_err(KiteError::generic)
 }

@@ -1,8 +1,10 @@
 //! IO-free wire types of the kite protocol: the Kite identity, call options, responses and
 //! the wire error. Their JSON is identical to the Go reference's (pinned by golden frames
 //! in `tests/interop/golden`).
+#![deny(clippy::arithmetic_side_effects)]
 
 mod error;
+pub mod json;
 mod kite;
 
 pub use error::{ErrorKind, KiteError};
@@ -27,7 +29,8 @@ pub const METHOD_PROMPT: &str = "kite.prompt";
 pub const METHOD_GET_PASS: &str = "kite.getPass";
 
 /// Authentication sent with a call: `{"type": "kiteKey"|"token"|…, "key": "<jwt>"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` output leaves the key out, so that it never reaches a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
     /// `kiteKey`, `token`, or a custom type with its own authenticator.
     #[serde(rename = "type", default)]
@@ -35,6 +38,15 @@ pub struct Auth {
     /// The credential (a JWT for the built-in types).
     #[serde(default)]
     pub key: String,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("kind", &self.kind)
+            .field("key", &format_args!("<{} bytes>", self.key.len()))
+            .finish()
+    }
 }
 
 impl Auth {

@@ -1,5 +1,6 @@
 //! Authentication of incoming calls (§5): picks the authenticator by type; the built-in
 //! `kiteKey` and `token` authenticators use [`crate::auth::Verifier`].
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::config::Config;
 use super::kite::{AuthCheck, Kite};

@@ -68,6 +68,21 @@ pub struct Config {
     pub register_url: Option<String>,
     /// SockJS options of the `/kite` service (heartbeat and disconnect delay 10 s).
     pub sockjs: ServerConfig,
+    /// Time a client has to send a complete HTTP request head. Default: 10 s.
+    pub header_read_timeout: Duration,
+    /// Connections served at once (websockets and HTTP); further clients wait in the
+    /// listen backlog until one ends. Default: 20,000.
+    pub max_connections: usize,
+    /// Incoming calls of one connection being handled or answered at once; reading from
+    /// that connection pauses while this many are in flight. Default: 128.
+    pub max_calls_in_flight: usize,
+    /// Bytes of incoming calls (their message text) of one connection in flight at once;
+    /// reading from that connection pauses above it. Default: 8 MiB.
+    pub max_bytes_in_flight: usize,
+    /// Entries in one connection's callback table (functions sent to the peer and calls
+    /// awaiting its answer); a call or response that would exceed it fails with a clear
+    /// error. Default: 10,000.
+    pub max_callbacks: usize,
 }
 
 impl Default for Config {
@@ -97,6 +112,11 @@ impl Default for Config {
             tls_insecure_skip_verify: false,
             register_url: None,
             sockjs: ServerConfig::default(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+            max_calls_in_flight: 128,
+            max_bytes_in_flight: 8 * 1024 * 1024,
+            max_callbacks: 10_000,
         }
     }
 }
@@ -214,6 +234,60 @@ impl Config {
         }
         if let Some(d) = var("KITE_DRAIN_TIMEOUT").and_then(|v| parse_duration(&v)) {
             self.drain_timeout = d;
+        }
+        self.read_limits_env()?;
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Applies the limit variables: `KITE_HEADER_READ_TIMEOUT` (a duration),
+    /// `KITE_MAX_CONNECTIONS`, `KITE_MAX_CALLS_IN_FLIGHT`, `KITE_MAX_BYTES_IN_FLIGHT`,
+    /// `KITE_MAX_CALLBACKS`, `KITE_MAX_SESSIONS`, `KITE_MAX_SESSIONS_PER_CLIENT` (numbers)
+    /// and `KITE_TRUSTED_PROXIES` (comma-separated IP addresses).
+    fn read_limits_env(&mut self) -> Result<(), Error> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let number = |k: &str| -> Result<Option<usize>, Error> {
+            var(k)
+                .map(|v| {
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| Error::Config(format!("{k} {v:?} is not a number")))
+                })
+                .transpose()
+        };
+        if let Some(d) = var("KITE_HEADER_READ_TIMEOUT").and_then(|v| parse_duration(&v)) {
+            self.header_read_timeout = d;
+        }
+        if let Some(n) = number("KITE_MAX_CONNECTIONS")? {
+            self.max_connections = n;
+        }
+        if let Some(n) = number("KITE_MAX_CALLS_IN_FLIGHT")? {
+            self.max_calls_in_flight = n;
+        }
+        if let Some(n) = number("KITE_MAX_BYTES_IN_FLIGHT")? {
+            self.max_bytes_in_flight = n;
+        }
+        if let Some(n) = number("KITE_MAX_CALLBACKS")? {
+            self.max_callbacks = n;
+        }
+        if let Some(n) = number("KITE_MAX_SESSIONS")? {
+            self.sockjs.max_sessions = n;
+        }
+        if let Some(n) = number("KITE_MAX_SESSIONS_PER_CLIENT")? {
+            self.sockjs.max_sessions_per_client = n;
+        }
+        if let Some(v) = var("KITE_TRUSTED_PROXIES") {
+            self.sockjs.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        Error::Config(format!("KITE_TRUSTED_PROXIES: {s:?} is not an IP address"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The methods every kite serves: `kite.ping`, `kite.systemInfo`, `kite.heartbeat`,
 //! `kite.log`, `kite.print`, `kite.prompt` and `kite.getPass`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::io::Write;
 use std::time::Duration;
@@ -59,8 +60,8 @@ impl SystemInfo {
 fn disk(path: &str) -> Result<(u64, u64), std::io::Error> {
     let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
     let frag = st.fragment_size() as u64;
-    let total = st.blocks() as u64 * frag;
-    let free = st.blocks_free() as u64 * frag;
+    let total = (st.blocks() as u64).saturating_mul(frag);
+    let free = (st.blocks_free() as u64).saturating_mul(frag);
     Ok((total.saturating_sub(free), total))
 }
 
@@ -73,7 +74,7 @@ fn memory() -> Option<(u64, u64)> {
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
             .and_then(|r| r.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
+            .map(|kb| kb.saturating_mul(1024))
             .unwrap_or(0)
     };
     let total = field("MemTotal");
@@ -125,6 +126,11 @@ pub(crate) fn install(kite: &Kite) -> Result<(), Error> {
     Ok(())
 }
 
+/// Longest `kite.heartbeat` interval; longer ones are clamped to it.
+pub(crate) const MAX_HEARTBEAT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Shortest `kite.heartbeat` interval; shorter ones are clamped to it.
+pub(crate) const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+
 /// `kite.heartbeat [seconds, callback]`: calls the callback now and then every `seconds`
 /// until the caller disconnects.
 async fn heartbeat(req: Request) -> anyhow::Result<()> {
@@ -134,11 +140,17 @@ async fn heartbeat(req: Request) -> anyhow::Result<()> {
             KiteError::argument("heartbeat interval must be a positive number of seconds").into(),
         );
     }
-    let period =
-        Duration::try_from_secs_f64(seconds).map_err(|e| KiteError::argument(e.to_string()))?;
+    // The interval comes from the wire: any finite positive number is accepted, clamped
+    // to [MIN_HEARTBEAT, MAX_HEARTBEAT] (1e19 s would overflow the clock, 1e-300 s is zero).
+    let period = Duration::try_from_secs_f64(seconds)
+        .unwrap_or(MAX_HEARTBEAT)
+        .clamp(MIN_HEARTBEAT, MAX_HEARTBEAT);
     ping.call(&()).await?;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let start = tokio::time::Instant::now()
+            .checked_add(period)
+            .unwrap_or_else(tokio::time::Instant::now);
+        let mut tick = tokio::time::interval_at(start, period);
         loop {
             tokio::select! {
                 _ = tick.tick() => {

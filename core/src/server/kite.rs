@@ -419,15 +419,17 @@ impl Kite {
     /// Binds the configured IP and port (0 = ephemeral) and serves in the background.
     /// Returns the bound address; [`Kite::port`] and [`Kite::ready`] report it too.
     pub async fn listen(&self) -> Result<SocketAddr, Error> {
-        let (ip, port, tls, handshake) = {
+        let (ip, port, tls, header_read_timeout, max_connections) = {
             let c = read(&self.inner.config);
-            (c.ip.clone(), c.port, c.tls.clone(), c.handshake_timeout)
+            let limits = (c.header_read_timeout, c.max_connections);
+            (c.ip.clone(), c.port, c.tls.clone(), limits.0, limits.1)
         };
         let listener = tokio::net::TcpListener::bind((ip.as_str(), port)).await?;
         let addr = listener.local_addr()?;
         let app = self.router();
         let options = ServeOptions {
-            header_read_timeout: handshake,
+            header_read_timeout,
+            max_connections,
             shutdown: self.inner.closed.clone(),
             tls: match tls {
                 Some((cert, key)) => Some(crate::sockjs::server::tls_config(&cert, &key)?),

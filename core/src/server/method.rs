@@ -1,5 +1,6 @@
 //! Methods: the main handler, pre/post handlers, final functions, authentication switch,
 //! throttling and the method-handling mode.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -160,7 +161,13 @@ impl Method {
         };
         // Each step's result, kept (not cloned: results may be large) until the handling
         // mode picks one.
-        let mut results: Vec<Value> = Vec::with_capacity(chain.pre.len() + 1 + chain.post.len());
+        let mut results: Vec<Value> = Vec::with_capacity(
+            chain
+                .pre
+                .len()
+                .saturating_add(1)
+                .saturating_add(chain.post.len()),
+        );
         let main_at = chain.pre.len();
         let mut error: Option<KiteError> = None;
         let steps = chain

@@ -1,4 +1,5 @@
 //! A request to one of the kite's methods, as seen by handlers.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -32,6 +32,19 @@ pub struct ServerConfig {
     pub sockjs_url: String,
     /// Per-session queue limits.
     pub limits: SessionLimits,
+    /// HTTP-transport sessions (XHR, JSONP, streaming) open at once; a new one beyond it
+    /// is answered with the close frame `c[1013,"Too many sessions"]`. Default: 10,000.
+    pub max_sessions: usize,
+    /// HTTP-transport sessions open at once per client address (the connection's peer,
+    /// or the first `X-Forwarded-For` address when the peer is a trusted proxy); beyond
+    /// it, the same close frame. Default: 100.
+    pub max_sessions_per_client: usize,
+    /// Proxies whose `X-Forwarded-For` header names the client. Default: none (the
+    /// header is ignored).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Time allowed to receive a whole `xhr_send`/`jsonp_send` body; a slower body gets
+    /// `408` and is not delivered. Default: 10 s.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +59,10 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             sockjs_url: "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js".into(),
             limits: SessionLimits::default(),
+            max_sessions: 10_000,
+            max_sessions_per_client: 100,
+            trusted_proxies: Vec::new(),
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! Both the server transports and the client use these functions, so the exact bytes on
 //! the wire are decided in one place.
+#![deny(clippy::arithmetic_side_effects)]
 
 use serde_json::Value;
+
+use crate::protocol::json::replace_lone_surrogates;
 
 /// The open frame.
 pub const OPEN: &str = "o";
@@ -62,7 +65,7 @@ impl CloseReason {
 
     /// The `c[code,"reason"]` frame.
     pub fn frame(&self) -> String {
-        let mut out = String::with_capacity(self.reason.len() + 12);
+        let mut out = String::with_capacity(self.reason.len().saturating_add(12));
         out.push_str("c[");
         out.push_str(&self.code.to_string());
         out.push(',');
@@ -92,7 +95,7 @@ const HI: u64 = 0x8080_8080_8080_8080;
 
 #[inline(always)]
 fn has_byte(x: u64, b: u8) -> u64 {
-    let v = x ^ (LO * b as u64);
+    let v = x ^ LO.wrapping_mul(b as u64);
     v.wrapping_sub(LO) & !v & HI
 }
 
@@ -105,7 +108,7 @@ fn has_control(x: u64) -> u64 {
 #[inline(always)]
 fn word(bytes: &[u8], i: usize) -> u64 {
     let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[i..i + 8]);
+    w.copy_from_slice(&bytes[i..i.saturating_add(8)]);
     u64::from_le_bytes(w)
 }
 
@@ -114,7 +117,7 @@ fn word(bytes: &[u8], i: usize) -> u64 {
 /// JSON, U+200C…U+206F and U+FFF0…U+FFFF).
 #[inline]
 fn next_to_quote(bytes: &[u8], mut i: usize) -> usize {
-    while i + 8 <= bytes.len() {
+    while i.saturating_add(8) <= bytes.len() {
         let x = word(bytes, i);
         if has_control(x)
             | has_byte(x, b'"')
@@ -125,14 +128,14 @@ fn next_to_quote(bytes: &[u8], mut i: usize) -> usize {
         {
             break;
         }
-        i += 8;
+        i = i.saturating_add(8);
     }
     while i < bytes.len() {
         let b = bytes[i];
         if b < 0x20 || b == b'"' || b == b'\\' || b == 0xE2 || b == 0xEF {
             return i;
         }
-        i += 1;
+        i = i.saturating_add(1);
     }
     i
 }
@@ -140,27 +143,27 @@ fn next_to_quote(bytes: &[u8], mut i: usize) -> usize {
 /// Index of the first control byte, `"` or `\\` in `bytes` (its length if none).
 #[inline]
 fn next_json_special(bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while i + 8 <= bytes.len() {
+    let mut i: usize = 0;
+    while i.saturating_add(8) <= bytes.len() {
         let x = word(bytes, i);
         if has_control(x) | has_byte(x, b'"') | has_byte(x, b'\\') != 0 {
             break;
         }
-        i += 8;
+        i = i.saturating_add(8);
     }
     while i < bytes.len() {
         let b = bytes[i];
         if b < 0x20 || b == b'"' || b == b'\\' {
             return i;
         }
-        i += 1;
+        i = i.saturating_add(1);
     }
     i
 }
 
 /// Appends `s` as a JSON string literal, escaping what SockJS requires.
 pub fn push_quoted(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
+    out.reserve(s.len().saturating_add(2));
     out.push('"');
     // Runs that need no escape are copied whole; `i` always lands on a character boundary
     // (the bytes looked at are ASCII or lead bytes).
@@ -182,13 +185,13 @@ pub fn push_quoted(out: &mut String, s: &str) {
         if let Some(e) = esc {
             out.push_str(&s[start..i]);
             out.push_str(e);
-            start = i + 1;
+            start = i.saturating_add(1);
         } else if (c as u32) < 0x20 || needs_sockjs_escape(c) {
             out.push_str(&s[start..i]);
             push_unicode_escape(out, c as u32);
-            start = i + c.len_utf8();
+            start = i.saturating_add(c.len_utf8());
         }
-        i = next_to_quote(bytes, i + c.len_utf8());
+        i = next_to_quote(bytes, i.saturating_add(c.len_utf8()));
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -204,8 +207,10 @@ fn push_unicode_escape(out: &mut String, v: u32) {
 
 /// The `a["m1","m2",…]` frame carrying `messages`.
 pub fn array_frame<S: AsRef<str>>(messages: &[S]) -> String {
-    let len: usize = messages.iter().map(|m| m.as_ref().len() + 3).sum();
-    let mut out = String::with_capacity(len + 3);
+    let len = messages.iter().fold(0usize, |n, m| {
+        n.saturating_add(m.as_ref().len()).saturating_add(3)
+    });
+    let mut out = String::with_capacity(len.saturating_add(3));
     out.push_str("a[");
     for (i, m) in messages.iter().enumerate() {
         if i > 0 {
@@ -219,7 +224,7 @@ pub fn array_frame<S: AsRef<str>>(messages: &[S]) -> String {
 
 /// The `m"message"` frame (single message; understood by clients, not sent by this server).
 pub fn message_frame(message: &str) -> String {
-    let mut out = String::with_capacity(message.len() + 3);
+    let mut out = String::with_capacity(message.len().saturating_add(3));
     out.push('m');
     push_quoted(&mut out, message);
     out
@@ -252,7 +257,16 @@ pub fn parse_client_payload(payload: &[u8]) -> Result<Vec<String>, PayloadError>
     if let Some(messages) = string_array(payload) {
         return Ok(messages);
     }
-    match serde_json::from_slice::<Value>(payload) {
+    let parsed = serde_json::from_slice::<Value>(payload).or_else(|e| {
+        // As the reference reads it: invalid UTF-8 and lone surrogate escapes become U+FFFD.
+        let text = String::from_utf8_lossy(payload);
+        match replace_lone_surrogates(&text) {
+            Some(fixed) => serde_json::from_str::<Value>(&fixed),
+            None if matches!(text, std::borrow::Cow::Owned(_)) => serde_json::from_str(&text),
+            None => Err(e),
+        }
+    });
+    match parsed {
         Ok(Value::Array(items)) => items
             .into_iter()
             .map(|v| match v {
@@ -296,7 +310,7 @@ fn split_array(payload: &[u8]) -> Option<Vec<String>> {
                 _ => return None,
             }
         }
-        if s.capacity() > 2 * s.len() + 64 {
+        if s.capacity() > s.len().saturating_mul(2).saturating_add(64) {
             s.shrink_to_fit();
         }
         // Valid UTF-8 in, valid UTF-8 out: escapes only ever add whole characters.
@@ -335,7 +349,11 @@ fn unescape(esc: &[u8]) -> Option<(char, usize)> {
             if !(0xDC00..0xE000).contains(&lo) {
                 return None;
             }
-            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            let c = hi
+                .checked_sub(0xD800)?
+                .checked_mul(0x400)?
+                .checked_add(lo.checked_sub(0xDC00)?)?
+                .checked_add(0x10000)?;
             return Some((char::from_u32(c)?, 12));
         }
         _ => return None,
@@ -379,6 +397,7 @@ pub fn parse_frame(frame: &str) -> Result<Frame, FrameError> {
         'o' if rest.is_empty() => Ok(Frame::Open),
         'h' if rest.is_empty() => Ok(Frame::Heartbeat),
         'a' => string_array(rest.as_bytes())
+            .or_else(|| string_array(replace_lone_surrogates(rest)?.as_bytes()))
             .map(Frame::Messages)
             .ok_or_else(bad),
         'm' => serde_json::from_str::<String>(rest)
@@ -395,12 +414,13 @@ pub fn parse_frame(frame: &str) -> Result<Frame, FrameError> {
 fn truncate(s: &str) -> String {
     let mut end = s.len().min(64);
     while !s.is_char_boundary(end) {
-        end -= 1;
+        end = end.saturating_sub(1);
     }
     s[..end].to_string()
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

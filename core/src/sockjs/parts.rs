@@ -11,6 +11,7 @@
 //!
 //! Nothing in `futures` or `tokio` does exactly this (`FuturesUnordered` wakes its parent
 //! on every child wake-up), so it is written here.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -87,7 +88,7 @@ impl<'a, T> Parts<'a, T> {
             wake,
             waker,
         });
-        self.parts.len() - 1
+        self.parts.len().saturating_sub(1)
     }
 
     /// Drops an unfinished part.

@@ -13,6 +13,7 @@
 //!   stops reading therefore cannot grow server memory past the limit: senders wait, and
 //!   if the peer never comes back the disconnect delay closes the session, which fails
 //!   every waiting `send` with [`SendError`].
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -33,12 +34,17 @@ pub struct SessionLimits {
     /// Bytes of outgoing messages queued before [`Session::send`] waits. A single message
     /// larger than this is still accepted when the queue is empty. Default: 1 MiB.
     pub send_queue_bytes: usize,
+    /// Bytes of received messages queued (besides the [`INBOUND_CAPACITY`] count) before
+    /// the transport stops reading from the peer. A single message larger than this is
+    /// still accepted when the queue is empty. Default: 1 MiB.
+    pub recv_queue_bytes: usize,
 }
 
 impl Default for SessionLimits {
     fn default() -> Self {
         Self {
             send_queue_bytes: 1024 * 1024,
+            recv_queue_bytes: 1024 * 1024,
         }
     }
 }
@@ -113,6 +119,8 @@ pub(crate) enum Attach {
 #[derive(Debug, Default)]
 struct Inbound {
     queue: VecDeque<String>,
+    /// Bytes of the messages in `queue`.
+    bytes: usize,
     /// Set when the session closes: nothing more is accepted; what is queued still drains.
     closed: bool,
 }
@@ -220,7 +228,9 @@ impl Session {
         let mut q = self.inbound();
         match q.queue.pop_front() {
             Some(m) => {
-                let was_full = q.queue.len() + 1 == INBOUND_CAPACITY;
+                let full_bytes = q.bytes >= self.inner.limits.recv_queue_bytes;
+                q.bytes = q.bytes.saturating_sub(m.len());
+                let was_full = q.queue.len().saturating_add(1) == INBOUND_CAPACITY || full_bytes;
                 drop(q);
                 if was_full {
                     self.inner.room.notify_waiters();
@@ -292,7 +302,7 @@ impl Session {
         if st.queued_bytes >= self.inner.limits.send_queue_bytes && !st.queue.is_empty() {
             return Err((TrySendError::Full, message));
         }
-        st.queued_bytes += message.len();
+        st.queued_bytes = st.queued_bytes.saturating_add(message.len());
         st.queue.push_back(message);
         drop(st);
         self.inner.out_ready.notify_one();
@@ -371,9 +381,12 @@ impl Session {
         if q.closed {
             return Err(None);
         }
-        if q.queue.len() >= INBOUND_CAPACITY {
+        if q.queue.len() >= INBOUND_CAPACITY
+            || (q.bytes >= self.inner.limits.recv_queue_bytes && !q.queue.is_empty())
+        {
             return Err(Some(message));
         }
+        q.bytes = q.bytes.saturating_add(message.len());
         q.queue.push_back(message);
         drop(q);
         self.inner.readable.notify_one();
@@ -504,6 +517,7 @@ mod tests {
             None,
             SessionLimits {
                 send_queue_bytes: limit,
+                ..SessionLimits::default()
             },
         )
     }

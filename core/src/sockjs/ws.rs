@@ -2,6 +2,7 @@
 //! websocket transports and for the client. Reading and writing run concurrently in one
 //! task, so a full inbound queue never stops outgoing frames (no deadlock when both the
 //! application and the peer are slow).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::time::Duration;
 
@@ -128,7 +129,8 @@ pub(crate) async fn pump<S>(
     };
     let writer = async {
         let mut tick = heartbeat.map(|p| {
-            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + p, p);
+            let start = tokio::time::Instant::now();
+            let mut i = tokio::time::interval_at(start.checked_add(p).unwrap_or(start), p);
             i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             i
         });

@@ -89,7 +89,10 @@ fn cache_for_a_year(out: &mut HeaderMap) {
         HeaderValue::from_str(&format!("public, max-age={ONE_YEAR}"))
             .unwrap_or_else(|_| HeaderValue::from_static("public")),
     );
-    let expires = SystemTime::now() + Duration::from_secs(ONE_YEAR);
+    let now = SystemTime::now();
+    let expires = now
+        .checked_add(Duration::from_secs(ONE_YEAR))
+        .unwrap_or(now);
     out.insert(header::EXPIRES, hv(&httpdate::fmt_http_date(expires)));
 }
 

@@ -9,6 +9,7 @@
 //! HTTP-based sessions live in a table keyed by session id; a watchdog task per session
 //! removes it once no request has been attached for the disconnect delay. Websocket
 //! sessions live exactly as long as their connection.
+#![deny(clippy::arithmetic_side_effects)]
 
 mod http;
 mod polling;
@@ -18,7 +19,7 @@ mod websocket;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -50,6 +51,8 @@ pub struct SockJsServer {
 pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
     sessions: Mutex<HashMap<String, Session>>,
+    /// HTTP-transport sessions per client address (see [`ServerConfig::max_sessions_per_client`]).
+    per_client: Mutex<HashMap<IpAddr, usize>>,
     handler: Handler,
 }
 
@@ -75,6 +78,7 @@ impl SockJsServer {
             inner: Arc::new(Inner {
                 config,
                 sessions: Mutex::new(HashMap::new()),
+                per_client: Mutex::new(HashMap::new()),
                 handler,
             }),
         }
@@ -150,29 +154,74 @@ impl Inner {
         self.table().get(id).cloned()
     }
 
-    /// The session with this id, created (with its watchdog) if it does not exist.
+    /// The session with this id, created (with its watchdog) if it does not exist and the
+    /// session limits allow it (`Err`: the close frame that refuses it).
     pub(crate) fn get_or_create(
         self: &Arc<Self>,
         id: &str,
         transport: &'static str,
-        remote: Option<SocketAddr>,
-    ) -> Session {
+        ctx: &Ctx,
+    ) -> Result<Session, super::CloseReason> {
         let mut table = self.table();
         if let Some(s) = table.get(id) {
-            return s.clone();
+            return Ok(s.clone());
         }
-        let session = Session::new(id.to_string(), transport, remote, self.config.limits);
+        let client = client_ip(&self.config, ctx);
+        let mut per_client = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        let of_client = client
+            .and_then(|ip| per_client.get(&ip).copied())
+            .unwrap_or(0);
+        if table.len() >= self.config.max_sessions
+            || of_client >= self.config.max_sessions_per_client
+        {
+            drop((table, per_client));
+            tracing::debug!(?client, "sockjs session refused: too many sessions");
+            return Err(super::CloseReason::new(1013, "Too many sessions"));
+        }
+        if let Some(ip) = client {
+            per_client.insert(ip, of_client.saturating_add(1));
+        }
+        drop(per_client);
+        let session = Session::new(id.to_string(), transport, ctx.remote, self.config.limits);
         table.insert(id.to_string(), session.clone());
         drop(table);
         tracing::debug!(session = id, transport, "sockjs session created");
-        tokio::spawn(watchdog(Arc::downgrade(self), session.clone()));
-        session
+        tokio::spawn(watchdog(Arc::downgrade(self), session.clone(), client));
+        Ok(session)
     }
+
+    /// Forgets a session counted for `client` (its watchdog ended).
+    fn release(&self, client: Option<IpAddr>) {
+        let Some(ip) = client else { return };
+        let mut per_client = self.per_client.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_client.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per_client.remove(&ip);
+            }
+        }
+    }
+}
+
+/// The client's address: the connection's peer, or the first address of
+/// `X-Forwarded-For` when the peer is one of the trusted proxies.
+fn client_ip(config: &ServerConfig, ctx: &Ctx) -> Option<IpAddr> {
+    let peer = ctx.remote.map(|a| a.ip());
+    if !peer.is_some_and(|p| config.trusted_proxies.contains(&p)) {
+        return peer;
+    }
+    ctx.req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .or(peer)
 }
 
 /// Removes a session once it has had no receiver for the disconnect delay (or at once
 /// after a receiver was aborted).
-async fn watchdog(server: Weak<Inner>, session: Session) {
+async fn watchdog(server: Weak<Inner>, session: Session, client: Option<IpAddr>) {
     let delay = match server.upgrade() {
         Some(s) => s.config.disconnect_delay,
         None => return,
@@ -205,6 +254,8 @@ async fn watchdog(server: Weak<Inner>, session: Session) {
         if table.get(session.id()).is_some_and(|s| s.ptr_eq(&session)) {
             table.remove(session.id());
         }
+        drop(table);
+        server.release(client);
     }
     tracing::debug!(session = session.id(), "sockjs session removed");
 }
@@ -326,9 +377,17 @@ where
     f(ctx).await
 }
 
-/// Reads a request body up to `limit` bytes.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, BodyError> {
-    match axum::body::to_bytes(body, limit).await {
+/// Reads a request body up to `limit` bytes within `timeout`.
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, BodyError> {
+    let read = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(r) => r,
+        Err(_) => return Err(BodyError::TimedOut),
+    };
+    match read {
         Ok(b) => Ok(b),
         Err(e) => {
             // `to_bytes` reports the limit through a `LengthLimitError` source.
@@ -347,4 +406,6 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, 
 pub(crate) enum BodyError {
     TooBig,
     Io,
+    /// Not received within [`ServerConfig::body_read_timeout`].
+    TimedOut,
 }

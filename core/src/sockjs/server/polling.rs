@@ -1,5 +1,6 @@
 //! Polling transports: `xhr` and `jsonp` (one frame per request), and the matching send
 //! endpoints `xhr_send` and `jsonp_send`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use axum::response::Response;
 use http::header::{self, HeaderMap};
@@ -82,8 +83,10 @@ fn headers(ctx: &Ctx, out: &mut HeaderMap, cors: bool) {
 }
 
 pub(super) async fn xhr(ctx: Ctx, session_id: String) -> Response {
-    let session = ctx.server.get_or_create(&session_id, "xhr", ctx.remote);
-    let mut body = poll_frame(&ctx.server, &session).await;
+    let mut body = match ctx.server.get_or_create(&session_id, "xhr", &ctx) {
+        Ok(session) => poll_frame(&ctx.server, &session).await,
+        Err(refused) => refused.frame(),
+    };
     body.push('\n');
     let mut r = h::text(StatusCode::OK, CT_JS, body);
     headers(&ctx, r.headers_mut(), true);
@@ -115,9 +118,11 @@ pub(super) async fn jsonp(ctx: Ctx, session_id: String) -> Response {
         Ok(cb) => cb,
         Err(r) => return r,
     };
-    let session = ctx.server.get_or_create(&session_id, "jsonp", ctx.remote);
-    let f = poll_frame(&ctx.server, &session).await;
-    let mut body = String::with_capacity(f.len() + callback.len() + 16);
+    let f = match ctx.server.get_or_create(&session_id, "jsonp", &ctx) {
+        Ok(session) => poll_frame(&ctx.server, &session).await,
+        Err(refused) => refused.frame(),
+    };
+    let mut body = String::with_capacity(f.len().saturating_add(callback.len()).saturating_add(16));
     body.push_str("/**/");
     body.push_str(&callback);
     body.push('(');
@@ -147,7 +152,8 @@ async fn deliver(ctx: Ctx, session_id: &str, form: bool) -> Result<Ctx, Response
         req: axum::extract::Request::from_parts(parts, axum::body::Body::empty()),
         remote: ctx.remote,
     };
-    let raw = match read_body(body, limit.saturating_mul(2).max(1024)).await {
+    let timeout = ctx.server.config.body_read_timeout;
+    let raw = match read_body(body, limit.saturating_mul(2).max(1024), timeout).await {
         Ok(b) => b,
         Err(BodyError::TooBig) => {
             return Err(h::text(
@@ -157,6 +163,14 @@ async fn deliver(ctx: Ctx, session_id: &str, form: bool) -> Result<Ctx, Response
             ))
         }
         Err(BodyError::Io) => return Err(h::server_error("Broken request body.")),
+        Err(BodyError::TimedOut) => {
+            tracing::debug!(session = session_id, "send body not received in time");
+            return Err(h::text(
+                StatusCode::REQUEST_TIMEOUT,
+                CT_PLAIN,
+                "Request body not received in time.\n",
+            ));
+        }
     };
     let payload: Vec<u8> = if form && content_type.starts_with("application/x-www-form-urlencoded")
     {

@@ -26,6 +26,9 @@ pub struct ServeOptions {
     pub shutdown: CancellationToken,
     /// Serve HTTPS with this TLS configuration (see [`tls_config`]). Default: plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Connections served at once; while this many are open, new ones wait in the listen
+    /// backlog (they are not refused). Default: 20,000.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -34,9 +37,15 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             shutdown: CancellationToken::new(),
             tls: None,
+            max_connections: 20_000,
         }
     }
 }
+
+/// One of [`ServeOptions::max_connections`], held while the connection (or the websocket it
+/// was upgraded to) lives; requests carry it in their extensions.
+#[derive(Clone)]
+pub(crate) struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// Serves `app` on `listener` until `options.shutdown` is cancelled, then waits up to 5 s
 /// for open HTTP exchanges to finish.
@@ -46,7 +55,20 @@ pub async fn serve(
     options: ServeOptions,
 ) -> std::io::Result<()> {
     let tracker = tokio_util::task::TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        options
+            .max_connections
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     loop {
+        // At the connection limit, wait for one to end before accepting the next.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = options.shutdown.cancelled() => break,
+        };
         let (stream, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -65,9 +87,13 @@ pub async fn serve(
         let timeout = options.header_read_timeout;
         match options.tls.clone() {
             None => {
-                tracker.spawn(serve_connection(stream, remote, app, timeout, shutdown));
+                let slot = ConnectionSlot(Arc::new(slot));
+                tracker.spawn(serve_connection(
+                    stream, slot, remote, app, timeout, shutdown,
+                ));
             }
             Some(tls) => {
+                let slot = ConnectionSlot(Arc::new(slot));
                 tracker.spawn(async move {
                     if plain_http_on_tls(&stream, timeout).await {
                         answer_plain_on_tls(stream).await;
@@ -76,7 +102,7 @@ pub async fn serve(
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, remote, app, timeout, shutdown).await
+                            serve_connection(stream, slot, remote, app, timeout, shutdown).await
                         }
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
@@ -119,6 +145,7 @@ async fn answer_plain_on_tls(mut stream: tokio::net::TcpStream) {
 
 async fn serve_connection<I>(
     io: I,
+    slot: ConnectionSlot,
     remote: SocketAddr,
     app: Router,
     timeout: Duration,
@@ -129,6 +156,7 @@ async fn serve_connection<I>(
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut()
             .insert(ConnectInfo::<SocketAddr>(remote));
+        req.extensions_mut().insert(slot.clone());
         app.clone().oneshot(req.map(axum::body::Body::new))
     });
     let conn = hyper::server::conn::http1::Builder::new()

@@ -78,14 +78,14 @@ impl Kind {
     fn frame(self, f: &str) -> String {
         match self {
             Kind::XhrStreaming => {
-                let mut s = String::with_capacity(f.len() + 1);
+                let mut s = String::with_capacity(f.len().saturating_add(1));
                 s.push_str(f);
                 s.push('\n');
                 s
             }
             Kind::EventSource => format!("data: {f}\r\n\r\n"),
             Kind::HtmlFile => {
-                let mut s = String::with_capacity(f.len() + 32);
+                let mut s = String::with_capacity(f.len().saturating_add(32));
                 s.push_str("<script>\np(");
                 frame::push_quoted(&mut s, f);
                 s.push_str(");\n</script>\r\n");
@@ -104,9 +104,16 @@ pub(super) async fn serve(ctx: Ctx, session_id: String, kind: Kind) -> Response 
     } else {
         String::new()
     };
-    let session = ctx
-        .server
-        .get_or_create(&session_id, kind.name(), ctx.remote);
+    let session = match ctx.server.get_or_create(&session_id, kind.name(), &ctx) {
+        Ok(s) => s,
+        Err(refused) => {
+            return h::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                h::CT_PLAIN,
+                format!("{}\n", refused.reason),
+            )
+        }
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let prelude = kind.prelude(&callback);
     tokio::spawn(stream(ctx.server.clone(), session, kind, tx, prelude));
@@ -142,7 +149,7 @@ async fn stream(
         Attach::Opened => {
             server.start(&session);
             let f = kind.frame(frame::OPEN);
-            written += f.len();
+            written = written.saturating_add(f.len());
             if !write(f).await {
                 session.detach(true);
                 return;
@@ -164,7 +171,9 @@ async fn stream(
     }
     let guard = AttachGuard::new(session.clone());
     let period = server.config.heartbeat_delay;
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let start = tokio::time::Instant::now();
+    let mut heartbeat =
+        tokio::time::interval_at(start.checked_add(period).unwrap_or(start), period);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let f = tokio::select! {
@@ -180,7 +189,7 @@ async fn stream(
             },
             _ = heartbeat.tick() => kind.frame(frame::HEARTBEAT),
         };
-        written += f.len();
+        written = written.saturating_add(f.len());
         if !write(f).await {
             return;
         }

@@ -3,6 +3,7 @@
 //! The upgrade is done here rather than with axum's extractor so that every refusal has
 //! the exact status SockJS specifies, and so that legacy Hixie-76 clients (still sent by
 //! some proxies, e.g. HAProxy health checks) are served too.
+#![deny(clippy::arithmetic_side_effects)]
 
 use axum::body::Body;
 use axum::extract::OriginalUri;
@@ -97,7 +98,14 @@ async fn upgrade(mut ctx: Ctx, framing: Framing) -> Response {
     let on_upgrade = hyper::upgrade::on(&mut ctx.req);
     let server = ctx.server.clone();
     let remote = ctx.remote;
+    // The websocket keeps its connection's place under the connection limit.
+    let slot = ctx
+        .req
+        .extensions()
+        .get::<super::serve::ConnectionSlot>()
+        .cloned();
     tokio::spawn(async move {
+        let _slot = slot;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
@@ -151,10 +159,10 @@ mod hixie76 {
         let digits: String = key.chars().filter(|c| c.is_ascii_digit()).collect();
         let spaces = key.chars().filter(|c| *c == ' ').count() as u64;
         let n: u64 = digits.parse().ok()?;
-        if spaces == 0 || n % spaces != 0 {
+        if n.checked_rem(spaces)? != 0 {
             return None;
         }
-        u32::try_from(n / spaces).ok()
+        u32::try_from(n.checked_div(spaces)?).ok()
     }
 
     pub(super) fn upgrade(mut ctx: Ctx) -> Response {
@@ -182,7 +190,13 @@ mod hixie76 {
         let on_upgrade = hyper::upgrade::on(&mut ctx.req);
         let server = ctx.server.clone();
         let remote = ctx.remote;
+        let slot = ctx
+            .req
+            .extensions()
+            .get::<super::super::serve::ConnectionSlot>()
+            .cloned();
         tokio::spawn(async move {
+            let _slot = slot;
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
@@ -235,7 +249,7 @@ mod hixie76 {
     type Io = TokioIo<hyper::upgrade::Upgraded>;
 
     async fn write_frame(wr: &mut tokio::io::WriteHalf<Io>, text: &str) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(text.len() + 2);
+        let mut buf = Vec::with_capacity(text.len().saturating_add(2));
         buf.push(0);
         buf.extend_from_slice(text.as_bytes());
         buf.push(0xff);
@@ -256,7 +270,7 @@ mod hixie76 {
             }
             buf.clear();
             let n = match (&mut rd)
-                .take(max as u64 + 1)
+                .take((max as u64).saturating_add(1))
                 .read_until(0xff, &mut buf)
                 .await
             {
@@ -300,7 +314,9 @@ mod hixie76 {
         session: &Session,
         heartbeat: std::time::Duration,
     ) {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let start = tokio::time::Instant::now();
+        let mut tick =
+            tokio::time::interval_at(start.checked_add(heartbeat).unwrap_or(start), heartbeat);
         loop {
             let r = tokio::select! {
                 out = session.next_outgoing() => match out {

@@ -410,10 +410,7 @@ where
         let r = fut.await;
         d2.push(Box::new(move |py| settle(py, target.bind(py), r)));
     });
-    future.call_method1(
-        "add_done_callback",
-        (AbortOnCancel(task.abort_handle()),),
-    )?;
+    future.call_method1("add_done_callback", (AbortOnCancel(task.abort_handle()),))?;
     Ok(future)
 }
 

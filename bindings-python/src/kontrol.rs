@@ -121,9 +121,7 @@ pub(crate) mod kite_side {
 
     pub(crate) fn get_key<'py>(py: Python<'py>, k: &kite::Kite) -> PyResult<Bound<'py, PyAny>> {
         let k = k.clone();
-        crate::bridge::future_into_py(py, async move {
-            k.get_key().await.map_err(to_py_err)
-        })
+        crate::bridge::future_into_py(py, async move { k.get_key().await.map_err(to_py_err) })
     }
 
     pub(crate) fn on_register(

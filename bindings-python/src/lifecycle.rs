@@ -103,8 +103,6 @@ fn _at_exit(py: Python<'_>) {
 /// Registers the exit hook (at module import).
 pub(crate) fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let hook = wrap_pyfunction!(_at_exit, m)?;
-    m.py()
-        .import("atexit")?
-        .call_method1("register", (hook,))?;
+    m.py().import("atexit")?.call_method1("register", (hook,))?;
     Ok(())
 }

@@ -137,7 +137,7 @@ impl Dispatcher {
             }
             Wake::Threadsafe => {
                 let Some(me) = self.me.upgrade() else { return };
-                Python::attach(|py| {
+                crate::lifecycle::attach(|py| {
                     let r = Py::new(py, Drain(me)).and_then(|drain| {
                         self.event_loop
                             .bind(py)
@@ -269,6 +269,12 @@ impl WorkerPool {
             }),
             ready: std::sync::Condvar::new(),
         });
+        let weak = Arc::downgrade(&pool);
+        crate::lifecycle::on_exit(move || {
+            if let Some(p) = weak.upgrade() {
+                p.shut_down();
+            }
+        });
         let thread = py.import("threading")?.getattr("Thread")?;
         for i in 0..n {
             let kwargs = pyo3::types::PyDict::new(py);
@@ -294,9 +300,24 @@ impl WorkerPool {
         self.ready.notify_all();
     }
 
+    /// Stops the workers now, dropping queued jobs (their callers get an error): the
+    /// interpreter is shutting down.
+    fn shut_down(&self) {
+        let dropped = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.closed = true;
+            std::mem::take(&mut q.jobs)
+        };
+        self.ready.notify_all();
+        drop(dropped);
+    }
+
     fn wait(&self) -> Option<Job> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         loop {
+            if crate::lifecycle::finalizing() {
+                return None;
+            }
             if let Some(job) = q.jobs.pop_front() {
                 return Some(job);
             }
@@ -323,6 +344,10 @@ struct Worker(Arc<WorkerPool>);
 #[pymethods]
 impl Worker {
     fn __call__(&self, py: Python<'_>) {
+        // Counted until it returns: the exit hook waits for workers to leave Rust code.
+        let Some(_busy) = crate::lifecycle::enter() else {
+            return;
+        };
         let pool = &self.0;
         while let Some(mut job) = py.detach(|| pool.wait()) {
             loop {
@@ -332,6 +357,101 @@ impl Worker {
                     None => break,
                 }
             }
+        }
+    }
+}
+
+/// Why a Rust future handed to Python failed; turned into an exception on the loop's thread.
+pub(crate) enum Failure {
+    /// A kite operation's error (becomes the matching `KiteError` subclass).
+    Kite(kite::Error),
+    /// A Python exception.
+    Py(PyErr),
+}
+
+impl From<kite::Error> for Failure {
+    fn from(e: kite::Error) -> Self {
+        Failure::Kite(e)
+    }
+}
+
+impl From<PyErr> for Failure {
+    fn from(e: PyErr) -> Self {
+        Failure::Py(e)
+    }
+}
+
+impl Failure {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            Failure::Kite(e) => crate::errors::error_to_py(py, &e),
+            Failure::Py(e) => e,
+        }
+    }
+}
+
+/// Runs `fut` on the tokio runtime and returns an asyncio future of its result, on the
+/// running event loop.
+///
+/// Unlike `pyo3_async_runtimes::tokio::future_into_py`, no tokio thread ever takes the GIL:
+/// the result is converted and set by a job on the loop's thread (through its
+/// [`Dispatcher`]), so a future finishing while the interpreter shuts down touches nothing.
+/// Cancelling the asyncio future drops the Rust future.
+pub(crate) fn future_into_py<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: std::future::Future<Output = Result<T, Failure>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let d = Dispatcher::require(py, "this")?;
+    let future = d.event_loop(py).call_method0("create_future")?;
+    let target = future.clone().unbind();
+    let d2 = d.clone();
+    let task = runtime().spawn(async move {
+        let r = fut.await;
+        d2.push(Box::new(move |py| settle(py, target.bind(py), r)));
+    });
+    future.call_method1("add_done_callback", (AbortOnCancel(task.abort_handle()),))?;
+    Ok(future)
+}
+
+fn settle<T: for<'a> IntoPyObject<'a>>(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    r: Result<T, Failure>,
+) {
+    let done = future
+        .call_method0("done")
+        .and_then(|d| d.is_truthy())
+        .unwrap_or(true);
+    if done {
+        // Cancelled by the caller: the result is dropped.
+        return;
+    }
+    let value = r
+        .map_err(|f| f.into_py(py))
+        .and_then(|v| pyo3::IntoPyObjectExt::into_bound_py_any(v, py));
+    let set = match value {
+        Ok(v) => future.call_method1("set_result", (v,)),
+        Err(e) => future.call_method1("set_exception", (e.into_value(py),)),
+    };
+    if let Err(e) = set {
+        crate::logging::log_exception(py, "could not complete a kite future", &e);
+    }
+}
+
+/// Done-callback of a future made by [`future_into_py`]: cancelling it stops the Rust task.
+#[pyclass(frozen, module = "kite_rs._native")]
+struct AbortOnCancel(tokio::task::AbortHandle);
+
+#[pymethods]
+impl AbortOnCancel {
+    fn __call__(&self, future: &Bound<'_, PyAny>) {
+        if future
+            .call_method0("cancelled")
+            .and_then(|c| c.is_truthy())
+            .unwrap_or(false)
+        {
+            self.0.abort();
         }
     }
 }

@@ -126,7 +126,7 @@ impl Client {
         crate::logging::refresh(py);
         let timeout = timeout_of(timeout)?;
         let c = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             match timeout {
                 Some(t) => c.dial_timeout(t).await,
                 None => c.dial().await,
@@ -141,7 +141,7 @@ impl Client {
         self.shared.bind_if_unbound(py)?;
         crate::logging::refresh(py);
         let c = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             c.dial_forever().await;
             Ok(())
         })
@@ -175,7 +175,7 @@ impl Client {
     /// Waits until connected (after ``dial_forever``, or a reconnect).
     fn wait_connected<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             c.connected().await;
             Ok(())
         })
@@ -251,7 +251,7 @@ impl Client {
         slf.get().shared.bind_if_unbound(py)?;
         let c = slf.get().inner.clone();
         let me = slf.clone().unbind();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             c.dial().await.map_err(to_py_err)?;
             Ok(me)
         })
@@ -335,7 +335,7 @@ impl Connection {
     /// Waits until the connection ends.
     fn wait_closed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let c = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             c.closed().await;
             Ok(())
         })

@@ -42,9 +42,10 @@ pub(crate) fn error_to_py(py: Python<'_>, e: &kite::Error) -> PyErr {
     }
 }
 
-/// [`error_to_py`] from any thread (takes the GIL: only on error paths).
-pub(crate) fn to_py_err(e: kite::Error) -> PyErr {
-    Python::attach(|py| error_to_py(py, &e))
+/// A kite error as the failure of a future handed to Python (converted on the loop's
+/// thread, never on a tokio thread).
+pub(crate) fn to_py_err(e: kite::Error) -> crate::bridge::Failure {
+    crate::bridge::Failure::Kite(e)
 }
 
 /// The wire error for an exception raised by a handler: a `KiteError` keeps its kind, message

@@ -464,7 +464,7 @@ impl Kite {
     ) -> PyResult<Bound<'py, PyAny>> {
         self.prepare_start(py, port, host)?;
         let k = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             let addr = k.listen().await.map_err(to_py_err)?;
             Ok(addr.port())
         })
@@ -481,7 +481,7 @@ impl Kite {
         self.prepare_start(py, port, host)?;
         let k = self.inner.clone();
         let shared = self.shared.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             struct CloseOnDrop(kite::Kite, Arc<Shared>);
             impl Drop for CloseOnDrop {
                 fn drop(&mut self) {
@@ -524,7 +524,7 @@ impl Kite {
     /// Waits until the kite is closed.
     fn wait_closed<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let closed = self.shared.closed.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             closed.cancelled().await;
             Ok(())
         })

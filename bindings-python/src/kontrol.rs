@@ -11,9 +11,10 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use crate::bridge::Failure;
 use crate::client::Client;
 use crate::convert::to_py;
-use crate::errors::to_py_err;
+use crate::errors::{error_to_py, to_py_err};
 use crate::kite::{fire_hook, Kite, Shared};
 use crate::request::KiteInfo;
 
@@ -22,9 +23,23 @@ fn result_to_py(py: Python<'_>, r: &RegisterResult) -> PyResult<Py<PyAny>> {
     Ok(to_py(py, &v)?.unbind())
 }
 
-fn registered(r: Result<RegisterResult, kite::Error>) -> PyResult<Py<PyAny>> {
-    let r = r.map_err(to_py_err)?;
-    Python::attach(|py| result_to_py(py, &r))
+/// A JSON value handed to Python as plain objects.
+pub(crate) struct Json(pub(crate) serde_json::Value);
+
+impl<'py> IntoPyObject<'py> for Json {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.0)
+    }
+}
+
+fn registered(r: Result<RegisterResult, kite::Error>) -> Result<Json, Failure> {
+    let r = r?;
+    let v = serde_json::to_value(&r).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(Json(v))
 }
 
 /// The URL to register: the given one, or the kite's own once it listens.
@@ -46,7 +61,7 @@ pub(crate) mod kite_side {
     ) -> PyResult<Bound<'py, PyAny>> {
         let url = register_url(k, url)?;
         let k = k.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             match (forever, http) {
                 (false, false) => registered(k.register(&url).await),
                 (true, false) => registered(Ok(k.register_forever(&url).await)),
@@ -78,7 +93,7 @@ pub(crate) mod kite_side {
     ) -> PyResult<Bound<'py, PyAny>> {
         shared.bind_if_unbound(py)?;
         let (k, shared) = (k.clone(), shared.clone());
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             let clients = k.get_kites(&query).await.map_err(to_py_err)?;
             Ok(clients
                 .into_iter()
@@ -94,7 +109,7 @@ pub(crate) mod kite_side {
         force: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let k = k.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             if force {
                 k.get_token_force(&kite.0).await
             } else {
@@ -106,9 +121,7 @@ pub(crate) mod kite_side {
 
     pub(crate) fn get_key<'py>(py: Python<'py>, k: &kite::Kite) -> PyResult<Bound<'py, PyAny>> {
         let k = k.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            k.get_key().await.map_err(to_py_err)
-        })
+        crate::bridge::future_into_py(py, async move { k.get_key().await.map_err(to_py_err) })
     }
 
     pub(crate) fn on_register(
@@ -168,6 +181,7 @@ impl Kontrol {
     #[pyo3(signature = (kite, *, storage="memory", heartbeat_interval=None, heartbeat_delay=None,
         expire_after=None, register_url=None, allow_machines=false))]
     fn new(
+        py: Python<'_>,
         kite: Py<Kite>,
         storage: &str,
         heartbeat_interval: Option<f64>,
@@ -177,7 +191,7 @@ impl Kontrol {
         allow_machines: bool,
     ) -> PyResult<Self> {
         // A bad spec, or a backend not compiled in: ValueError now, not at start().
-        let storage = StorageSpec::parse(storage).map_err(to_py_err)?;
+        let storage = StorageSpec::parse(storage).map_err(|e| error_to_py(py, &e))?;
         let d = KontrolConfig::default();
         let config = KontrolConfig {
             heartbeat_interval: seconds(
@@ -223,7 +237,7 @@ impl Kontrol {
         kite.prepare_start(py, port, host)?;
         let (k, config, slot) = (kite.core().clone(), self.config.clone(), self.inner.clone());
         let spec = self.storage.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             let existing = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let kontrol = match existing {
                 Some(k) => k,
@@ -244,7 +258,7 @@ impl Kontrol {
     /// A kite key for ``username``, signed with Kontrol's current key pair.
     fn new_kite_key<'py>(&self, py: Python<'py>, username: String) -> PyResult<Bound<'py, PyAny>> {
         let k = self.running()?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             k.new_kite_key(&username).await.map_err(to_py_err)
         })
     }
@@ -252,7 +266,7 @@ impl Kontrol {
     /// Kontrol's current public key (PEM).
     fn public_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let k = self.running()?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             Ok(k.current_key().await.map_err(to_py_err)?.public_pem)
         })
     }
@@ -261,7 +275,7 @@ impl Kontrol {
     /// re-signed keys when they register again. Returns the new public key.
     fn rotate_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let k = self.running()?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        crate::bridge::future_into_py(py, async move {
             Ok(k.rotate_key().await.map_err(to_py_err)?.public_pem)
         })
     }

@@ -17,6 +17,7 @@
 //! | [`request`] | `Request`, `KiteInfo`, `Auth` |
 //! | [`errors`] | exceptions <-> wire errors |
 //! | [`logging`] | `tracing` events to Python `logging` |
+//! | [`lifecycle`] | no Python from our threads once the interpreter shuts down |
 
 use pyo3::prelude::*;
 
@@ -34,6 +35,7 @@ mod errors;
 mod handler;
 mod kite;
 mod kontrol;
+mod lifecycle;
 mod logging;
 mod remote;
 mod request;
@@ -42,6 +44,7 @@ mod request;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    lifecycle::install(m)?;
     logging::install(py);
     m.add_class::<kite::Kite>()?;
     m.add_class::<kite::Method>()?;

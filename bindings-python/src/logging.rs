@@ -148,7 +148,11 @@ fn py_level(l: &Level) -> u32 {
 fn forward(rx: mpsc::Receiver<Record>) {
     let mut loggers: HashMap<String, Py<PyAny>> = HashMap::new();
     while let Ok(first) = rx.recv() {
-        Python::attach(|py| {
+        // Records that arrive once the interpreter is shutting down are dropped.
+        if crate::lifecycle::finalizing() {
+            continue;
+        }
+        crate::lifecycle::attach(|py| {
             let mut next = Some(first);
             while let Some(rec) = next.take() {
                 let name = logger_name(&rec.target);

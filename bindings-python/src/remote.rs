@@ -155,7 +155,7 @@ pub(crate) fn python_callback(func: Py<PyAny>, dispatcher: Option<Arc<Dispatcher
             }
             None => {
                 runtime().spawn_blocking(move || {
-                    Python::attach(|py| invoke(py, &func, &args, None));
+                    crate::lifecycle::attach(|py| invoke(py, &func, &args, None));
                 });
             }
         }

@@ -4,6 +4,8 @@
 
     python examples/python/math.py --port 3636
     python examples/python/math_client.py --url http://127.0.0.1:3636/kite
+
+Ctrl-C (SIGINT) and SIGTERM stop it cleanly, with exit status 0.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 from typing import Any, List
 
 from kite_rs import Kite, Request
@@ -51,6 +54,8 @@ async def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     k = make_kite(sync=args.sync)
+    # SIGTERM closes the kite (serve() then returns); Ctrl-C cancels serve(), which closes it.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, k.close)
     await k.start(port=args.port)
     print(f"math kite listening on {k.url}", flush=True)
     await k.serve()

@@ -20,4 +20,9 @@ cargo test --workspace --doc --locked
 # that processes exit once their kites and clients are closed (exit.test.mjs checks that in
 # child processes; --test-force-exit keeps a failed test's open kite from hanging the run).
 node --test --test-force-exit bindings-node/test/*.test.mjs
+# The documentation, run as written: the shell commands and Rust, Python and Node blocks of
+# README.md and the binding READMEs, on the binaries, wheel and addon built above (the etcd
+# tests above leave target/debug/kontrol built with etcd); skips are printed with reasons.
+python3 scripts/readme_check.py --self-test
+python3 scripts/readme_check.py
 echo "test.sh: all tests passed"

@@ -508,3 +508,42 @@ async fn a_kite_key_pointing_at_the_wrong_port_fails_at_once_and_says_so() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn logs_follow_kite_log_level_and_format_without_colour_in_pipes() {
+    let home = Home::new();
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/kite", l.local_addr().unwrap().port())
+    };
+    // The reference's level names; RUST_LOG unset so that KITE_LOG_LEVEL decides.
+    let mut c = command(KITECTL, home.path());
+    c.env_remove("RUST_LOG")
+        .env("KITE_LOG_LEVEL", "DEBUG")
+        .env("KITE_LOG_FORMAT", "json")
+        // XHR polling logs its retries of the opening request at debug level.
+        .env("KITE_TRANSPORT", "xhr-polling")
+        .args(["tell", "--to", &refused, "--method", "square", "2"]);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok);
+    let json: Vec<Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        json.iter().any(|v| v["level"] == "DEBUG"),
+        "no DEBUG JSON line in: {err}"
+    );
+    assert!(!err.contains('\u{1b}'), "colour codes in a pipe: {err:?}");
+    // WARNING hides debug lines; plain text, still no colour.
+    let mut c = command(KITECTL, home.path());
+    c.env_remove("RUST_LOG")
+        .env("KITE_LOG_LEVEL", "WARNING")
+        .args(["tell", "--to", &refused, "--method", "square", "2"]);
+    let (ok, _, err) = run(c).await;
+    assert!(!ok);
+    assert!(!err.contains("DEBUG") && !err.contains('{'), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("connection refused"), "{err}");
+}

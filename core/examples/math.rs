@@ -23,10 +23,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), kite::Error> {
+    // RUST_LOG, else the reference's KITE_LOG_LEVEL, else info; colour only on a terminal.
+    let level = kite::server::kite_log_level().unwrap_or("info");
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let args = Args::parse();
     let mut config = Config::from_env()?;

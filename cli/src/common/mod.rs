@@ -3,11 +3,20 @@
 
 use std::ffi::OsString;
 
-/// Logs to stderr at `RUST_LOG` (else `default`), so stdout carries only the command's output.
+/// Logs to stderr, so stdout carries only the command's output: at `RUST_LOG` (full
+/// `tracing` directives), else the reference's `KITE_LOG_LEVEL` (`DEBUG`, `INFO`, `WARNING`,
+/// `ERROR`, `FATAL`), else `default`; as JSON lines with `KITE_LOG_FORMAT=json`; in colour
+/// only on a terminal (and never with `NO_COLOR` or the reference's `KITE_LOG_NOCOLOR`).
 /// `tungstenite` is capped at `debug` unless `RUST_LOG` names it: its `trace` lines dump
 /// whole websocket frames, credentials included.
 pub fn init_logging(default: &str) {
-    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_string());
+    use std::io::IsTerminal as _;
+    let spec = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() => v,
+        _ => kite::server::kite_log_level()
+            .unwrap_or(default)
+            .to_string(),
+    };
     let spec = if spec.contains("tungstenite") {
         spec
     } else {
@@ -15,10 +24,18 @@ pub fn init_logging(default: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !set("NO_COLOR") && !set("KITE_LOG_NOCOLOR");
+    let json = std::env::var("KITE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
 }
 
 /// The process arguments with the reference's Go-style long flags (`-port=4000`,

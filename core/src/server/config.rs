@@ -350,9 +350,43 @@ pub fn validate_identity(name: &str, version: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The `tracing` level for the reference's `KITE_LOG_LEVEL` (`DEBUG`, `INFO`, `WARNING`,
+/// `ERROR`, `FATAL`, any case): `debug`, `info`, `warn`, `error`, `error`; another non-empty
+/// value is `info`, as in the reference. `None` when the variable is unset or empty.
+pub fn kite_log_level() -> Option<&'static str> {
+    let v = std::env::var("KITE_LOG_LEVEL")
+        .ok()
+        .filter(|v| !v.is_empty())?;
+    Some(log_level(&v))
+}
+
+fn log_level(v: &str) -> &'static str {
+    match v.to_ascii_uppercase().as_str() {
+        "DEBUG" => "debug",
+        "WARNING" | "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => "info",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_levels_like_the_reference() {
+        for (v, want) in [
+            ("DEBUG", "debug"),
+            ("debug", "debug"),
+            ("INFO", "info"),
+            ("WARNING", "warn"),
+            ("ERROR", "error"),
+            ("FATAL", "error"),
+            ("chatty", "info"),
+        ] {
+            assert_eq!(log_level(v), want, "{v}");
+        }
+    }
 
     #[test]
     fn go_durations() {

@@ -11,7 +11,7 @@ mod method;
 mod request;
 
 pub(crate) use authn::authenticate;
-pub use config::{parse_duration, Config};
+pub use config::{kite_log_level, parse_duration, Config};
 pub use defaults::SystemInfo;
 pub(crate) use drain::closing_error;
 pub use drain::shutdown_signal;

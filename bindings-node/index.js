@@ -45,7 +45,9 @@ function explain(error) {
     'to the built kite-rs.<platform>.node.'
   // A native file that exists but failed to load (wrong architecture, too old a glibc,
   // a damaged file): name it and the reason the dynamic loader gave.
-  const failed = causes(error).find((e) => e && e.code !== 'MODULE_NOT_FOUND')
+  // (The loader re-creates the errors it chains, so they are told apart by their message.)
+  const notFound = /^(Cannot find module|Unsupported (architecture|OS)|WASI binding)/
+  const failed = causes(error).find((e) => e && e.code !== 'MODULE_NOT_FOUND' && !notFound.test(String(e.message)))
   let message
   if (failed) {
     const local = path.join(__dirname, `kite-rs.${suffix}.node`)

@@ -156,7 +156,7 @@ expect_error "unsupported platform" "no prebuilt native addon for this platform 
 mv "$platform_dir" "$work/platform-package"
 expect_error "platform package missing" "the native addon package kite-rs-linux-x64-gnu is not installed.*build it from source" "require('kite-rs')"
 mv "$work/platform-package" "$platform_dir"
-printf 'not an ELF file\n' >"$platform_dir/kite-rs.linux-x64-gnu.node"
+head -c 4096 /dev/zero | tr '\0' x >"$platform_dir/kite-rs.linux-x64-gnu.node"
 expect_error "damaged addon" "native addon $app/$platform_dir/kite-rs.linux-x64-gnu.node failed to load: .*invalid ELF header" "require('kite-rs')"
 
 if [ -n "$keep" ]; then

@@ -60,7 +60,7 @@ KITE_HOME=$work/home "$work/venv/bin/python" main.py
 # Load errors a user can act on.
 native=$("$work/venv/bin/python" -c "import glob, os, importlib.util as u; d = os.path.dirname(u.find_spec('kite_rs').origin); print(glob.glob(d + '/_native*.so')[0])")
 cp "$native" "$work/native.so"
-printf 'not an ELF file\n' >"$native"
+head -c 4096 /dev/zero | tr '\0' x >"$native"
 out=$("$work/venv/bin/python" -c "import kite_rs" 2>&1) && { echo "test-python-package: damaged module imported" >&2; exit 1; }
 grep -q "the native module $native failed to load: .*invalid ELF header" <<<"$out" || { echo "$out" >&2; exit 1; }
 echo "test-python-package: damaged module: $(tail -1 <<<"$out" | cut -c1-200)…"

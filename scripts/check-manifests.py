@@ -9,7 +9,8 @@
   Rust package, of every path dependency on kite-rs that names one, of the Python package
   (pyproject.toml takes it from Cargo through maturin: `dynamic = ["version"]`), and of the
   npm packages (package.json, npm/*/package.json and the main package's
-  optionalDependencies on them).
+  optionalDependencies on them);
+- the LICENSE copies in core/, cli/ and npm/*/ are the top LICENSE.
 
 Exits non-zero, naming each mismatch.
 """
@@ -94,6 +95,8 @@ def versions(meta, errors):
         errors.append(f"package.json: version {main['version']}, Cargo.toml says {version}")
     optional = main.get("optionalDependencies", {})
     platform_packages = sorted(glob.glob(os.path.join(ROOT, "npm", "*", "package.json")))
+    if not platform_packages:
+        errors.append("npm/: no platform packages")
     for path in platform_packages:
         with open(path) as f:
             sub = json.load(f)
@@ -112,6 +115,23 @@ def versions(meta, errors):
           f"package.json and {len(platform_packages)} npm platform package(s)")
 
 
+def licenses(errors):
+    """The LICENSE copies that packages carry (crates, npm platform packages) are the top one."""
+    with open(os.path.join(ROOT, "LICENSE"), "rb") as f:
+        top = f.read()
+    copies = [os.path.join(ROOT, d, "LICENSE") for d in ("core", "cli")]
+    copies += sorted(glob.glob(os.path.join(ROOT, "npm", "*", "LICENSE")))
+    for path in copies:
+        rel = os.path.relpath(path, ROOT)
+        if not os.path.exists(path):
+            errors.append(f"{rel}: missing (copy the top LICENSE)")
+            continue
+        with open(path, "rb") as f:
+            if f.read() != top:
+                errors.append(f"{rel}: differs from the top LICENSE")
+    print(f"check-manifests: LICENSE and its {len(copies)} copies agree")
+
+
 def main():
     meta = json.loads(
         subprocess.run(
@@ -124,6 +144,7 @@ def main():
     errors = []
     rust_versions(meta, errors)
     versions(meta, errors)
+    licenses(errors)
     for e in errors:
         print(f"check-manifests: {e}", file=sys.stderr)
     sys.exit(1 if errors else 0)

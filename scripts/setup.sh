@@ -62,39 +62,46 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
   [ "$status" -eq 0 ] || { echo "setup: installing postgresql failed" >&2; exit "$status"; }
 fi
 
-# The Python package kite-rs (bindings-python, built by maturin through pip) and its test
-# tools, in the virtual environment .venv. `pip install .` reruns only when a Rust or Python
-# source of the package is newer than the last install.
+# The Python package kite-rs (bindings-python, built by maturin) and its test tools, in the
+# virtual environment .venv. The wheel is built once (`maturin build`, profile dist, the same
+# manylinux wheel scripts/release.sh ships) into target/wheels and installed from there; the
+# pytest suite and scripts/test-python-package.sh both test that file. It is rebuilt only
+# when a Rust or Python source of the package is newer than the last install.
 need python3
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating the Python virtual environment .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import pytest, pytest_asyncio, mypy" >/dev/null 2>&1; then
-  echo "setup: installing pytest, pytest-asyncio and mypy into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check "pytest>=8" "pytest-asyncio>=0.23" "mypy>=1.10"
+if ! .venv/bin/python -c "import pytest, pytest_asyncio, mypy, auditwheel" >/dev/null 2>&1 || [ ! -x .venv/bin/maturin ]; then
+  echo "setup: installing pytest, pytest-asyncio, mypy, maturin and auditwheel into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check "pytest>=8" "pytest-asyncio>=0.23" "mypy>=1.10" \
+    "maturin>=1.7,<2" "auditwheel>=6"
 fi
 py_stamp=.venv/.kite-rs-installed
-if [ ! -f "$py_stamp" ] || [ -n "$(find pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml core/src \
-    bindings-python/Cargo.toml bindings-python/src bindings-python/python -newer "$py_stamp" -print -quit)" ]; then
-  echo "setup: building and installing kite-rs into .venv (pip install .)"
-  .venv/bin/pip install -q --disable-pip-version-check .
+if [ ! -f "$py_stamp" ] || [ ! -f target/wheels/.built ] || [ -n "$(find pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml core/src \
+    bindings-python/Cargo.toml bindings-python/src bindings-python/python LICENSE -newer "$py_stamp" -print -quit)" ]; then
+  echo "setup: building the kite-rs wheel (maturin build --profile dist) and installing it into .venv"
+  bash scripts/build-wheel.sh target/wheels
+  .venv/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps target/wheels/kite_rs-*.whl
   touch "$py_stamp"
 fi
 
 # The Node binding (bindings-node/): the npm packages at the top (napi-rs CLI, kite.js,
-# TypeScript), whose install script builds the native addon (napi build --release); the addon
-# is rebuilt whenever the Rust sources changed since the last build.
+# TypeScript, @types/node), then the native addon, built once (`npm run build`: napi build,
+# profile dist, stripped) into bindings-node/kite-rs.linux-x64-gnu.node, where the loader
+# finds it first; the node tests and scripts/test-npm-package.sh (which packs it) use that
+# file. It is rebuilt whenever the Rust sources changed since the last build.
 node_stamp=node_modules/.kite-rs-addon-built
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  echo "setup: installing the Node binding's packages and building its addon (npm ci)"
+  echo "setup: installing the Node binding's packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
-  touch node_modules "$node_stamp"
-elif [ ! -f "$node_stamp" ] || [ -n "$(find Cargo.toml Cargo.lock core/Cargo.toml core/src package.json \
+  touch node_modules
+fi
+if [ ! -f "$node_stamp" ] || [ -n "$(find Cargo.toml Cargo.lock core/Cargo.toml core/src package.json \
     bindings-node/Cargo.toml bindings-node/build.rs bindings-node/src bindings-node/header.d.ts \
     -newer "$node_stamp" -print -quit)" ]; then
-  echo "setup: building the Node binding's native addon (npm run install)"
-  npm run install --silent
+  echo "setup: building the Node binding's native addon (npm run build)"
+  npm run build --silent
   touch "$node_stamp"
 fi
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, Rust unit and integration tests (including the interop tests
-# against real SockJS peers from npm), and doc tests. CI runs exactly this (.ci/run).
+# Runs every test: formatting, manifests, Rust unit and integration tests (including the
+# interop tests against real SockJS peers from npm), doc tests, the Python and Node bindings'
+# suites, and the packages installed as users install them. CI runs exactly this (.ci/run);
+# scripts/setup.sh (first line) installs and builds everything these need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +22,11 @@ cargo test --workspace --doc --locked
 # that processes exit once their kites and clients are closed (exit.test.mjs checks that in
 # child processes; --test-force-exit keeps a failed test's open kite from hanging the run).
 node --test --test-force-exit bindings-node/test/*.test.mjs
+# The packages as users install them, from the wheel and addon setup.sh built (and the tests
+# above used): the wheel in a new virtual environment, the npm tarballs in a new project,
+# both outside the repository, with the load errors a user may meet.
+bash scripts/test-python-package.sh
+bash scripts/test-npm-package.sh
 # The documentation, run as written: the shell commands and Rust, Python and Node blocks of
 # README.md and the binding READMEs, on the binaries, wheel and addon built above (the etcd
 # tests above leave target/debug/kontrol built with etcd); skips are printed with reasons.

@@ -27,6 +27,12 @@ from ._errors import (
     SendError,
     TimeoutError,
 )
+try:
+    from . import _native  # noqa: F401  (loaded here so that a failure is explained)
+except ImportError as _error:
+    from ._load_error import explain as _explain
+
+    raise _explain(_error) from _error
 from ._native import (
     Auth,
     Client,

@@ -9,7 +9,11 @@
 //! cargo run --release --example kite-bench -- --servers node,kitejs,rust         # the Node binding
 //! cargo run --release --example kite-bench -- --servers python,python-def,rust,go  # the Python binding
 //! cargo run --release --example kite-bench -- --case 64x1 --repeat 1 --memory-connections 0  # one case
+//! cargo run --release --example kite-bench -- --servers rust,rust-tls --case 8x16  # TLS vs plain
 //! ```
+//!
+//! `rust-tls` is our kite serving HTTPS with a certificate of a CA made for the run (rcgen);
+//! the load generator then speaks TLS (rustls, trusting that CA) under the same websocket.
 //!
 //! Every server runs as its own process (ours is this binary re-executed with `--serve`, on
 //! tokio's default multi-thread runtime: one worker per core), speaking SockJS over a
@@ -33,7 +37,8 @@ struct Args {
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
     /// Servers to run: rust, go, kitejs, node (kite-rs with JavaScript handlers), python
-    /// (kite-rs with `async def` handlers), python-def (plain `def` handlers).
+    /// (kite-rs with `async def` handlers), python-def (plain `def` handlers), rust-tls (our
+    /// kite over TLS).
     #[arg(long, value_delimiter = ',', default_value = "rust,go,kitejs")]
     servers: Vec<String>,
     /// Python interpreter with kite-rs installed (for the python servers). Default: the
@@ -52,18 +57,22 @@ struct Args {
     /// Internal: serve the Rust kite and print its ready line.
     #[arg(long, hide = true)]
     serve: bool,
+    /// Internal: with --serve, serve TLS with this certificate and key (PEM).
+    #[arg(long, hide = true, num_args = 2)]
+    tls: Option<Vec<PathBuf>>,
 }
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-async fn serve_rust() -> Result<(), Box<dyn std::error::Error>> {
+async fn serve_rust(tls: Option<Vec<PathBuf>>) -> Result<(), Box<dyn std::error::Error>> {
     let k = kite::Kite::with_config(
         "bench",
         "1.0.0",
         kite::Config {
             ip: "127.0.0.1".into(),
+            tls: tls.and_then(|f| Some((f.first()?.clone(), f.get(1)?.clone()))),
             ..kite::Config::default()
         },
     )?;
@@ -86,15 +95,65 @@ struct Server {
     name: &'static str,
     child: tokio::process::Child,
     port: u16,
+    /// The load generator's TLS configuration for a TLS server.
+    tls: Option<Tls>,
+}
+
+/// A CA made for the run, a server certificate (127.0.0.1) it signed, and a client
+/// configuration trusting it.
+#[derive(Clone)]
+struct Tls {
+    client: std::sync::Arc<rustls::ClientConfig>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn make_tls() -> Result<Tls, String> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let e = |e: rcgen::Error| e.to_string();
+    let ca_key = KeyPair::generate().map_err(e)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().map_err(e)?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .map_err(e)?
+        .signed_by(&key, &issuer)
+        .map_err(e)?;
+    let dir = std::env::temp_dir().join(format!("kite-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).map_err(|e| e.to_string())?;
+    std::fs::write(&key_file, key.serialize_pem()).map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca_cert.der().clone())
+        .map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Tls {
+        client: std::sync::Arc::new(client),
+        cert: cert_file,
+        key: key_file,
+    })
 }
 
 async fn spawn(name: &'static str, args: &Args) -> Result<Server, String> {
     let root = repo_root();
+    let tls = (name == "rust-tls").then(make_tls).transpose()?;
     let mut cmd = match name {
-        "rust" => {
+        "rust" | "rust-tls" => {
             let mut c =
                 tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
             c.arg("--serve");
+            if let Some(t) = &tls {
+                c.arg("--tls").arg(&t.cert).arg(&t.key);
+            }
             c
         }
         "go" => {
@@ -170,7 +229,12 @@ async fn spawn(name: &'static str, args: &Args) -> Result<Server, String> {
     .ok_or_else(|| format!("{name}: no port in its first line {line:?}"))?;
     // Keep reading its stdout so that a chatty server never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Server { name, child, port })
+    Ok(Server {
+        name,
+        child,
+        port,
+        tls,
+    })
 }
 
 /// The napi addon's file name (see package.json).
@@ -199,7 +263,10 @@ fn rss_kib(pid: u32) -> Option<u64> {
 /// (Our tests speak to servers through tokio-tungstenite; here a general client's per-
 /// message buffers and copies would take CPU time from the server being measured.)
 struct Conn {
-    stream: tokio::net::TcpStream,
+    stream: tokio_util::either::Either<
+        tokio::net::TcpStream,
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    >,
     /// Received bytes not yet consumed: `buf[start..end]`.
     buf: Vec<u8>,
     start: usize,
@@ -213,11 +280,24 @@ struct Conn {
 const MAX_FRAME: usize = 16 << 20;
 
 impl Conn {
-    async fn connect(port: u16) -> Result<Conn, String> {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    async fn connect(port: u16, tls: Option<&Tls>) -> Result<Conn, String> {
+        use tokio_util::either::Either;
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = match tls {
+            None => Either::Left(tcp),
+            Some(t) => {
+                let name = rustls_pki_types::ServerName::try_from("127.0.0.1")
+                    .map_err(|e| e.to_string())?;
+                let s = tokio_rustls::TlsConnector::from(t.client.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                Either::Right(s)
+            }
+        };
         let mut c = Conn {
             stream,
             buf: vec![0; 16 * 1024],
@@ -382,6 +462,8 @@ impl Conn {
             .write_all(&self.out)
             .await
             .map_err(|e| e.to_string())?;
+        // TLS buffers what it writes until flushed.
+        self.stream.flush().await.map_err(|e| e.to_string())?;
         self.out.clear();
         Ok(())
     }
@@ -495,13 +577,14 @@ struct Figures {
 
 async fn run_case(
     port: u16,
+    tls: Option<&Tls>,
     conns: usize,
     in_flight: usize,
     seconds: f64,
 ) -> Result<Figures, String> {
     let mut sockets = Vec::with_capacity(conns);
     for _ in 0..conns {
-        sockets.push(Conn::connect(port).await?);
+        sockets.push(Conn::connect(port, tls).await?);
     }
     let warm = Duration::from_millis(500);
     let start = Instant::now() + warm;
@@ -536,7 +619,7 @@ async fn memory(server: &Server, n: usize) -> Result<f64, String> {
     let mut ids = Vec::new();
     let mut frame = Vec::new();
     for i in 0..n {
-        let mut conn = Conn::connect(server.port).await?;
+        let mut conn = Conn::connect(server.port, server.tls.as_ref()).await?;
         conn.call(i as u64);
         conn.flush().await?;
         loop {
@@ -558,10 +641,18 @@ async fn memory(server: &Server, n: usize) -> Result<f64, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.serve {
-        return serve_rust().await;
+        return serve_rust(args.tls.clone()).await;
     }
     let cases = [(1usize, 1usize), (8, 16), (64, 1)];
-    const ALL: [&str; 6] = ["rust", "go", "kitejs", "node", "python", "python-def"];
+    const ALL: [&str; 7] = [
+        "rust",
+        "rust-tls",
+        "go",
+        "kitejs",
+        "node",
+        "python",
+        "python-def",
+    ];
     if let Some(bad) = args.servers.iter().find(|s| !ALL.contains(&s.as_str())) {
         return Err(format!("unknown server {bad:?} (known: {})", ALL.join(", ")).into());
     }
@@ -606,7 +697,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let pid = server.child.id().unwrap_or(0);
                 let before = cpu_time(pid);
                 let gen_before = cpu_time(std::process::id());
-                match run_case(server.port, c, k, args.seconds).await {
+                match run_case(server.port, server.tls.as_ref(), c, k, args.seconds).await {
                     Ok(mut f) => {
                         // Calls made in the warm-up are not counted; the CPU times include
                         // it, so scale the calls to the whole case.
@@ -726,6 +817,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rp / gp
             );
         }
+    }
+    if let (Some((tls, tp)), Some((plain, pp))) = (get("rust-tls", 1), get("rust", 1)) {
+        println!(
+            "8x16: rust-tls = {:.0}% of rust calls (target >= 70%), p99 {tp:.2} vs {pp:.2} ms",
+            100.0 * tls / plain
+        );
     }
     // Targets of the bindings (issues: Python, Node), at 8x16.
     if let (Some((py, _)), Some((go, _)), Some((rust, _))) =

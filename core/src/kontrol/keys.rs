@@ -139,12 +139,7 @@ impl VerifierCache {
         let pair = self.pair_by_public(storage, pem).await?;
         let verifier = self.verifier(pem, now)?;
         let claims = verifier.verify_kite_key(jwt).map_err(|e| e.to_string())?;
-        let mut until = now + VERIFIED_TTL;
-        if claims.exp != 0 {
-            // check_times passed, so `exp` is now or later.
-            let left = u64::try_from(claims.exp.saturating_sub(now_unix())).unwrap_or(0);
-            until = until.min(now + Duration::from_secs(left));
-        }
+        let until = verified_until(now, now_unix(), claims.exp);
         self.verified.insert(jwt, Arc::new(claims.clone()), until);
         Ok(CheckedKey { claims, pair })
     }
@@ -210,6 +205,18 @@ impl VerifierCache {
     }
 }
 
+/// Until when a kite key verified at `now` (`unix` in Unix seconds) is taken as verified:
+/// [`VERIFIED_TTL`], and never past its `exp` (0: none).
+fn verified_until(now: Instant, unix: i64, exp: i64) -> Instant {
+    let until = now + VERIFIED_TTL;
+    if exp == 0 {
+        return until;
+    }
+    // Verification passed, so `exp` is `unix` or later; whole seconds left, rounded down.
+    let left = u64::try_from(exp.saturating_sub(unix)).unwrap_or(0);
+    until.min(now + Duration::from_secs(left))
+}
+
 /// Re-signs a kite key's claims with `pair` (its `kontrolKey` becomes the pair's public key).
 pub(crate) fn resign(claims: &KiteClaims, pair: &KeyPair) -> Result<String, AuthError> {
     let mut c = claims.clone();
@@ -224,4 +231,113 @@ pub(crate) async fn current(storage: &dyn Storage) -> Result<KeyPair, StorageErr
         .await?
         .pop()
         .ok_or(StorageError::KeyNotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{mint_kite_key, KeyPair};
+    use crate::kontrol::storage::memory::Memory;
+    use crate::kontrol::storage::{Event, KiteRecord, StorageResult};
+    use crate::protocol::{Kite, KiteQuery};
+    use futures_util::stream::BoxStream;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The memory storage, counting key pair lookups.
+    #[derive(Default)]
+    struct Counting {
+        inner: Memory,
+        lookups: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Storage for Counting {
+        async fn upsert(&self, r: &KiteRecord) -> StorageResult<()> {
+            self.inner.upsert(r).await
+        }
+        async fn touch(&self, k: &Kite) -> StorageResult<bool> {
+            self.inner.touch(k).await
+        }
+        async fn delete(&self, k: &Kite) -> StorageResult<bool> {
+            self.inner.delete(k).await
+        }
+        async fn get(&self, q: &KiteQuery) -> StorageResult<Vec<KiteRecord>> {
+            self.inner.get(q).await
+        }
+        async fn get_by_id(&self, id: &str) -> StorageResult<Option<KiteRecord>> {
+            self.inner.get_by_id(id).await
+        }
+        async fn expire(&self, d: Duration) -> StorageResult<Vec<Kite>> {
+            self.inner.expire(d).await
+        }
+        async fn watch(&self) -> StorageResult<BoxStream<'static, Event>> {
+            self.inner.watch().await
+        }
+        async fn add_key(&self, p: &KeyPair) -> StorageResult<()> {
+            self.inner.add_key(p).await
+        }
+        async fn delete_key(&self, id: &str) -> StorageResult<()> {
+            self.inner.delete_key(id).await
+        }
+        async fn key_by_id(&self, id: &str) -> StorageResult<KeyPair> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.key_by_id(id).await
+        }
+        async fn key_by_public(&self, pem: &str) -> StorageResult<KeyPair> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.key_by_public(pem).await
+        }
+        async fn active_keys(&self) -> StorageResult<Vec<KeyPair>> {
+            self.inner.active_keys().await
+        }
+    }
+
+    #[tokio::test]
+    async fn kite_keys_are_checked_once_and_pairs_rechecked_after_changes() {
+        let storage = Counting::default();
+        let pair = KeyPair::generate().unwrap();
+        storage.add_key(&pair).await.unwrap();
+        let cache = VerifierCache::default();
+        let key = mint_kite_key(&pair, "kontrol", "alice", "http://k/kite").unwrap();
+
+        let first = cache.check_kite_key(&storage, &key).await.unwrap();
+        assert_eq!(first.claims.sub, "alice");
+        assert_eq!(first.pair.as_ref().map(|p| &p.id), Some(&pair.id));
+        let second = cache.check_kite_key(&storage, &key).await.unwrap();
+        assert_eq!(second.claims, first.claims);
+        assert_eq!(storage.lookups.load(Ordering::SeqCst), 1, "pair cached");
+
+        // The pair deleted through this Kontrol: seen at once.
+        storage.delete_key(&pair.id).await.unwrap();
+        cache.forget_pairs();
+        let deleted = cache.check_kite_key(&storage, &key).await.unwrap();
+        assert!(deleted.pair.is_none(), "a deleted pair is reported");
+        assert_eq!(storage.lookups.load(Ordering::SeqCst), 2);
+
+        // A different string is checked on its own: a tampered signature fails, every time.
+        let tampered = format!("{}x", &key[..key.len() - 1]);
+        for _ in 0..2 {
+            assert!(cache.check_kite_key(&storage, &tampered).await.is_err());
+        }
+        // A key of a pair storage does not know is not trusted, however often it comes.
+        let stranger = KeyPair::generate().unwrap();
+        let foreign = mint_kite_key(&stranger, "kontrol", "mallory", "http://k/kite").unwrap();
+        for _ in 0..2 {
+            let err = cache.check_kite_key(&storage, &foreign).await.err();
+            assert_eq!(err.as_deref(), Some(crate::auth::KEY_NOT_TRUSTED));
+        }
+    }
+
+    #[test]
+    fn verified_keys_never_outlive_their_expiry() {
+        let now = Instant::now();
+        assert_eq!(verified_until(now, 1000, 0), now + VERIFIED_TTL);
+        assert_eq!(
+            verified_until(now, 1000, 1030),
+            now + Duration::from_secs(30)
+        );
+        assert_eq!(verified_until(now, 1000, 1000), now);
+        assert_eq!(verified_until(now, 1000, 1000 + 86_400), now + VERIFIED_TTL);
+        assert_eq!(verified_until(now, 1000, 10), now, "expired: not kept");
+    }
 }

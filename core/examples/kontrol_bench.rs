@@ -20,6 +20,10 @@
 //!   (after a short warm-up) with a query matching 1 of the kites, then one matching 100; every
 //!   result carries a token.
 //!
+//! Beside each rate, the CPU time per call: of this process (Kontrol and its callers
+//! together, as they share it), and for PostgreSQL also of the database server (its
+//! postmaster and sessions), read from `/proc` before and after the measured window.
+//!
 //! PostgreSQL runs on a server of its own, started the way the tests start theirs
 //! (`core/tests/common/postgres.rs`: Debian's binaries, a scratch cluster, 127.0.0.1 on a free
 //! port); without those binaries it is skipped with a message saying how to install them.
@@ -73,6 +77,62 @@ struct Load {
     p50: Duration,
     p99: Duration,
     calls: usize,
+    /// CPU time of this process per call (Kontrol and the callers).
+    cpu: Duration,
+    /// CPU time of the database server per call, when it runs apart.
+    db_cpu: Option<Duration>,
+}
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in USER_HZ, 100 per second on every mainstream configuration.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// CPU time of a process and of its children (the database server's sessions).
+fn tree_cpu_time(pid: u32) -> Option<Duration> {
+    let mut total = cpu_time(pid)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse::<u32>()
+                    .ok()
+            });
+        if parent == Some(pid) {
+            total += cpu_time(child).unwrap_or_default();
+        }
+    }
+    Some(total)
+}
+
+/// Where CPU time is read for a figure: this process, and the database server if apart.
+#[derive(Clone, Copy)]
+struct CpuSources {
+    db_pid: Option<u32>,
+}
+
+impl CpuSources {
+    fn now(&self) -> (Duration, Option<Duration>) {
+        (
+            cpu_time(std::process::id()).unwrap_or_default(),
+            self.db_pid.and_then(tree_cpu_time),
+        )
+    }
 }
 
 /// Seeded kites: user `bench`, environment `prod`, 100 names with 100 kites each (query
@@ -150,6 +210,7 @@ async fn get_kites_load(
     expect: usize,
     warmup: Duration,
     measure: Duration,
+    cpu: CpuSources,
 ) -> Result<Load, kite::Error> {
     let start = Instant::now();
     let from = start + warmup;
@@ -176,17 +237,27 @@ async fn get_kites_load(
             }
         })
     });
+    let runs: Vec<_> = runs.collect();
+    tokio::time::sleep_until(from.into()).await;
+    let (cpu_from, db_from) = cpu.now();
+    tokio::time::sleep_until(until.into()).await;
+    let (cpu_until, db_until) = cpu.now();
     let mut all = Vec::new();
     for run in futures_util::future::join_all(runs).await {
         all.extend(run.map_err(|e| kite::Error::Config(e.to_string()))??);
     }
     all.sort();
     let at = |q: usize| all.get((all.len() * q / 100).min(all.len().saturating_sub(1)));
+    let per_call = |d: Duration| d / u32::try_from(all.len().max(1)).unwrap_or(u32::MAX);
     Ok(Load {
         per_sec: rate(all.len(), measure),
         p50: at(50).copied().unwrap_or_default(),
         p99: at(99).copied().unwrap_or_default(),
         calls: all.len(),
+        cpu: per_call(cpu_until.saturating_sub(cpu_from)),
+        db_cpu: db_from
+            .zip(db_until)
+            .map(|(a, b)| per_call(b.saturating_sub(a))),
     })
 }
 
@@ -194,6 +265,7 @@ async fn bench(
     backend: &'static str,
     storage: Arc<dyn Storage>,
     args: &Args,
+    cpu: CpuSources,
 ) -> Result<Figures, Box<dyn std::error::Error>> {
     let (kontrol, url) = start_kontrol(storage.clone()).await?;
     let key_id = kontrol.current_key().await?.id;
@@ -263,9 +335,9 @@ async fn bench(
         "version": "1.0.0", "region": "eu", "hostname": format!("host-{probe}"),
     });
     let hundred = json!({"username": "bench", "environment": "prod", "name": "svc-7"});
-    let one = get_kites_load(&clients, one, 1, warmup, measure).await?;
+    let one = get_kites_load(&clients, one, 1, warmup, measure, cpu).await?;
     let hundred_expect = (0..seeds).filter(|n| n % 100 == 7).count();
-    let hundred = get_kites_load(&clients, hundred, hundred_expect, warmup, measure).await?;
+    let hundred = get_kites_load(&clients, hundred, hundred_expect, warmup, measure, cpu).await?;
     close_all(&callers);
     close_all(&kites);
     kontrol.close();
@@ -281,7 +353,13 @@ async fn bench(
 async fn sqlite(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("kontrol-bench-{}", uuid::Uuid::new_v4().simple()));
     let storage = kite::kontrol::storage::sqlite::Sqlite::open(dir.join("kontrol.db")).await?;
-    let figures = bench("sqlite", Arc::new(storage), args).await;
+    let figures = bench(
+        "sqlite",
+        Arc::new(storage),
+        args,
+        CpuSources { db_pid: None },
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
     figures.map(Some)
 }
@@ -303,7 +381,10 @@ async fn postgres(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Er
         ..server.config(&db)
     };
     let storage = Postgres::connect(&config).await?;
-    let figures = bench("postgres", Arc::new(storage), args).await;
+    let cpu = CpuSources {
+        db_pid: server.postmaster_pid(),
+    };
+    let figures = bench("postgres", Arc::new(storage), args, cpu).await;
     drop(server);
     figures.map(Some)
 }
@@ -312,6 +393,15 @@ async fn postgres(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Er
 async fn postgres(_: &Args) -> Result<Option<Figures>, Box<dyn std::error::Error>> {
     eprintln!("[postgres] skipped: kite was built without the `postgres` feature");
     Ok(None)
+}
+
+/// `process µs` or `process µs + db µs`.
+fn cpu_cell(l: &Load) -> String {
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    match l.db_cpu {
+        Some(db) => format!("{:.0} µs + {:.0} µs db", us(l.cpu), us(db)),
+        None => format!("{:.0} µs", us(l.cpu)),
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -347,23 +437,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!();
     let many = (0..seeds).filter(|n| n % 100 == 7).count();
     println!(
-        "| backend  | seed upserts/s | registrations/s | getKites → 1 kite /s | p50 | p99 | getKites → {many} kites /s | p50 | p99 |"
+        "| backend  | seed upserts/s | registrations/s | getKites → 1 kite /s | p50 | p99 | CPU/call | getKites → {many} kites /s | p50 | p99 | CPU/call |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for f in &rows {
         println!(
-            "| {:<8} | {:.0} | {:.0} | {:.0} | {} | {} | {:.0} | {} | {} |",
+            "| {:<8} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} |",
             f.backend,
             f.seeded_per_sec,
             f.registered_per_sec,
             f.one.per_sec,
             ms(f.one.p50),
             ms(f.one.p99),
+            cpu_cell(&f.one),
             f.hundred.per_sec,
             ms(f.hundred.p50),
             ms(f.hundred.p99),
+            cpu_cell(&f.hundred),
         );
     }
+    println!();
+    println!(
+        "CPU/call: CPU time of this process (Kontrol and its callers) per call in the measured \
+         window, + that of the PostgreSQL server (postmaster and sessions) where it applies."
+    );
     println!();
     for f in &rows {
         println!(

@@ -1,6 +1,7 @@
 //! Kontrol: the registry and token authority of a kite mesh, itself a kite; its storage;
 //! and the kite's side of it (register, find kites, tokens).
 
+mod cache;
 mod client;
 mod http;
 mod keys;

@@ -240,6 +240,7 @@ impl Kontrol {
             .add_key(pair)
             .await
             .map_err(|e| Error::Config(e.to_string()))?;
+        self.inner.verifiers.forget_pairs();
         self.inner
             .kite
             .configure(|c| c.kontrol_key = pair.public_pem.clone());
@@ -253,6 +254,7 @@ impl Kontrol {
             .delete_key(id)
             .await
             .map_err(|e| Error::Config(e.to_string()))?;
+        self.inner.verifiers.forget_pairs();
         let current = self.current_key().await?;
         self.inner
             .kite
@@ -702,9 +704,15 @@ impl Kontrol {
         username: &str,
         force: bool,
     ) -> anyhow::Result<String> {
-        let pair = match self.inner.storage.key_by_id(&record.key_id).await {
-            Ok(p) => p,
-            Err(StorageError::KeyDeleted | StorageError::KeyNotFound) => self.current_key().await?,
+        let pair = match self
+            .inner
+            .verifiers
+            .pair_by_id(&*self.inner.storage, &record.key_id)
+            .await
+        {
+            Ok(Some(p)) => p,
+            // Deleted or unknown: sign with the current pair.
+            Ok(None) => self.current_key().await?,
             Err(e) => return Err(storage_err(e)),
         };
         let issuer = self.inner.kite.identity().username;

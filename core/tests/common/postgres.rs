@@ -191,6 +191,17 @@ impl PgServer {
             .unwrap_or_else(|e| panic!("connecting to {dbname}: {e}"))
     }
 
+    /// Process id of the running server's postmaster (its sessions are its children).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The server's log so far.
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.log()).unwrap_or_default()

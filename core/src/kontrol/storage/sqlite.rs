@@ -3,9 +3,14 @@
 //! time, and a `key` table of key pairs that are soft-deleted with `deleted_at`.
 //!
 //! SQLite serves one process, so watchers are fed in-process: only changes made through this
-//! [`Sqlite`] value are seen by its watchers.
+//! [`Sqlite`] value are seen by its watchers. For the same reason lookups (`get`,
+//! `get_by_id`) are answered from a copy of the `kite` table in memory, loaded when the file
+//! is opened and updated by every write after it commits: a lookup then costs a B-tree
+//! range scan in this process instead of a round trip to SQLite's worker thread.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::stream::BoxStream;
@@ -57,17 +62,6 @@ CREATE INDEX IF NOT EXISTS kite_username_kitename_idx ON kite (username, kitenam
 const KITE_COLUMNS: &str =
     "username, environment, kitename, version, region, hostname, id, url, key_id";
 
-/// Columns a query field compares, in [`KiteQuery::values`] order.
-const QUERY_COLUMNS: [&str; 7] = [
-    "username",
-    "environment",
-    "kitename",
-    "version",
-    "region",
-    "hostname",
-    "id",
-];
-
 /// Whitespace trimmed from stored public keys before comparing them (space, tab, LF, CR).
 const TRIM_PUBLIC: &str = "trim(public, char(32, 9, 10, 13))";
 
@@ -79,6 +73,81 @@ pub struct Sqlite {
     write: Mutex<()>,
     events: broadcast::Sender<Event>,
     path: PathBuf,
+    /// The `kite` table as committed (see the module docs); changed only under `write`.
+    kites: RwLock<Mirror>,
+}
+
+/// Kite rows in memory, ordered by the query fields so that a query (a prefix of them set,
+/// see [`crate::kontrol::query`]) is one range scan.
+#[derive(Default)]
+struct Mirror {
+    /// [`Kite::values`] order → (URL, key pair id).
+    by_fields: BTreeMap<[String; 7], (String, String)>,
+    /// Kite id → its fields.
+    by_id: HashMap<String, [String; 7]>,
+}
+
+impl Mirror {
+    fn put(&mut self, record: &KiteRecord) {
+        let fields = record.kite.values().map(str::to_string);
+        if let Some(old) = self.by_id.insert(record.kite.id.clone(), fields.clone()) {
+            self.by_fields.remove(&old);
+        }
+        self.by_fields
+            .insert(fields, (record.url.clone(), record.key_id.clone()));
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Some(fields) = self.by_id.remove(id) {
+            self.by_fields.remove(&fields);
+        }
+    }
+
+    fn record(fields: &[String; 7], (url, key_id): &(String, String)) -> KiteRecord {
+        let [username, environment, name, version, region, hostname, id] = fields.clone();
+        KiteRecord {
+            kite: Kite {
+                username,
+                environment,
+                name,
+                version,
+                region,
+                hostname,
+                id,
+            },
+            url: url.clone(),
+            key_id: key_id.clone(),
+        }
+    }
+
+    /// Rows whose fields equal every non-empty field of `query`: the range of the leading
+    /// set fields, filtered by any set after a gap.
+    fn get(&self, query: &KiteQuery) -> Vec<KiteRecord> {
+        let wanted = query.values();
+        let prefix = wanted.iter().take_while(|v| !v.is_empty()).count();
+        // The empty string sorts first, so this is the first key with that prefix.
+        let mut from: [String; 7] = Default::default();
+        for (slot, value) in from.iter_mut().zip(&wanted[..prefix]) {
+            *slot = (*value).to_string();
+        }
+        self.by_fields
+            .range(from..)
+            .take_while(|(fields, _)| fields.iter().zip(&wanted[..prefix]).all(|(f, w)| f == w))
+            .filter(|(fields, _)| {
+                fields
+                    .iter()
+                    .zip(&wanted)
+                    .all(|(f, w)| w.is_empty() || f == w)
+            })
+            .map(|(fields, row)| Mirror::record(fields, row))
+            .collect()
+    }
+
+    fn get_by_id(&self, id: &str) -> Option<KiteRecord> {
+        let fields = self.by_id.get(id)?;
+        let row = self.by_fields.get(fields)?;
+        Some(Mirror::record(fields, row))
+    }
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -120,8 +189,10 @@ impl Sqlite {
             write: Mutex::new(()),
             events: broadcast::channel(1024).0,
             path,
+            kites: RwLock::new(Mirror::default()),
         };
         storage.migrate().await?;
+        storage.load().await?;
         Ok(storage)
     }
 
@@ -157,6 +228,29 @@ impl Sqlite {
         .await
         .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)
+    }
+
+    /// Reads the `kite` table into memory.
+    async fn load(&self) -> StorageResult<()> {
+        let _w = self.write.lock().await;
+        let rows = sqlx::query(&format!("SELECT {KITE_COLUMNS} FROM kite"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut mirror = Mirror::default();
+        for row in &rows {
+            mirror.put(&record(row).map_err(unavailable)?);
+        }
+        *self.mirror_mut() = mirror;
+        Ok(())
+    }
+
+    fn mirror(&self) -> std::sync::RwLockReadGuard<'_, Mirror> {
+        self.kites.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn mirror_mut(&self) -> std::sync::RwLockWriteGuard<'_, Mirror> {
+        self.kites.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn send(&self, event: Event) {
@@ -257,6 +351,7 @@ impl Storage for Sqlite {
                 _ => None,
             })
         })?;
+        self.mirror_mut().put(record);
         self.send(Event::Register(record.clone()));
         Ok(())
     }
@@ -283,6 +378,7 @@ impl Storage for Sqlite {
         .map_err(unavailable)?;
         match gone {
             Some(row) => {
+                self.mirror_mut().remove(&kite.id);
                 self.send(Event::Deregister(kite_of(&row).map_err(unavailable)?));
                 Ok(true)
             }
@@ -291,35 +387,11 @@ impl Storage for Sqlite {
     }
 
     async fn get(&self, query: &KiteQuery) -> StorageResult<Vec<KiteRecord>> {
-        let wanted: Vec<(&str, &str)> = QUERY_COLUMNS
-            .iter()
-            .zip(query.values())
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(c, v)| (*c, v))
-            .collect();
-        let mut sql = format!("SELECT {KITE_COLUMNS} FROM kite");
-        for (i, (column, _)) in wanted.iter().enumerate() {
-            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-            sql.push_str(column);
-            sql.push_str(" = ?");
-        }
-        let mut q = sqlx::query(&sql);
-        for (_, value) in &wanted {
-            q = q.bind(*value);
-        }
-        let rows = q.fetch_all(&self.pool).await.map_err(unavailable)?;
-        rows.iter()
-            .map(|r| record(r).map_err(unavailable))
-            .collect()
+        Ok(self.mirror().get(query))
     }
 
     async fn get_by_id(&self, id: &str) -> StorageResult<Option<KiteRecord>> {
-        let row = sqlx::query(&format!("SELECT {KITE_COLUMNS} FROM kite WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.as_ref().map(record).transpose().map_err(unavailable)
+        Ok(self.mirror().get_by_id(id))
     }
 
     async fn expire(&self, older_than: Duration) -> StorageResult<Vec<Kite>> {
@@ -337,6 +409,12 @@ impl Storage for Sqlite {
             .iter()
             .map(|r| kite_of(r).map_err(unavailable))
             .collect::<StorageResult<Vec<Kite>>>()?;
+        {
+            let mut mirror = self.mirror_mut();
+            for k in &kites {
+                mirror.remove(&k.id);
+            }
+        }
         for k in &kites {
             self.send(Event::Deregister(k.clone()));
         }

@@ -174,6 +174,46 @@ async fn heartbeat_intervals_at_the_extremes_do_not_panic() {
     );
 }
 
+#[tokio::test]
+async fn one_heartbeat_per_connection() {
+    let k = target(open_config()).await;
+    let mut ws = raw_ws(&k).await;
+    // 50 heartbeats of 10 ms on one connection: each replaces the one before, so a peer
+    // cannot pile up ping tasks.
+    let mut last_fn = 0;
+    for i in 0..50u64 {
+        let id = 1000 + i * 2;
+        ws.send(Ws::text(call_text(
+            "kite.heartbeat",
+            r#"[0.01,"[Function]"]"#,
+            id,
+            true,
+        )))
+        .await
+        .unwrap();
+        assert_eq!(reply(&mut ws, id).await["error"], Value::Null);
+        last_fn = id + 1;
+    }
+    // For a while, only the last heartbeat's function is pinged.
+    let mut pings = 0;
+    let window = tokio::time::sleep(Duration::from_millis(300));
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            _ = &mut window => break,
+            m = ws.next() => match m {
+                Some(Ok(Ws::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    assert_eq!(v["method"], json!(last_fn), "an earlier heartbeat still pings: {v}");
+                    pings += 1;
+                }
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 300 ms at 10 ms");
+}
+
 // ---- defect 6: lone surrogates and deep nesting are answered ----
 
 #[tokio::test]

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     auth: RwLock<Option<Auth>>,
     /// Most entries in `table` ([`crate::Config::max_callbacks`]).
     max_callbacks: usize,
+    /// Stops the `kite.heartbeat` pings running for this connection: one at a time.
+    heartbeat: Mutex<Option<CancellationToken>>,
     token_expired: RwLock<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
@@ -100,6 +102,7 @@ impl Connection {
         Connection {
             inner: Arc::new(Inner {
                 max_callbacks,
+                heartbeat: Mutex::new(None),
                 session,
                 local,
                 dialed,
@@ -186,6 +189,22 @@ impl Connection {
         // The connection's own token: a request only observes it (`Request::cancelled`),
         // so a child token per request would only add a lock and an allocation.
         self.inner.closed.clone()
+    }
+
+    /// A token for a new `kite.heartbeat` on this connection, stopping the previous one
+    /// (a peer cannot pile up ping tasks; the reference keeps one heartbeat too).
+    pub(crate) fn replace_heartbeat(&self) -> CancellationToken {
+        let token = self.inner.closed.child_token();
+        let previous = self
+            .inner
+            .heartbeat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(token.clone());
+        if let Some(p) = previous {
+            p.cancel();
+        }
+        token
     }
 
     fn register(&self, entry: Entry) -> Result<u64, Error> {

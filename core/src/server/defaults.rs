@@ -146,6 +146,7 @@ async fn heartbeat(req: Request) -> anyhow::Result<()> {
         .unwrap_or(MAX_HEARTBEAT)
         .clamp(MIN_HEARTBEAT, MAX_HEARTBEAT);
     ping.call(&()).await?;
+    let stop = req.client().replace_heartbeat();
     tokio::spawn(async move {
         let start = tokio::time::Instant::now()
             .checked_add(period)
@@ -153,12 +154,14 @@ async fn heartbeat(req: Request) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval_at(start, period);
         loop {
             tokio::select! {
+                // A replaced heartbeat stops before its next ping.
+                biased;
+                _ = stop.cancelled() => return,
                 _ = tick.tick() => {
                     if ping.call(&()).await.is_err() {
                         return;
                     }
                 }
-                _ = req.cancelled() => return,
             }
         }
     });

@@ -410,7 +410,7 @@ export interface KiteOptions {
   environment?: string
   /** Default: `KITE_REGION` or `unknown`. */
   region?: string
-  /** Kite id. Default: the kite key's `jti`, or a random UUID. */
+  /** Kite id. Default: a fresh random UUID per kite. */
   id?: string
   /** Host name reported in the identity. Default: the machine's. */
   hostname?: string

@@ -30,7 +30,7 @@ pub struct KiteOptions {
     pub environment: Option<String>,
     /// Default: `KITE_REGION` or `unknown`.
     pub region: Option<String>,
-    /// Kite id. Default: the kite key's `jti`, or a random UUID.
+    /// Kite id. Default: a fresh random UUID per kite.
     pub id: Option<String>,
     /// Host name reported in the identity. Default: the machine's.
     pub hostname: Option<String>,

@@ -354,7 +354,7 @@ impl Kite {
 
 /// The URL to register: `url`, else the kite's own.
 fn own_url(kite: &kite::Kite, url: Option<String>) -> Result<String, kite::Error> {
-    url.or_else(|| kite.url()).ok_or_else(|| {
+    url.or_else(|| kite.register_url()).ok_or_else(|| {
         kite::Error::Config("the kite is not listening: give the URL to register".into())
     })
 }

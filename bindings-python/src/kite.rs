@@ -287,7 +287,7 @@ impl Kite {
         KiteInfo(self.inner.identity())
     }
 
-    /// The kite's id (a UUID, or the kite key's ``jti``).
+    /// The kite's id (a fresh random UUID per kite unless one was given).
     #[getter]
     fn id(&self) -> String {
         self.inner.identity().id

@@ -44,7 +44,7 @@ fn registered(r: Result<RegisterResult, kite::Error>) -> Result<Json, Failure> {
 
 /// The URL to register: the given one, or the kite's own once it listens.
 pub(crate) fn register_url(k: &kite::Kite, url: Option<String>) -> PyResult<String> {
-    url.or_else(|| k.url())
+    url.or_else(|| k.register_url())
         .ok_or_else(|| PyRuntimeError::new_err("start the kite first, or pass the URL to register"))
 }
 

@@ -93,7 +93,8 @@ async fn start_kontrol(home: &Path, args: &[&str]) -> Running {
     })
     .await;
     assert!(
-        url.starts_with("http://127.0.0.1:") && url.ends_with("/kite"),
+        (url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"))
+            && url.ends_with("/kite"),
         "{url}"
     );
     Running {
@@ -546,4 +547,108 @@ async fn logs_follow_kite_log_level_and_format_without_colour_in_pipes() {
     assert!(!err.contains("DEBUG") && !err.contains('{'), "{err}");
     assert!(!err.contains('\u{1b}'), "{err:?}");
     assert!(err.contains("connection refused"), "{err}");
+/// A CA (rcgen) and a certificate for 127.0.0.1 it signed, written under `dir`:
+/// (ca.pem, cert.pem, key.pem).
+fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "kitectl test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[tokio::test]
+async fn kitectl_over_https() {
+    let home = Home::new();
+    let tls_dir = home.path().join("tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    let (ca, cert, key) = test_pki(&tls_dir);
+    let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+    let (ok, _, err) = run({
+        let mut c = command(KONTROL, home.path());
+        c.args(["--initial", "--username", "alice"]);
+        c
+    })
+    .await;
+    assert!(ok, "kontrol --initial failed: {err}");
+    let self_url = "https://kontrol.example.com:4443/kite";
+    let kontrol = start_kontrol(
+        home.path(),
+        &[
+            "--tlscertfile",
+            &cert,
+            "--tlskeyfile",
+            &key,
+            "--registerurl",
+            self_url,
+        ],
+    )
+    .await;
+    let url = kontrol.url.clone();
+    assert!(url.starts_with("https://"), "{url}");
+
+    // A kite trusting the CA registers over TLS.
+    let mut config = Config {
+        ip: "127.0.0.1".into(),
+        environment: "test".into(),
+        tls_ca_file: Some(ca.clone()),
+        ..Config::default()
+    };
+    config.use_kite_key(&home.kite_key()).unwrap();
+    config.kontrol_url = url.clone();
+    let math = Kite::with_config("math", "1.0.0", config).unwrap();
+    within(math.listen()).await.unwrap();
+    within(math.register(&math.url().unwrap())).await.unwrap();
+
+    // kitectl trusts the CA through SSL_CERT_FILE (as Go programs do), or KITE_TLS_CA_FILE.
+    for var in ["SSL_CERT_FILE", "KITE_TLS_CA_FILE"] {
+        let mut c = command(KITECTL, home.path());
+        c.env("KITE_KONTROL_URL", &url).env(var, &ca).args([
+            "query",
+            "--environment",
+            "test",
+            "--name",
+            "math",
+        ]);
+        let (ok, out, err) = run(c).await;
+        assert!(ok, "kitectl query with {var} failed: {err}");
+        assert!(out.contains(&math.url().unwrap()), "{out}");
+    }
+    // Kontrol's own --registerurl record.
+    let mut c = command(KITECTL, home.path());
+    c.env("KITE_KONTROL_URL", &url)
+        .env("SSL_CERT_FILE", &ca)
+        .args(["query", "--environment", "unknown", "--name", "kontrol"]);
+    let (ok, out, err) = run(c).await;
+    assert!(ok, "kitectl query --name kontrol failed: {err}");
+    assert!(out.contains(self_url), "{out}");
+
+    // Without the CA: a TLS error naming Kontrol's URL, at once (not the 15 s timeout).
+    let mut c = command(KITECTL, home.path());
+    c.env("KITE_KONTROL_URL", &url)
+        .env_remove("SSL_CERT_FILE")
+        .args(["query", "--environment", "test", "--name", "math"]);
+    let t0 = std::time::Instant::now();
+    let (ok, _, err) = run(c).await;
+    assert!(!ok);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(err.contains("tlsError") && err.contains(&url), "{err}");
+    assert!(err.contains("unknown authority"), "{err}");
 }

@@ -324,7 +324,7 @@ class Kite:
         """The kite's identity."""
     @property
     def id(self) -> str:
-        """The kite's id (a UUID, or the kite key's ``jti``)."""
+        """The kite's id (a fresh random UUID per kite unless one was given)."""
     @property
     def username(self) -> str:
         """The kite's username."""

@@ -145,7 +145,7 @@ impl Message {
 
     /// The reference parse through a `Value` tree; decides every case the typed fast path
     /// of [`LazyMessage::parse`] does not take (and gives the exact error).
-    fn parse_value(text: &str) -> Result<Message, MessageError> {
+    pub(crate) fn parse_value(text: &str) -> Result<Message, MessageError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| MessageError::NotJson(e.to_string()))?;
         let Value::Object(mut obj) = value else {

@@ -47,7 +47,7 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    found=$(grep -o "artifacts/$t/[^ ]*" "$log" | sort -u | tr '\n' ' ')
+    found=$(sed -n 's/.*Test unit written to \([^ ]*\).*/\1/p' "$log" | sort -u | tr '\n' ' ')
     if [ "$rc" -ne 0 ]; then
         status=1
         echo "fuzz.sh: $t FAILED (exit $rc); the end of its log ($log):" >&2

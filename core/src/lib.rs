@@ -25,6 +25,8 @@ pub mod auth;
 pub mod client;
 pub mod dnode;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kontrol;
 pub mod protocol;
 pub mod server;

@@ -776,7 +776,10 @@ impl FunctionSink for Inner {
 /// Decodes a call's options (its first argument), straight from the JSON text when the
 /// message took the fast path. `None`: the message is malformed after all (e.g. a number
 /// out of range that only a full parse sees) and is dropped, as the reference parse does.
-fn call_options(msg: &LazyMessage<'_>, text: &str) -> Option<Result<CallOptions, KiteError>> {
+pub(crate) fn call_options(
+    msg: &LazyMessage<'_>,
+    text: &str,
+) -> Option<Result<CallOptions, KiteError>> {
     let not_object = || KiteError::argument("call options must be an object");
     let invalid = |e: serde_json::Error| KiteError::argument(format!("invalid call options: {e}"));
     let value = match msg.first_argument() {

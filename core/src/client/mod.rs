@@ -4,6 +4,7 @@
 
 mod conn;
 
+pub(crate) use conn::call_options;
 pub use conn::Connection;
 
 use std::future::IntoFuture;

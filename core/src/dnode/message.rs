@@ -158,7 +158,7 @@ impl Message {
 
     /// The reference parse through a `Value` tree; decides every case the typed fast path
     /// of [`LazyMessage::parse`] does not take (and gives the exact error).
-    fn parse_value(text: &str) -> Result<Message, MessageError> {
+    pub(crate) fn parse_value(text: &str) -> Result<Message, MessageError> {
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -125,6 +125,12 @@ pub struct KiteWithToken {
     pub key_id: String,
     /// A token for calling it.
     pub token: String,
+}
+
+/// What `getKites` answers: `{"kites": [...]}`.
+#[derive(Serialize)]
+struct GetKitesResult {
+    kites: Vec<KiteWithToken>,
 }
 
 struct Registration {
@@ -735,7 +741,7 @@ impl Kontrol {
         Ok(kites)
     }
 
-    async fn get_kites(&self, req: Request) -> anyhow::Result<Value> {
+    async fn get_kites(&self, req: Request) -> anyhow::Result<GetKitesResult> {
         #[derive(Deserialize)]
         struct Args {
             #[serde(default)]
@@ -805,7 +811,8 @@ impl Kontrol {
                 }
             });
         }
-        Ok(json!({ "kites": out }))
+        // Typed, so that the answer becomes JSON once (not a `Value` copied into another).
+        Ok(GetKitesResult { kites: out })
     }
 
     async fn get_token(&self, req: Request) -> anyhow::Result<String> {

@@ -96,6 +96,8 @@ test('errors carry the kite error kind as code and the request id', async () => 
   const nobody = new Kite({ name: 'x', version: '1.0.0' });
   e = await rejects(nobody.client('http://127.0.0.1:1/kite').dial(2000));
   assert.equal(e.code, 'dialError');
+  // The cause and the URL, from the core's DialError.
+  assert.match(e.message, /connection refused at http:\/\/127\.0\.0\.1:1\/kite/);
   nobody.close();
   // Registering twice, bad options.
   assert.throws(() => k.handle('square', () => 0), (err) => err.code === 'duplicateMethod');

@@ -422,8 +422,10 @@ async def test_not_connected_and_dial_errors(make_kite: MakeKite) -> None:
     k.close()
     await wait(k.wait_closed())
     refused = make_kite("caller").client("http://127.0.0.1:9/kite")
-    with pytest.raises(DialError):
+    with pytest.raises(DialError) as dial_error:
         await refused.dial(timeout=5)
+    # The cause and the URL, from the core's DialError.
+    assert "connection refused at http://127.0.0.1:9/kite" in str(dial_error.value)
 
 
 async def test_pre_post_final_and_handling_modes(make_kite: MakeKite, dial: Dial) -> None:

@@ -7,6 +7,7 @@ mod defaults;
 mod kite;
 mod method;
 mod request;
+mod routes;
 
 pub(crate) use authn::authenticate;
 pub use config::{parse_duration, Config};
@@ -14,3 +15,4 @@ pub use defaults::SystemInfo;
 pub use kite::{AuthCheck, Authenticator, Kite, WeakKite};
 pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
 pub use request::{ArgsShape, Request};
+pub use routes::{HttpRequest, HttpResponse, MAX_ROUTE_BODY};

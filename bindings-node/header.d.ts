@@ -20,19 +20,37 @@ export type KiteErrorCode =
   | (string & {})
 
 /**
- * What calls reject with and the binding throws: an `Error` named `KiteError`.
- * A handler that throws an error whose `code` is a kite error kind sends that kind;
- * any other thrown value reaches the caller as `genericError`.
+ * What calls reject with, what the binding throws, and what a handler throws to send an
+ * error kind to its caller: `throw new KiteError('argumentError', 'want a number')` (any
+ * `type` is sent as is, also your own kinds); any other thrown value reaches the caller as
+ * `genericError` (or as its `code`, when that is a kite error kind). A rejected call's
+ * error carries the stack of the code that made the call.
  */
-export interface KiteError extends Error {
-  name: 'KiteError'
-  /** The kite error kind, e.g. `methodNotFound`, `timeout`. */
+export declare class KiteError extends Error {
+  /**
+   * @param type the error kind (the wire error's `type`)
+   * @param message the message
+   * @param options `appCode`: the wire error's `code`; `requestId`; `cause`
+   */
+  constructor(type: KiteErrorCode, message: string, options?: { appCode?: string; requestId?: string; cause?: unknown })
+  readonly name: 'KiteError'
+  /** The kite error kind, e.g. `methodNotFound`, `timeout` (the wire error's `type`). */
+  type: KiteErrorCode
+  /** The same as `type`, for code that checks `error.code` as Node errors go. */
   code: KiteErrorCode
   /** The id of the failed request, when the remote kite sent one. */
   requestId?: string
   /** The application error code the remote kite set (the wire error's `code`). */
   appCode?: string
+  /** Whether `type` is one of the protocol's own kinds (not a local or custom one). */
+  static isWireKind(type: string): boolean
 }
+
+/** `new KiteError(type, message, { appCode })`, as a function. */
+export declare function kiteError(type: KiteErrorCode, message: string, appCode?: string | null): KiteError
+
+/** Log levels, most severe first. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
 /** Which result a method with pre/post handlers returns: the main handler's (`method`), or the first or last non-null one. */
 export type MethodHandling = 'method' | 'first' | 'latest'

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use kite::protocol::KiteError;
 use napi::bindgen_prelude::{
-    FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, JsValuesTupleIntoVec, Null,
-    Object, ObjectRef, ToNapiValue, Unknown,
+    FromNapiValue, Function, FunctionRef, JsObjectValue, JsValuesTupleIntoVec, Null, Object,
+    ObjectRef, ToNapiValue, Unknown,
 };
 use napi::threadsafe_function::{
     ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
@@ -87,6 +87,8 @@ pub(crate) enum Event {
     TokenExpire,
     TokenRenew,
     Register,
+    /// A callback or listener threw or rejected (listeners get the error).
+    Error,
 }
 
 /// What an event's listeners get.
@@ -103,6 +105,7 @@ impl Event {
             ("disconnect", _) => Event::Disconnect,
             ("firstRequest", true) => Event::FirstRequest,
             ("register", true) => Event::Register,
+            ("error", true) => Event::Error,
             ("tokenExpire", false) => Event::TokenExpire,
             ("tokenRenew", false) => Event::TokenRenew,
             _ => return None,
@@ -169,6 +172,10 @@ pub(crate) struct Bridge {
     infos: Mutex<HashMap<u64, Arc<Info>>>,
     trampoline: JsFn,
     forget_requests: JsFn,
+    /// `invoke(fn, ...args)`: runs a callback or listener, reporting what it throws.
+    invoke: JsFn,
+    /// `failed(error)`: reports an error like a throw of a callback.
+    failed: JsFn,
 }
 
 /// Finished requests whose objects may wait for the next wake-up of the JavaScript thread.
@@ -178,12 +185,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The JavaScript side of the bridge, made once per kite: the `Request` class of the
-/// objects handlers get (own `id`, `method`, `username`, `args`; `auth`, `kite`, `client` and
-/// `signal` fetched from native `info` on first use), the map that keeps one object per call
-/// for all its handlers, and `dispatch`, which calls a handler and settles its pending call
-/// with what it returns, resolves or throws.
-const TRAMPOLINE: &str = include_str!("trampoline.js");
+/// Describes a thrown JavaScript value for the log: its stack (which starts with the
+/// message), else its text.
+fn describe(v: Unknown<'_>) -> String {
+    if let Ok(obj) = Object::from_unknown(v) {
+        if let Ok(Some(stack)) = obj.get_named_property::<Option<String>>("stack") {
+            return stack;
+        }
+    }
+    v.coerce_to_string()
+        .ok()
+        .and_then(|s| s.into_utf8().ok())
+        .and_then(|s| s.into_owned().ok())
+        .unwrap_or_else(|| "a value that cannot be shown".into())
+}
 
 impl Bridge {
     /// Creates the bridge of a kite (on the JavaScript thread).
@@ -207,9 +222,17 @@ impl Bridge {
                 let id = ctx.get::<f64>(0)?;
                 let value = ctx.get::<Unknown>(1)?;
                 let failed = ctx.get::<bool>(2)?;
-                bridge.settle(id, value, failed);
+                bridge.settle(ctx.env, id, value, failed);
             }
             Ok(())
+        })?;
+        let report_cell = cell.clone();
+        let report = env.create_function_from_closure::<(), bool, _>("kiteReport", move |ctx| {
+            let value = ctx.get::<Unknown>(0)?;
+            match upgrade(&report_cell) {
+                Some(bridge) => bridge.report(ctx.env, value),
+                None => Ok(false),
+            }
         })?;
         let info_cell = cell.clone();
         let info =
@@ -237,15 +260,25 @@ impl Bridge {
             }
             Ok(())
         })?;
-        let factory: Function<'_, FnArgs<(Unknown<'_>, Unknown<'_>, Unknown<'_>)>, Object<'_>> =
-            env.run_script(TRAMPOLINE)?;
-        let pair = factory.call(FnArgs::from((
-            settle.to_unknown(),
-            info.to_unknown(),
-            forget.to_unknown(),
-        )))?;
-        let dispatch = Function::<'_>::from_unknown(pair.get_element::<Unknown<'_>>(0)?)?;
-        let forget_requests = Function::<'_>::from_unknown(pair.get_element::<Unknown<'_>>(1)?)?;
+        let Some(parts) = crate::js::parts(env) else {
+            return Err(napi::Error::new(
+                Status::GenericFailure,
+                "kite-rs was loaded without its package entry: require('kite-rs') \
+                 (bindings-node/lib/index.js), not the native loader",
+            ));
+        };
+        let factory = parts.make_bridge.borrow_back(env)?;
+        let factory = Function::<'_, ArgList, Object<'_>>::from_unknown(factory.to_unknown())?;
+        let made = factory.call(ArgList(vec![
+            settle.raw(),
+            info.raw(),
+            forget.raw(),
+            report.raw(),
+        ]))?;
+        let part = |i: u32| -> napi::Result<Function<'_>> {
+            Function::<'_>::from_unknown(made.get_element::<Unknown<'_>>(i)?)
+        };
+        let (dispatch, forget_requests, invoke, failed) = (part(0)?, part(1)?, part(2)?, part(3)?);
         let bridge = Arc::new(Bridge {
             tsfn,
             queue: Mutex::new(Vec::new()),
@@ -257,6 +290,8 @@ impl Bridge {
             infos: Mutex::new(HashMap::new()),
             trampoline: keep(&dispatch)?,
             forget_requests: keep(&forget_requests)?,
+            invoke: keep(&invoke)?,
+            failed: keep(&failed)?,
         });
         let _ = cell.set(Arc::downgrade(&bridge));
         Ok(bridge)
@@ -399,17 +434,57 @@ impl Bridge {
     }
 
     fn drain(self: &Arc<Self>, env: &Env) -> napi::Result<()> {
-        self.flush(env)?;
+        if let Err(e) = self.flush(env) {
+            tracing::error!(error = %e, "could not release finished requests");
+        }
         let jobs = std::mem::take(&mut *lock(&self.queue));
-        let mut first_error = None;
+        // Callbacks and listeners run through `invoke`, which reports what they throw or
+        // reject with (the kite's 'error' listeners, the log); nothing here may end the
+        // process, so an error of the bridge itself goes to the log too.
         for job in jobs {
             if let Err(e) = self.run(env, job) {
-                first_error.get_or_insert(e);
+                tracing::error!(error = %e, "a kite job for JavaScript failed");
             }
         }
-        // An exception thrown by a callback or listener surfaces as an uncaught exception,
-        // like one thrown in a timer.
-        first_error.map_or(Ok(()), Err)
+        Ok(())
+    }
+
+    /// Reports what a callback or listener threw (the native `report` of `lib/bridge.js`):
+    /// logs it and calls the kite's 'error' listeners; false when there are none.
+    fn report(&self, env: &Env, value: Unknown<'_>) -> napi::Result<bool> {
+        tracing::error!("a JavaScript callback failed: {}", describe(value));
+        let funcs: Vec<u64> = lock(&self.listeners)
+            .iter()
+            .filter(|l| l.event == Event::Error)
+            .map(|l| l.func)
+            .collect();
+        for key in &funcs {
+            let f = lock(&self.functions).get(key).map(|f| f.borrow_back(env));
+            if let Some(f) = f {
+                f?.call(ArgList(vec![value.raw()]))?;
+            }
+        }
+        Ok(!funcs.is_empty())
+    }
+
+    /// Runs `f(args…)` through `invoke`, which reports a throw or rejection.
+    fn run_reported(
+        &self,
+        env: &Env,
+        f: Function<'_, ArgList, UnknownReturnValue>,
+        args: &[Unknown<'_>],
+    ) -> napi::Result<()> {
+        let mut list = Vec::with_capacity(args.len() + 1);
+        list.push(f.to_unknown());
+        list.extend_from_slice(args);
+        call(env, &self.invoke, &list)
+    }
+
+    /// Reports a failure of the bridge around a callback (e.g. arguments that cannot be
+    /// made JavaScript values) like a throw of the callback.
+    fn report_native(&self, env: &Env, what: &str, e: &napi::Error) -> napi::Result<()> {
+        let err = errors::error_object(env, &kite::Error::Send(format!("{what}: {}", e.reason)))?;
+        call(env, &self.failed, &[err.to_unknown()])
     }
 
     fn run(self: &Arc<Self>, env: &Env, job: Job) -> napi::Result<()> {
@@ -429,10 +504,10 @@ impl Bridge {
                 let f = lock(&self.functions).get(&func).map(|f| f.borrow_back(env));
                 let Some(f) = f else { return Ok(()) };
                 let f = f?;
-                let values = convert::arguments_to_js(env, self, &args)?;
-                let list = ArgList(values.iter().map(|a| a.raw()).collect());
-                f.call(list)?;
-                Ok(())
+                match convert::arguments_to_js(env, self, &args) {
+                    Ok(values) => self.run_reported(env, f, &values),
+                    Err(e) => self.report_native(env, "a callback's arguments were not usable", &e),
+                }
             }
             Job::Event { owner, event, arg } => {
                 let funcs: Vec<u64> = lock(&self.listeners)
@@ -450,18 +525,13 @@ impl Bridge {
                     }
                     EventArg::None => Vec::new(),
                 };
-                let mut first_error = None;
                 for key in funcs {
                     let f = lock(&self.functions).get(&key).map(|f| f.borrow_back(env));
                     if let Some(f) = f {
-                        let r =
-                            f.and_then(|f| f.call(ArgList(arg.iter().map(|a| a.raw()).collect())));
-                        if let Err(e) = r {
-                            first_error.get_or_insert(e);
-                        }
+                        self.run_reported(env, f?, &arg)?;
                     }
                 }
-                first_error.map_or(Ok(()), Err)
+                Ok(())
             }
             Job::Abort(controller) => {
                 let c = controller.get_value(env);
@@ -539,13 +609,15 @@ impl Bridge {
     }
 
     /// The native `settle(id, value, failed)` the trampoline calls.
-    fn settle(self: &Arc<Self>, id: f64, value: Unknown<'_>, failed: bool) {
+    fn settle(self: &Arc<Self>, env: &Env, id: f64, value: Unknown<'_>, failed: bool) {
         let pending = id as u64;
         if !lock(&self.pending).contains_key(&pending) {
             return;
         }
         let settled = if failed {
-            Err(errors::from_thrown(value))
+            let e = errors::from_thrown(env, value);
+            tracing::debug!(kind = %e.kind.as_str(), "a JavaScript handler failed: {}", describe(value));
+            Err(e)
         } else {
             match value.get_type() {
                 Ok(napi::ValueType::Undefined) => Ok(None),

@@ -143,6 +143,21 @@ impl Client {
         )
     }
 
+    /// Resolves once connected (at once when connected now; else after the next successful
+    /// dial, e.g. a `dialForever` reconnection).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn wait_connected<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, ()>> {
+        let client = self.shared.client.clone();
+        errors::promise(
+            env,
+            async move {
+                client.connected().await;
+                Ok(())
+            },
+            |_env, ()| Ok(()),
+        )
+    }
+
     /// Calls `method` on the remote kite. `args` is the argument list (an array; any other
     /// value is one argument; functions in it become callbacks the remote side can call,
     /// any number of times, while the connection lasts). Resolves with the result; rejects

@@ -1,8 +1,9 @@
-//! Errors as JavaScript sees them: `Error` objects named `KiteError` whose `code` is the kite
-//! error kind (`methodNotFound`, `argumentError`, `genericError`, `authenticationError`,
-//! `requestLimitError`, `timeout`, `disconnect`, `sendError`, `invalidResponse`, or a local
-//! one: `dialError`, `configError`, `duplicateMethod`, `authError`, `ioError`), with
-//! `requestId` and `appCode` (the wire error's `code`) when the remote side set them.
+//! Errors as JavaScript sees them: instances of the `KiteError` class of `lib/errors.js`
+//! whose `type` (and `code`) is the kite error kind (`methodNotFound`, `argumentError`,
+//! `genericError`, `authenticationError`, `requestLimitError`, `timeout`, `disconnect`,
+//! `sendError`, `invalidResponse`, a custom kind the remote side sent, or a local one:
+//! `dialError`, `configError`, `duplicateMethod`, `authError`, `ioError`), with `requestId`
+//! and `appCode` (the wire error's `code`) when the remote side set them.
 
 use std::future::Future;
 
@@ -41,8 +42,29 @@ fn make<'e>(
     request_id: &str,
     app_code: &str,
 ) -> napi::Result<Object<'e>> {
+    if let Some(parts) = crate::js::parts(env) {
+        let mut options = Object::new(env)?;
+        if !request_id.is_empty() {
+            options.set_named_property("requestId", request_id)?;
+        }
+        if !app_code.is_empty() {
+            options.set_named_property("appCode", app_code)?;
+        }
+        let args = [
+            code.into_unknown(env)?,
+            message.into_unknown(env)?,
+            options.to_unknown(),
+        ];
+        let ctor = parts.kite_error.borrow_back(env)?;
+        let err = ctor.new_instance(crate::bridge::ArgList(
+            args.iter().map(|a| a.raw()).collect(),
+        ))?;
+        return Object::from_unknown(err);
+    }
+    // Loaded without the package entry (lib/index.js): a plain `Error` of the same shape.
     let mut err = env.create_error(napi::Error::new(Status::GenericFailure, message))?;
     err.set_named_property("name", "KiteError")?;
+    err.set_named_property("type", code)?;
     err.set_named_property("code", code)?;
     if !request_id.is_empty() {
         err.set_named_property("requestId", request_id)?;
@@ -75,9 +97,11 @@ pub(crate) fn throw_error(env: &Env, e: &kite::Error) -> napi::Error {
 }
 
 /// What a thrown value (or a rejection) of a JavaScript handler sends to the caller: an
-/// error whose `code` is a kite error kind keeps it; anything else is a `genericError` with
-/// the error's message (its non-kite `code`, or `appCode`, becomes the wire `code`).
-pub(crate) fn from_thrown(v: Unknown<'_>) -> KiteError {
+/// `KiteError` sends its `type`, whatever kind it is,
+/// with `appCode` as the wire `code`; else an error whose `code` is a kite error kind keeps
+/// it; anything else is a `genericError` with the error's message (its non-kite `code`, or
+/// `appCode`, becomes the wire `code`).
+pub(crate) fn from_thrown(env: &Env, v: Unknown<'_>) -> KiteError {
     let text = |u: Unknown<'_>| -> Option<String> {
         match u.get_type().ok()? {
             ValueType::Undefined | ValueType::Null => None,
@@ -104,6 +128,18 @@ pub(crate) fn from_thrown(v: Unknown<'_>) -> KiteError {
             .and_then(text)
     };
     let message = prop("message").or_else(|| text(v)).unwrap_or_default();
+    let is_kite_error = crate::js::parts(env)
+        .and_then(|p| p.kite_error.borrow_back(env).ok())
+        .and_then(|ctor| v.instanceof(ctor).ok())
+        .unwrap_or(false);
+    if let Some(kind) = prop("type").filter(|t| is_kite_error && !t.is_empty()) {
+        let code = prop("code").filter(|c| *c != kind);
+        let mut e = KiteError::new(ErrorKind::parse(&kind), message);
+        if let Some(app) = prop("appCode").or(code) {
+            e.code = app;
+        }
+        return e;
+    }
     let code = prop("code");
     let kind = code
         .as_deref()

@@ -96,6 +96,10 @@ pub(crate) struct State {
     owner: u64,
     closed: AtomicBool,
     keepalive: Mutex<Option<Keepalive>>,
+    /// The state itself while the kite listens: like a listening `net.Server`, a listening
+    /// kite lives (and keeps Node running) until closed, even once its JavaScript object is
+    /// garbage collected. `close_state` breaks this cycle.
+    listening: Mutex<Option<Arc<State>>>,
     clients: Mutex<Vec<Weak<ClientShared>>>,
 }
 
@@ -124,6 +128,7 @@ where
     errors::promise(env, serve, move |_env, addr| {
         if !s.closed.load(Ordering::SeqCst) {
             *s.keepalive.lock().unwrap_or_else(|e| e.into_inner()) = Some(keepalive);
+            *s.listening.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
         }
         Ok(u32::from(addr.port()))
     })
@@ -153,6 +158,8 @@ pub(crate) fn close_state(env: &Env, s: &State) {
         c.close();
     }
     s.keepalive.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let me = s.listening.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(me);
 }
 
 /// A kite: serves named methods to other kites and calls theirs.
@@ -170,30 +177,14 @@ pub struct Kite {
     state: Arc<State>,
 }
 
-fn install_logging() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let level = std::env::var("KITE_LOG_LEVEL")
-            .ok()
-            .filter(|v| !v.is_empty());
-        if let Some(level) = level {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(level.to_lowercase()))
-                .with_writer(std::io::stderr)
-                .with_ansi(std::env::var_os("KITE_LOG_NOCOLOR").is_none())
-                .try_init();
-        }
-    });
-}
-
 #[napi]
 impl Kite {
     /// A kite named `options.name` at `options.version`, configured from the options, the
     /// `KITE_*` environment and `kite.key`. Logs go to stderr when `KITE_LOG_LEVEL` is set
-    /// (`error`, `warn`, `info`, `debug`, `trace`).
+    /// (`error`, `warn`, `info`, `debug`, `trace`), and to the logger of `setLogger`.
     #[napi(constructor)]
     pub fn new(env: &Env, options: KiteOptions) -> napi::Result<Kite> {
-        install_logging();
+        crate::logging::install();
         let mut config = kite::Config::from_env().map_err(|e| errors::throw_error(env, &e))?;
         if let Some(key) = &options.kite_key {
             config
@@ -261,6 +252,7 @@ impl Kite {
                 owner,
                 closed: AtomicBool::new(false),
                 keepalive: Mutex::new(None),
+                listening: Mutex::new(None),
                 clients: Mutex::new(Vec::new()),
             }),
         })
@@ -410,11 +402,42 @@ impl Kite {
         Ok(())
     }
 
+    /// Serves `handler` for `method` (`GET`, `POST`, `PUT`, `DELETE`, `PATCH`, `HEAD`,
+    /// `OPTIONS`) on the literal `path` beside `/kite` — health checks, webhooks. The handler
+    /// gets `{ method, path, query, headers, body }` (`body`: the request body as UTF-8 text,
+    /// at most 1 MiB) and returns (or resolves with) a string (200, text), `undefined` (204),
+    /// or `{ status?, headers?, body? }` whose `body` is a string or a value sent as JSON.
+    /// A throw answers 500 and is logged. Add routes before `listen`.
+    #[napi(
+        ts_args_type = "method: string, path: string, handler: (req: HttpRequest) => HttpResponse | string | void | Promise<HttpResponse | string | void>"
+    )]
+    pub fn add_route<'t>(
+        &self,
+        env: &Env,
+        this: This<'t>,
+        method: String,
+        path: String,
+        handler: Function<'_>,
+    ) -> napi::Result<This<'t>> {
+        let (b, func) = self.keep(&handler)?;
+        let added = self.state.kite.add_route(&method, &path, move |req| {
+            crate::routes::serve(b.clone(), func, req)
+        });
+        if let Err(e) = added {
+            self.state.bridge.remove_function(func);
+            return Err(errors::throw_error(env, &e));
+        }
+        Ok(this)
+    }
+
     /// Listens for `connect` and `disconnect` of every connection (accepted or dialed) and
     /// for `firstRequest` (the caller's identity is then known) — the listener gets the
-    /// `Connection` — and for `register` (each registration to Kontrol; it gets the result).
+    /// `Connection` —, for `register` (each registration to Kontrol; it gets the result) and
+    /// for `error`: what a callback (a function this kite or its clients passed to the remote
+    /// side) or an event listener threw or rejected with. Such errors never end the process;
+    /// they are also logged, and printed to stderr when no `error` listener is added.
     #[napi(
-        ts_args_type = "event: 'connect' | 'disconnect' | 'firstRequest', listener: (connection: Connection) => void): this\n  on(event: 'register', listener: (result: RegisterResult) => void"
+        ts_args_type = "event: 'connect' | 'disconnect' | 'firstRequest', listener: (connection: Connection) => void): this\n  on(event: 'register', listener: (result: RegisterResult) => void): this\n  on(event: 'error', listener: (error: unknown) => void"
     )]
     pub fn on<'t>(
         &self,
@@ -445,6 +468,7 @@ impl Kite {
             };
             let hook = move |c: &kite::Connection| post(EventArg::Connection(c.clone()));
             match ev {
+                Event::Error => {}
                 Event::Connect => s.kite.on_connect(hook),
                 Event::Disconnect => s.kite.on_disconnect(hook),
                 Event::FirstRequest => s.kite.on_first_request(hook),
@@ -467,7 +491,7 @@ impl Kite {
 
     /// Removes a listener added with `on`.
     #[napi(
-        ts_args_type = "event: 'connect' | 'disconnect' | 'firstRequest', listener: (connection: Connection) => void"
+        ts_args_type = "event: 'connect' | 'disconnect' | 'firstRequest' | 'register' | 'error', listener: (...args: any[]) => void"
     )]
     pub fn off<'t>(
         &self,

@@ -297,6 +297,42 @@ impl Kite {
         )
     }
 
+    /// Like `registerHttp`, retrying with exponential backoff (30 s growing to 5 min) until
+    /// Kontrol accepts; registers again whenever Kontrol asks to.
+    #[napi(ts_return_type = "Promise<RegisterResult>")]
+    pub fn register_http_forever<'e>(
+        &self,
+        env: &'e Env,
+        url: Option<String>,
+    ) -> napi::Result<PromiseRaw<'e, RegisterResult>> {
+        let kite = self.state().kite.clone();
+        errors::promise(
+            env,
+            async move {
+                let url = own_url(&kite, url)?;
+                Ok(kite.register_http_forever(&url).await)
+            },
+            |_env, r| Ok(r.into()),
+        )
+    }
+
+    /// Fetches Kontrol's public key every `intervalMs` milliseconds until the kite closes,
+    /// so that a rotated Kontrol key is picked up.
+    #[napi]
+    pub fn key_renewer(&self, env: &Env, interval_ms: f64) -> napi::Result<()> {
+        if !(interval_ms > 0.0) {
+            return Err(errors::throw(
+                env,
+                "configError",
+                "the interval must be positive",
+            ));
+        }
+        let kite = self.state().kite.clone();
+        let interval = crate::request::duration(interval_ms);
+        napi::bindgen_prelude::spawn(async move { kite.key_renewer(interval) });
+        Ok(())
+    }
+
     /// The kites matching `query`, from Kontrol, as clients (not dialed yet) that carry
     /// tokens from Kontrol and renew them before they expire. Rejects when none matches.
     #[napi(ts_return_type = "Promise<Client[]>")]

@@ -10,9 +10,11 @@
 //! | [`client`] | `Client` (dial, dial forever, `tell`, events) |
 //! | [`kontrol`] | `Kontrol` (running one); the types of `register`, `getKites`, `getToken` |
 //! | [`request`] | the native side of request objects, `Connection`, `tell` |
-//! | [`bridge`] | how tokio threads call into JavaScript (one weak threadsafe function per kite), the trampoline and its `Request` class |
+//! | [`bridge`] | how tokio threads call into JavaScript (one weak threadsafe function per kite); callbacks and listeners that throw are reported, never fatal |
+//! | [`js`] | the parts written in JavaScript (`lib/`): the `KiteError` class, `Request` objects, `invoke` |
+//! | [`logging`] | the core's log records to a JavaScript logger (`setLogger`) or stderr |
 //! | [`convert`] | JavaScript ↔ JSON values, functions ↔ dnode callbacks |
-//! | [`errors`] | `KiteError`s: `Error`s whose `code` is the kite error kind |
+//! | [`errors`] | `KiteError`s (the JavaScript class of `lib/errors.js`) from and to wire errors |
 
 #[macro_use]
 extern crate napi_derive;
@@ -25,33 +27,17 @@ mod bridge;
 mod client;
 mod convert;
 mod errors;
+mod js;
 mod kite;
 mod kontrol;
+mod logging;
 mod method;
 mod request;
+mod routes;
 
 pub use client::{Client, ClientOptions};
 pub use kite::{HandleCounts, Kite, KiteOptions, TlsOptions};
 pub use kontrol::{KiteQuery, Kontrol, KontrolOptions, RegisterResult};
 pub use method::{Method, MethodOptions, ThrottleOptions};
 pub use request::{Auth, Connection, KiteIdentity, TellOptions};
-
-use napi::bindgen_prelude::Object;
-use napi::Env;
-
-/// Makes an `Error` that reaches a caller with this kite error kind when a handler throws it:
-/// `throw kiteError('argumentError', 'want a number')`. `appCode` travels as the wire
-/// error's `code`.
-#[napi(ts_return_type = "KiteError")]
-pub fn kite_error<'e>(
-    env: &'e Env,
-    code: String,
-    message: String,
-    app_code: Option<String>,
-) -> napi::Result<Object<'e>> {
-    let mut e = ::kite::protocol::KiteError::new(::kite::ErrorKind::parse(&code), message);
-    if let Some(c) = app_code {
-        e.code = c;
-    }
-    errors::kite_error_object(env, &e)
-}
+pub use routes::{HttpRequestObject, HttpResponseObject};

@@ -15,7 +15,7 @@ import { run } from './helpers.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const require = createRequire(import.meta.url);
-const EXPORTS = ['Client', 'Connection', 'Kite', 'Kontrol', 'Method', 'kiteError'];
+const EXPORTS = ['Client', 'Connection', 'Kite', 'Kontrol', 'Method', 'KiteError', 'kiteError', 'setLogger'];
 
 test('require and import give the same classes', () => {
   const cjs = require('kite-rs');
@@ -37,7 +37,9 @@ test('a fresh Node process can require and import the package', async () => {
 test('package.json: the entry points, no install script, one platform package per napi target', () => {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   assert.equal(pkg.name, 'kite-rs');
-  assert.equal(pkg.main, 'bindings-node/index.js');
+  assert.equal(pkg.main, 'bindings-node/lib/index.js');
+  assert.ok(pkg.files.some((f) => f.startsWith('bindings-node/lib')), 'lib/ ships');
+  assert.match(readFileSync(join(root, 'bindings-node/lib/index.js'), 'utf8'), /require\('\.\.\/index\.js'\)/);
   assert.equal(pkg.types, 'bindings-node/index.d.ts');
   // Consumers install prebuilt addons; contributors build with `npm run build`.
   for (const hook of ['preinstall', 'install', 'postinstall']) assert.equal(pkg.scripts[hook], undefined, hook);
@@ -58,7 +60,8 @@ test('index.d.ts is generated from the Rust docs', () => {
     assert.match(dts, new RegExp(`\\*/\\nexport declare class ${name} \\{`), `${name} has JSDoc`);
   }
   assert.match(dts, /\* Registers `handler` for `method`\.[^]*?handle\(method: string, handler: \(req: Request\) => any, options\?: MethodOptions\): Method/);
-  assert.match(dts, /export interface KiteError extends Error/);
+  assert.match(dts, /export declare class KiteError extends Error/);
+  assert.match(dts, /export declare function setLogger\(/);
   assert.match(dts, /\*\/\nexport interface Request \{[^]*readonly signal: AbortSignal/);
 });
 
@@ -67,7 +70,7 @@ test('a TypeScript program using the API type-checks against index.d.ts', async 
   const dir = mkdtempSync(join(tmpdir(), 'kite-node-ts-'));
   try {
     writeFileSync(join(dir, 'use.ts'), `
-import { Kite, kiteError, type KiteError, type Request } from 'kite-rs'
+import { Kite, KiteError, kiteError, setLogger, type LogRecord, type Request } from 'kite-rs'
 async function main(): Promise<void> {
   const k = new Kite({ name: 'math', version: '1.0.0', methodHandling: 'first' })
   k.handle('square', async (req: Request) => (req.args[0] as number) ** 2, { auth: false })
@@ -78,8 +81,12 @@ async function main(): Promise<void> {
   const c = k.client(k.url ?? '', { transport: 'WebSocket' })
   await c.dial()
   const n: number = await c.tell('square', [4], { timeout: 5000 })
-  try { await c.tell('nope') } catch (e) { const err = e as KiteError; err.code === 'methodNotFound'; err.requestId }
+  try { await c.tell('nope') } catch (e) { if (e instanceof KiteError) { const t: string = e.type; e.code === 'methodNotFound'; e.requestId; void t } }
   const e: KiteError = kiteError('argumentError', 'bad')
+  const custom = new KiteError('myKind', 'custom', { appCode: 'E1' })
+  setLogger((r: LogRecord) => { const l: 'error' | 'warn' | 'info' | 'debug' | 'trace' = r.level; void l }, 'warn')
+  k.on('error', (err: unknown) => { void err })
+  void custom
   console.log(port, n, e.code, k.handleCounts().functions)
   c.close(); k.close()
 }

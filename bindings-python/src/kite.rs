@@ -481,15 +481,18 @@ impl Kite {
         self.prepare_start(py, port, host)?;
         let k = self.inner.clone();
         let shared = self.shared.clone();
-        crate::bridge::future_into_py(py, async move {
-            struct CloseOnDrop(kite::Kite, Arc<Shared>);
-            impl Drop for CloseOnDrop {
-                fn drop(&mut self) {
-                    self.0.close();
-                    self.1.closed.cancel();
-                }
+        struct CloseOnDrop(kite::Kite, Arc<Shared>);
+        impl Drop for CloseOnDrop {
+            fn drop(&mut self) {
+                self.0.close();
+                self.1.closed.cancel();
             }
-            let guard = CloseOnDrop(k.clone(), shared.clone());
+        }
+        // Made here, not in the future: cancelling before the future first runs drops it
+        // unpolled, and must close the kite too.
+        let guard = CloseOnDrop(k.clone(), shared.clone());
+        crate::bridge::future_into_py(py, async move {
+            let guard = guard;
             if k.port().is_none() {
                 k.listen().await.map_err(to_py_err)?;
             }
@@ -630,6 +633,55 @@ impl Kite {
     /// Kontrol's current public key (also adopted as this kite's trusted Kontrol key).
     fn get_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         kontrol::kite_side::get_key(py, &self.inner)
+    }
+
+    /// Fetches Kontrol's public key every ``interval`` seconds until the kite closes, so
+    /// that a rotated Kontrol key is picked up (call after the kite started).
+    fn key_renewer(&self, py: Python<'_>, interval: f64) -> PyResult<()> {
+        let interval = seconds("interval", interval)?;
+        if interval.is_zero() {
+            return Err(PyValueError::new_err("interval must be positive"));
+        }
+        self.shared.bind_if_unbound(py)?;
+        let k = self.inner.clone();
+        let _guard = bridge::runtime().enter();
+        k.key_renewer(interval);
+        Ok(())
+    }
+
+    /// Adds (or replaces) the authenticator of authentication type ``kind``:
+    /// ``func(auth, caller, local)`` (``Auth``, the caller's and this kite's ``KiteInfo``;
+    /// ``def`` or ``async def``, run on the kite's event loop) returns the authenticated
+    /// username; what it raises is the refusal's reason. Returns ``func``.
+    fn add_authenticator(&self, kind: &str, func: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        ensure_callable(&func)?;
+        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
+        self.inner.add_authenticator(kind, move |check| {
+            crate::hooks::authenticate(shared.clone(), f.clone(), check)
+        });
+        Ok(func.unbind())
+    }
+
+    /// Serves ``func(request)`` for ``method`` on the literal ``path`` beside ``/kite``
+    /// (health checks, webhooks). ``func`` (``def`` or ``async def``, run on the kite's event
+    /// loop) gets an ``HttpRequest`` and returns the body (``str``, ``bytes``, a value sent as
+    /// JSON, ``None`` for 204) or ``(status, body)`` / ``(status, body, headers)``. Add routes
+    /// before ``start()``. Returns ``func``.
+    fn add_route(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        path: &str,
+        func: Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyAny>> {
+        ensure_callable(&func)?;
+        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
+        self.inner
+            .add_route(method, path, move |req| {
+                crate::hooks::route(shared.clone(), f.clone(), req)
+            })
+            .map_err(|e| error_to_py(py, &e))?;
+        Ok(func.unbind())
     }
 
     /// Calls ``func(result)`` after every successful registration (decorator).

@@ -10,6 +10,7 @@
 //! | [`bridge`] | one job queue per asyncio loop, woken through a socket the loop watches |
 //! | [`convert`] | JSON values <-> Python objects, functions in both directions |
 //! | [`handler`] | Python handlers: inspection at registration, async and thread-pool calls |
+//! | [`hooks`] | authenticators and HTTP route handlers, run on the kite's loop |
 //! | [`kite`] | the `Kite` class |
 //! | [`client`] | `Client` and `Connection` |
 //! | [`kontrol`] | `Kontrol` and the kite's side of it (register, find kites, tokens) |
@@ -33,6 +34,7 @@ mod client;
 mod convert;
 mod errors;
 mod handler;
+mod hooks;
 mod kite;
 mod kontrol;
 mod lifecycle;
@@ -55,6 +57,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<request::KiteInfo>()?;
     m.add_class::<request::Auth>()?;
     m.add_class::<remote::RemoteFunction>()?;
+    m.add_class::<hooks::PyHttpRequest>()?;
     m.add_class::<handler::PyMethodHandling>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

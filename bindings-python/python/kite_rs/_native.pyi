@@ -27,6 +27,7 @@ __all__ = [
     "Auth",
     "Client",
     "Connection",
+    "HttpRequest",
     "Kite",
     "KiteInfo",
     "Kontrol",
@@ -94,6 +95,26 @@ class Auth:
     @property
     def key(self) -> str:
         """The credential (a JWT for the built-in types)."""
+
+@final
+class HttpRequest:
+    """A request to an HTTP route added with :meth:`Kite.add_route`."""
+
+    @property
+    def method(self) -> str:
+        """``GET``, ``POST``, …"""
+    @property
+    def path(self) -> str:
+        """The path, e.g. ``/health``."""
+    @property
+    def query(self) -> str:
+        """The query string without ``?`` (may be empty)."""
+    @property
+    def headers(self) -> Dict[str, str]:
+        """The headers (lower-case names)."""
+    @property
+    def body(self) -> bytes:
+        """The body (at most 1 MiB)."""
 
 @final
 class MethodHandling:
@@ -439,6 +460,20 @@ class Kite:
         ``force=True``)."""
     def get_key(self) -> Awaitable[str]:
         """Kontrol's current public key (also adopted as this kite's trusted Kontrol key)."""
+    def key_renewer(self, interval: float) -> None:
+        """Fetches Kontrol's public key every ``interval`` seconds until the kite closes, so
+        that a rotated Kontrol key is picked up (call after the kite started)."""
+    def add_authenticator(self, kind: str, func: _F) -> _F:
+        """Adds (or replaces) the authenticator of authentication type ``kind``:
+        ``func(auth, caller, local)`` (``Auth``, the caller's and this kite's ``KiteInfo``;
+        ``def`` or ``async def``, run on the kite's event loop) returns the authenticated
+        username; what it raises is the refusal's reason. Returns ``func``."""
+    def add_route(self, method: str, path: str, func: _F) -> _F:
+        """Serves ``func(request)`` for ``method`` on the literal ``path`` beside ``/kite``
+        (health checks, webhooks). ``func`` (``def`` or ``async def``, run on the kite's event
+        loop) gets an ``HttpRequest`` and returns the body (``str``, ``bytes``, a value sent as
+        JSON, ``None`` for 204) or ``(status, body)`` / ``(status, body, headers)``. Add routes
+        before ``start()``. Returns ``func``."""
     def on_register(self, func: _F) -> _F:
         """Calls ``func(result)`` after every successful registration (decorator)."""
     def __aenter__(self: _K) -> Awaitable[_K]: ...

@@ -9,6 +9,7 @@ mod drain;
 mod kite;
 mod method;
 mod request;
+mod routes;
 
 pub(crate) use authn::authenticate;
 pub use config::{kite_log_level, parse_duration, Config};
@@ -18,3 +19,4 @@ pub use drain::shutdown_signal;
 pub use kite::{AuthCheck, Authenticator, Kite, WeakKite};
 pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
 pub use request::{ArgsShape, Request};
+pub use routes::{HttpRequest, HttpResponse, MAX_ROUTE_BODY};

@@ -840,4 +840,4 @@ module.exports.Connection = nativeBinding.Connection
 module.exports.Kite = nativeBinding.Kite
 module.exports.Kontrol = nativeBinding.Kontrol
 module.exports.Method = nativeBinding.Method
-module.exports.kiteError = nativeBinding.kiteError
+module.exports.setLogger = nativeBinding.setLogger

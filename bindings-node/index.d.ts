@@ -20,19 +20,37 @@ export type KiteErrorCode =
   | (string & {})
 
 /**
- * What calls reject with and the binding throws: an `Error` named `KiteError`.
- * A handler that throws an error whose `code` is a kite error kind sends that kind;
- * any other thrown value reaches the caller as `genericError`.
+ * What calls reject with, what the binding throws, and what a handler throws to send an
+ * error kind to its caller: `throw new KiteError('argumentError', 'want a number')` (any
+ * `type` is sent as is, also your own kinds); any other thrown value reaches the caller as
+ * `genericError` (or as its `code`, when that is a kite error kind). A rejected call's
+ * error carries the stack of the code that made the call.
  */
-export interface KiteError extends Error {
-  name: 'KiteError'
-  /** The kite error kind, e.g. `methodNotFound`, `timeout`. */
+export declare class KiteError extends Error {
+  /**
+   * @param type the error kind (the wire error's `type`)
+   * @param message the message
+   * @param options `appCode`: the wire error's `code`; `requestId`; `cause`
+   */
+  constructor(type: KiteErrorCode, message: string, options?: { appCode?: string; requestId?: string; cause?: unknown })
+  readonly name: 'KiteError'
+  /** The kite error kind, e.g. `methodNotFound`, `timeout` (the wire error's `type`). */
+  type: KiteErrorCode
+  /** The same as `type`, for code that checks `error.code` as Node errors go. */
   code: KiteErrorCode
   /** The id of the failed request, when the remote kite sent one. */
   requestId?: string
   /** The application error code the remote kite set (the wire error's `code`). */
   appCode?: string
+  /** Whether `type` is one of the protocol's own kinds (not a local or custom one). */
+  static isWireKind(type: string): boolean
 }
+
+/** `new KiteError(type, message, { appCode })`, as a function. */
+export declare function kiteError(type: KiteErrorCode, message: string, appCode?: string | null): KiteError
+
+/** Log levels, most severe first. */
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace'
 
 /** Which result a method with pre/post handlers returns: the main handler's (`method`), or the first or last non-null one. */
 export type MethodHandling = 'method' | 'first' | 'latest'
@@ -97,6 +115,11 @@ export declare class Client {
    * the first connection.
    */
   dialForever(): Promise<void>
+  /**
+   * Resolves once connected (at once when connected now; else after the next successful
+   * dial, e.g. a `dialForever` reconnection).
+   */
+  waitConnected(): Promise<void>
   /**
    * Calls `method` on the remote kite. `args` is the argument list (an array; any other
    * value is one argument; functions in it become callbacks the remote side can call,
@@ -165,7 +188,7 @@ export declare class Kite {
   /**
    * A kite named `options.name` at `options.version`, configured from the options, the
    * `KITE_*` environment and `kite.key`. Logs go to stderr when `KITE_LOG_LEVEL` is set
-   * (`error`, `warn`, `info`, `debug`, `trace`).
+   * (`error`, `warn`, `info`, `debug`, `trace`), and to the logger of `setLogger`.
    */
   constructor(options: KiteOptions)
   /** The kite's name. */
@@ -209,14 +232,27 @@ export declare class Kite {
    */
   addAuthenticator(type: string, authenticator: (check: { auth: Auth, caller: KiteIdentity, local: KiteIdentity }) => string | Promise<string>): void
   /**
+   * Serves `handler` for `method` (`GET`, `POST`, `PUT`, `DELETE`, `PATCH`, `HEAD`,
+   * `OPTIONS`) on the literal `path` beside `/kite` — health checks, webhooks. The handler
+   * gets `{ method, path, query, headers, body }` (`body`: the request body as UTF-8 text,
+   * at most 1 MiB) and returns (or resolves with) a string (200, text), `undefined` (204),
+   * or `{ status?, headers?, body? }` whose `body` is a string or a value sent as JSON.
+   * A throw answers 500 and is logged. Add routes before `listen`.
+   */
+  addRoute(method: string, path: string, handler: (req: HttpRequest) => HttpResponse | string | void | Promise<HttpResponse | string | void>): this
+  /**
    * Listens for `connect` and `disconnect` of every connection (accepted or dialed) and
    * for `firstRequest` (the caller's identity is then known) — the listener gets the
-   * `Connection` — and for `register` (each registration to Kontrol; it gets the result).
+   * `Connection` —, for `register` (each registration to Kontrol; it gets the result) and
+   * for `error`: what a callback (a function this kite or its clients passed to the remote
+   * side) or an event listener threw or rejected with. Such errors never end the process;
+   * they are also logged, and printed to stderr when no `error` listener is added.
    */
   on(event: 'connect' | 'disconnect' | 'firstRequest', listener: (connection: Connection) => void): this
   on(event: 'register', listener: (result: RegisterResult) => void): this
+  on(event: 'error', listener: (error: unknown) => void): this
   /** Removes a listener added with `on`. */
-  off(event: 'connect' | 'disconnect' | 'firstRequest', listener: (connection: Connection) => void): this
+  off(event: 'connect' | 'disconnect' | 'firstRequest' | 'register' | 'error', listener: (...args: any[]) => void): this
   /**
    * Starts serving on `port` (default: the configured one, 0 = any free port) and `host`
    * (default: the configured IP, `0.0.0.0`). Resolves with the port. The kite keeps Node
@@ -252,6 +288,16 @@ export declare class Kite {
    * the interval Kontrol asks for.
    */
   registerHttp(url?: string | undefined | null): Promise<RegisterResult>
+  /**
+   * Like `registerHttp`, retrying with exponential backoff (30 s growing to 5 min) until
+   * Kontrol accepts; registers again whenever Kontrol asks to.
+   */
+  registerHttpForever(url?: string | undefined | null): Promise<RegisterResult>
+  /**
+   * Fetches Kontrol's public key every `intervalMs` milliseconds until the kite closes,
+   * so that a rotated Kontrol key is picked up.
+   */
+  keyRenewer(intervalMs: number): void
   /**
    * The kites matching `query`, from Kontrol, as clients (not dialed yet) that carry
    * tokens from Kontrol and renew them before they expire. Rejects when none matches.
@@ -369,12 +415,29 @@ export interface HandleCounts {
   pending: number
 }
 
-/**
- * Makes an `Error` that reaches a caller with this kite error kind when a handler throws it:
- * `throw kiteError('argumentError', 'want a number')`. `appCode` travels as the wire
- * error's `code`.
- */
-export declare function kiteError(code: string, message: string, appCode?: string | undefined | null): KiteError
+/** A request to a route, as JavaScript gets it. */
+export interface HttpRequest {
+  /** `GET`, `POST`, … */
+  method: string
+  /** The path, e.g. `/health`. */
+  path: string
+  /** The query string without `?` (may be empty). */
+  query: string
+  /** The headers (lower-case names). */
+  headers: Record<string, string>
+  /** The body as UTF-8 text (invalid sequences replaced), at most 1 MiB. */
+  body: string
+}
+
+/** What a route handler may resolve with besides a string. */
+export interface HttpResponse {
+  /** The status code. Default: 200. */
+  status?: number
+  /** Extra headers, e.g. `{ 'content-type': 'text/html' }`. */
+  headers?: Record<string, string>
+  /** A string (sent as text) or any other value (sent as JSON). */
+  body?: unknown
+}
 
 /** A kite's identity: `/username/environment/name/version/region/hostname/id`. */
 export interface KiteIdentity {
@@ -495,6 +558,16 @@ export interface KontrolOptions {
   registerUrl?: string
 }
 
+/** One log record, as the JavaScript logger gets it. */
+export interface LogRecord {
+  /** `error`, `warn`, `info`, `debug` or `trace`. */
+  level: LogLevel
+  /** Where it comes from, e.g. `kite::client` (the Rust module). */
+  target: string
+  /** The message, followed by its fields (`key=value`). */
+  message: string
+}
+
 /** Options of one method. */
 export interface MethodOptions {
   /** Require authentication. Default: true, unless the kite disables it. */
@@ -516,6 +589,13 @@ export interface RegisterResult {
   /** A re-signed kite key, when this kite's key pair was deleted (adopted already). */
   kiteKey?: string
 }
+
+/**
+ * Sends the core's log records at `level` and above (default `info`) to `logger`, called
+ * with `{ level, target, message }`; `null` stops. A logger that throws is reported on
+ * stderr (the package entry wraps it).
+ */
+export declare function setLogger(logger?: ((record: LogRecord) => void) | null, level?: LogLevel): void
 
 /** Options of a call. */
 export interface TellOptions {

@@ -29,7 +29,7 @@ version=$(python3 -c "import tomllib; print(tomllib.load(open('Cargo.toml', 'rb'
 # Go module proxy (pinned).
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check "maturin>=1.7,<2" "auditwheel>=6" "twine>=6"
-[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+[ -d node_modules ] || npm install --no-save --no-audit --no-fund --loglevel=error  # not ci: see setup.sh
 actionlint=$(go env GOPATH)/bin/actionlint
 [ -x "$actionlint" ] || GOFLAGS=-mod=mod go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.7
 

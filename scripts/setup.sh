@@ -93,8 +93,12 @@ fi
 # file. It is rebuilt whenever the Rust sources changed since the last build.
 node_stamp=node_modules/.kite-rs-addon-built
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  echo "setup: installing the Node binding's packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install`, not `npm ci`: the lock lists the platform packages (optionalDependencies,
+  # published with each release) without entries until they exist on the registry, which
+  # `npm ci` refuses; `npm install --no-save` takes everything else from the lock, skips
+  # them, and leaves package-lock.json as it is.
+  echo "setup: installing the Node binding's packages (npm install --no-save)"
+  npm install --no-save --no-audit --no-fund --loglevel=error
   touch node_modules
 fi
 if [ ! -f "$node_stamp" ] || [ -n "$(find Cargo.toml Cargo.lock core/Cargo.toml core/src package.json \

@@ -361,7 +361,13 @@ mod dial_tests {
             let d = DialError::new("http://h:1/kite", &e);
             assert_eq!(d.cause, cause, "{e}");
             let err = Error::from(d);
-            assert_eq!(err.code(), "dialError");
+            // A TLS failure is its own error (not retried into a timeout); the rest dial errors.
+            let code = if cause == DialCause::Tls {
+                "tlsError"
+            } else {
+                "dialError"
+            };
+            assert_eq!(err.code(), code);
             assert!(err.to_string().contains("http://h:1/kite"), "{err}");
         }
     }

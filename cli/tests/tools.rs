@@ -547,6 +547,8 @@ async fn logs_follow_kite_log_level_and_format_without_colour_in_pipes() {
     assert!(!err.contains("DEBUG") && !err.contains('{'), "{err}");
     assert!(!err.contains('\u{1b}'), "{err:?}");
     assert!(err.contains("connection refused"), "{err}");
+}
+
 /// A CA (rcgen) and a certificate for 127.0.0.1 it signed, written under `dir`:
 /// (ca.pem, cert.pem, key.pem).
 fn test_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

@@ -241,7 +241,10 @@ def skip_reason(cmd: str) -> str | None:
     if re.match(r"^(sudo\s+)?(\S*/)?(pip3?|npm|cargo|apt-get|apt)\s+(install|i|add|ci)\b", cmd):
         return "an install (the check uses the wheel and addon already built)"
     if "scripts/demo.sh" in cmd:
-        return "full release build of the demo (CI runs scripts/demo.sh on its own)"
+        return "full release build of the demo (the README's first command, run by hand)"
+    if re.match(r"^(git|twine|maturin\s+publish)\b", cmd) or re.search(
+            r"scripts/(set-version|release)\.sh|\b(npm|cargo)\s+publish\b", cmd):
+        return "a release step (changes the repository, tags or publishes)"
     for host in re.findall(r"[a-z]+://([^/:\s]+)", cmd):
         if host not in ("127.0.0.1", "localhost", "HOST", "[::1]"):
             return f"needs another host ({host})"

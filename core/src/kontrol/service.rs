@@ -637,7 +637,7 @@ impl Kontrol {
     /// `unregister`: removes the caller's record at once (watchers see `DEREGISTER`). Only
     /// the kite that registered it may: the same kite id, registered on this Kontrol with
     /// the same kite key.
-    async fn unregister(&self, req: Request) -> anyhow::Result<Value> {
+    async fn unregister(&self, req: Request) -> anyhow::Result<serde_json::Value> {
         let key = match req.auth() {
             Some(a) if a.kind == Auth::KITE_KEY => a.key.clone(),
             other => {

@@ -37,7 +37,18 @@ pub fn sockjs_payload(data: &[u8]) {
     let reference = if data.is_empty() {
         Err(PayloadError::Empty)
     } else {
-        match serde_json::from_slice::<Value>(data) {
+        // Read as the Go reference reads it: invalid UTF-8 and lone surrogate escapes become
+        // U+FFFD (what serde_json refuses outright).
+        let parsed = serde_json::from_slice::<Value>(data).or_else(|e| {
+            let text = String::from_utf8_lossy(data);
+            let fixed = crate::protocol::json::replace_lone_surrogates(&text);
+            match (fixed, &text) {
+                (Some(fixed), _) => serde_json::from_str::<Value>(&fixed),
+                (None, std::borrow::Cow::Owned(t)) => serde_json::from_str(t),
+                (None, std::borrow::Cow::Borrowed(_)) => Err(e),
+            }
+        });
+        match parsed {
             Ok(Value::Array(items)) => items
                 .into_iter()
                 .map(|v| match v {
@@ -71,8 +82,12 @@ pub fn sockjs_frame(data: &[u8]) {
         Ok(Frame::Messages(messages)) => {
             let body = text.trim_end_matches('\n');
             if let Some(array) = body.strip_prefix('a') {
-                let reference: Vec<String> = serde_json::from_str(array)
-                    .unwrap_or_else(|e| panic!("accepted {body:?} that serde_json refuses: {e}"));
+                // Lone surrogate escapes read as U+FFFD, as the Go reference reads them.
+                let fixed = crate::protocol::json::replace_lone_surrogates(array);
+                let reference: Vec<String> =
+                    serde_json::from_str(fixed.as_deref().unwrap_or(array)).unwrap_or_else(|e| {
+                        panic!("accepted {body:?} that serde_json refuses: {e}")
+                    });
                 assert_eq!(messages, reference, "frame {body:?}");
             }
             let again = frame::array_frame(&messages);

@@ -17,10 +17,12 @@ pub fn init_logging(default: &str) {
             .unwrap_or(default)
             .to_string(),
     };
-    let spec = if spec.contains("tungstenite") {
-        spec
-    } else {
+    // Only a `trace` spec needs the cap: appending `tungstenite=debug` to a quieter one would
+    // turn tungstenite's debug lines on.
+    let spec = if spec.to_ascii_lowercase().contains("trace") && !spec.contains("tungstenite") {
         format!("{spec},tungstenite=debug")
+    } else {
+        spec
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -84,6 +84,7 @@ def run_case(case: Case) -> Tuple[Case, int, str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_signals,
     )
     # A watchdog instead of a read timeout: a hung child is killed and reported.
     watchdog = threading.Timer(60, p.kill)
@@ -118,6 +119,14 @@ def run_case(case: Case) -> Tuple[Case, int, str]:
     finally:
         watchdog.cancel()
     return case, p.returncode, "".join(seen) + out + err
+
+
+def _default_signals() -> None:
+    """In the child: SIGINT and SIGTERM as a terminal would deliver them. A test run started in
+    the background of a non-interactive shell (`cmd &`, nohup, some CI runners) inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def cases() -> List[Case]:

@@ -238,6 +238,8 @@ def skip_reason(cmd: str) -> str | None:
         return "the test command itself"
     if re.search(r"bench", cmd):
         return "benchmark"
+    if re.search(r"scripts/(fuzz|soak|chaos)\.sh|cargo\s+fuzz\b", cmd):
+        return "fuzzing or load run (minutes by design; CI replays the fuzz corpus as a test)"
     if re.match(r"^(sudo\s+)?(\S*/)?(pip3?|npm|cargo|apt-get|apt)\s+(install|i|add|ci)\b", cmd):
         return "an install (the check uses the wheel and addon already built)"
     if "scripts/demo.sh" in cmd:

@@ -242,6 +242,8 @@ def skip_reason(cmd: str) -> str | None:
         return "fuzzing or load run (minutes by design; CI replays the fuzz corpus as a test)"
     if re.match(r"^(sudo\s+)?(\S*/)?(pip3?|npm|cargo|apt-get|apt)\s+(install|i|add|ci)\b", cmd):
         return "an install (the check uses the wheel and addon already built)"
+    if "scripts/build-wheel.sh" in cmd:
+        return "builds the wheel (scripts/setup.sh built it once; the check uses that one)"
     if "scripts/demo.sh" in cmd:
         return "full release build of the demo (the README's first command, run by hand)"
     if re.match(r"^(git|twine|maturin\s+publish)\b", cmd) or re.search(
@@ -255,9 +257,12 @@ def skip_reason(cmd: str) -> str | None:
 
 def cargo_run(cmd: str, bin_dir: Path) -> str:
     """`cargo run … --bin X -- ARGS` / `--example X` → the built binary."""
+    # Leading `VAR=value` assignments stay in front of the binary.
+    env = re.match(r"^((?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*)(.*)$", cmd)
+    prefix, cmd = (env.group(1), env.group(2)) if env else ("", cmd)
     m = re.match(r"^cargo run\b(.*?)(?:\s--\s(.*))?$", cmd)
     if not m:
-        return cmd
+        return prefix + cmd
     opts, args = m.group(1), m.group(2) or ""
     b = re.search(r"--bin[ =](\S+)", opts)
     e = re.search(r"--example[ =](\S+)", opts)
@@ -267,7 +272,7 @@ def cargo_run(cmd: str, bin_dir: Path) -> str:
         exe = bin_dir / "examples" / e.group(1)
     else:
         return cmd
-    return f"{shlex.quote(str(exe))} {args}".strip()
+    return f"{prefix}{shlex.quote(str(exe))} {args}".strip()
 
 
 def run_shell(doc: Doc, block: Block) -> None:

@@ -30,6 +30,9 @@ bash scripts/test-npm-package.sh
 # The documentation, run as written: the shell commands and Rust, Python and Node blocks of
 # README.md and the binding READMEs, on the binaries, wheel and addon built above (the etcd
 # tests above leave target/debug/kontrol built with etcd); skips are printed with reasons.
+# The README's `cargo run --bin/--example` commands run these debug builds (cargo test built
+# the examples only as test harnesses).
+cargo build --workspace --bins --examples --locked
 python3 scripts/readme_check.py --self-test
 python3 scripts/readme_check.py
 echo "test.sh: all tests passed"

@@ -518,9 +518,11 @@ export interface KiteOptions {
 }
 
 /**
- * A Kontrol query: fields from general to specific; empty fields after the first empty one
- * are ignored; `version` may be a constraint such as `>= 1.0, < 1.4`. `username` is
- * required.
+ * A Kontrol query: fields from general to specific (username, environment, name, version,
+ * region, hostname, id). `username` is required, and so is every field before the last one
+ * set: a query that skips one is refused with `argumentError` "Invalid query. Query option is
+ * not set: <field>". `version` may be a constraint such as `>= 1.0, < 1.4`. A valid query
+ * that matches nothing is `genericError` "no kites available".
  */
 export interface KiteQuery {
   /** Owner (required). */

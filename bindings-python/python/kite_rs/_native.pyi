@@ -452,9 +452,12 @@ class Kite:
         id: Optional[str] = None,
     ) -> Awaitable[List[Client]]:
         """Kites matching the query (a :class:`KiteInfo` and/or keyword fields, general to
-        specific; ``username`` is required; ``version`` may be a constraint such as
-        ``">= 1.0, < 1.4"``), as clients (not yet dialed) carrying tokens from Kontrol that
-        renew themselves. Raises :class:`KiteError` when nothing matches."""
+        specific; ``username`` is required, and so is every field before the last one set:
+        a query that skips one raises :class:`KiteError` of kind ``argumentError``
+        ("Invalid query. Query option is not set: <field>"); ``version`` may be a constraint
+        such as ``">= 1.0, < 1.4"``), as clients (not yet dialed) carrying tokens from Kontrol
+        that renew themselves. Raises :class:`KiteError` (``genericError``, "no kites
+        available") when a valid query matches nothing."""
     def get_token(self, kite: KiteInfo, *, force: bool = False) -> Awaitable[str]:
         """A token for calling ``kite`` (from Kontrol's cache, or freshly minted with
         ``force=True``)."""

@@ -15,9 +15,23 @@ pub const MAX_DEPTH: usize = 10_000;
 pub fn nesting_depth(text: &[u8]) -> usize {
     let mut depth: usize = 0;
     let mut deepest: usize = 0;
+    for (_, b) in brackets(text) {
+        if b == b'[' || b == b'{' {
+            depth = depth.saturating_add(1);
+            deepest = deepest.max(depth);
+        } else {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    deepest
+}
+
+/// The brackets (`[ ] { }`) of `text` outside strings, with their byte offsets: the one scan
+/// that [`nesting_depth`] and [`truncate_nesting`] share.
+fn brackets(text: &[u8]) -> impl Iterator<Item = (usize, u8)> + '_ {
     let mut in_string = false;
     let mut escaped = false;
-    for &b in text {
+    text.iter().enumerate().filter_map(move |(i, &b)| {
         if in_string {
             match b {
                 _ if escaped => escaped = false,
@@ -25,19 +39,17 @@ pub fn nesting_depth(text: &[u8]) -> usize {
                 b'"' => in_string = false,
                 _ => {}
             }
-            continue;
+            return None;
         }
         match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth = depth.saturating_add(1);
-                deepest = deepest.max(depth);
+            b'"' => {
+                in_string = true;
+                None
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            b'[' | b'{' | b']' | b'}' => Some((i, b)),
+            _ => None,
         }
-    }
-    deepest
+    })
 }
 
 /// `text` with every lone surrogate escape (`\ud83d` not followed by its low half, or a low
@@ -98,39 +110,23 @@ pub fn replace_lone_surrogates(text: &str) -> Option<String> {
 pub fn truncate_nesting(text: &str, max: usize) -> String {
     let mut out = String::new();
     let mut depth: usize = 0;
-    let mut in_string = false;
-    let mut escaped = false;
     let mut skipping = false;
     // Start of the text not yet copied to `out`.
     let mut copied = 0;
-    for (i, b) in text.bytes().enumerate() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
+    for (i, b) in brackets(text.as_bytes()) {
+        if b == b'[' || b == b'{' {
+            depth = depth.saturating_add(1);
+            if depth == max.saturating_add(1) && !skipping {
+                out.push_str(text.get(copied..i).unwrap_or(""));
+                out.push_str("null");
+                skipping = true;
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth = depth.saturating_add(1);
-                if depth == max.saturating_add(1) && !skipping {
-                    out.push_str(text.get(copied..i).unwrap_or(""));
-                    out.push_str("null");
-                    skipping = true;
-                }
+        } else {
+            if skipping && depth == max.saturating_add(1) {
+                skipping = false;
+                copied = i.saturating_add(1);
             }
-            b']' | b'}' => {
-                if skipping && depth == max.saturating_add(1) {
-                    skipping = false;
-                    copied = i.saturating_add(1);
-                }
-                depth = depth.saturating_sub(1);
-            }
-            _ => {}
+            depth = depth.saturating_sub(1);
         }
     }
     if !skipping {

@@ -114,7 +114,7 @@ impl Event {
 }
 
 /// What a JavaScript handler settled with: a value (`None` for `undefined`) or an error.
-pub(crate) type Settled = Result<Option<Value>, KiteError>;
+pub(crate) type Settled = Result<Option<kite::Payload>, KiteError>;
 
 /// The first argument a called JavaScript function gets.
 pub(crate) enum Subject {
@@ -621,11 +621,9 @@ impl Bridge {
         } else {
             match value.get_type() {
                 Ok(napi::ValueType::Undefined) => Ok(None),
-                _ => convert::js_to_value(Some(self), value)
-                    .map(Some)
-                    .map_err(|e| {
-                        KiteError::generic(format!("cannot send the result: {}", e.reason))
-                    }),
+                _ => convert::js_to_payload(self, value).map(Some).map_err(|e| {
+                    KiteError::generic(format!("cannot send the result: {}", e.reason))
+                }),
             }
         };
         self.resolve(pending, settled);

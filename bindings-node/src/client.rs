@@ -160,7 +160,8 @@ impl Client {
 
     /// Calls `method` on the remote kite. `args` is the argument list (an array; any other
     /// value is one argument; functions in it become callbacks the remote side can call,
-    /// any number of times, while the connection lasts). Resolves with the result; rejects
+    /// any number of times, while the connection lasts). Resolves with the result (functions
+    /// inside it are async functions calling the remote side); rejects
     /// with a `KiteError` (`code`: the remote kind, or `timeout`, `disconnect`, `sendError`).
     #[napi(ts_return_type = "Promise<any>")]
     pub fn tell<'e>(

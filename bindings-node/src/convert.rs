@@ -2,17 +2,19 @@
 //! strings in between).
 //!
 //! JavaScript → JSON follows `JSON.stringify` (`toJSON`, `undefined` properties skipped,
-//! non-finite numbers as `null`), except that functions become dnode callbacks. JSON →
-//! JavaScript turns the remote side's functions into async JavaScript functions.
+//! non-finite numbers as `null`), except that functions become dnode callbacks, collected
+//! with their paths into the core's [`Payload`]. JSON → JavaScript puts the remote side's
+//! functions, which the core hands over with their paths, in as async JavaScript functions.
 
 use std::sync::Arc;
 
+use kite::dnode::{Path, Segment, PLACEHOLDER};
+use kite::Payload;
 use napi::bindgen_prelude::{
     BigInt, FromNapiValue, Function, JsObjectValue, KeyCollectionMode, KeyConversion, KeyFilter,
     Null, Object, ToNapiValue, Unknown,
 };
 use napi::{Env, JsValue, Status, ValueType};
-use serde::de::{self, Deserialize, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use crate::bridge::{self, Bridge};
@@ -27,90 +29,117 @@ fn invalid(msg: impl Into<String>) -> napi::Error {
     napi::Error::new(Status::InvalidArg, msg.into())
 }
 
-/// Converts a JavaScript value to JSON. With a `bridge`, functions become callbacks (kept
-/// until the core drops them); without one they are an error.
-pub(crate) fn js_to_value(bridge: Option<&Arc<Bridge>>, v: Unknown<'_>) -> napi::Result<Value> {
-    Ok(to_value(bridge, v, 0)?.unwrap_or(Value::Null))
+/// Converts a JavaScript value to the core's [`Payload`]: the JSON value, and each function
+/// inside as a callback at its path (kept until the core drops it).
+pub(crate) fn js_to_payload(bridge: &Arc<Bridge>, v: Unknown<'_>) -> napi::Result<Payload> {
+    let mut w = Walker {
+        bridge: Some(bridge),
+        path: Vec::new(),
+        functions: Vec::new(),
+    };
+    let value = w.to_value(v, 0)?.unwrap_or(Value::Null);
+    Ok(Payload::from_parts(value, w.functions))
 }
 
-/// `None` for what `JSON.stringify` leaves out (undefined, symbols).
-fn to_value(
-    bridge: Option<&Arc<Bridge>>,
-    v: Unknown<'_>,
-    depth: usize,
-) -> napi::Result<Option<Value>> {
-    Ok(Some(match v.get_type()? {
-        ValueType::Undefined | ValueType::Symbol => return Ok(None),
-        ValueType::Null => Value::Null,
-        ValueType::Boolean => Value::Bool(bool::from_unknown(v)?),
-        ValueType::Number => number(f64::from_unknown(v)?),
-        ValueType::String => Value::String(String::from_unknown(v)?),
-        ValueType::BigInt => {
-            let n = BigInt::from_unknown(v)?;
-            let (i, lossless) = n.get_i64();
-            if lossless {
-                Value::from(i)
-            } else {
-                let (_, u, lossless) = n.get_u64();
-                if !lossless || n.sign_bit {
-                    return Err(invalid("a BigInt beyond 64 bits cannot be sent"));
-                }
-                Value::from(u)
+/// Walks a JavaScript value, collecting the functions found and where.
+struct Walker<'b> {
+    bridge: Option<&'b Arc<Bridge>>,
+    path: Path,
+    functions: Vec<(Path, kite::Callback)>,
+}
+
+impl Walker<'_> {
+    /// `None` for what `JSON.stringify` leaves out (undefined, symbols).
+    fn to_value(&mut self, v: Unknown<'_>, depth: usize) -> napi::Result<Option<Value>> {
+        Ok(Some(match v.get_type()? {
+            ValueType::Undefined | ValueType::Symbol => return Ok(None),
+            ValueType::Null => Value::Null,
+            ValueType::Boolean => Value::Bool(bool::from_unknown(v)?),
+            ValueType::Number => number(f64::from_unknown(v)?),
+            ValueType::String => Value::String(String::from_unknown(v)?),
+            ValueType::BigInt => big_int(v)?,
+            ValueType::Function => {
+                let Some(bridge) = self.bridge else {
+                    return Err(invalid("a function cannot be sent here"));
+                };
+                let f = Function::<'_>::from_unknown(v)?;
+                let cb = bridge::callback(bridge, bridge::keep(&f)?);
+                self.functions.push((self.path.clone(), cb));
+                Value::String(PLACEHOLDER.into())
             }
-        }
-        ValueType::Function => {
-            let Some(bridge) = bridge else {
-                return Err(invalid("a function cannot be sent here"));
-            };
-            let f = Function::<'_>::from_unknown(v)?;
-            let cb = bridge::callback(bridge, bridge::keep(&f)?);
-            // Outside a call, a callback serializes to a marker the core places when the
-            // value is sent.
-            serde_json::to_value(&cb).map_err(|e| invalid(e.to_string()))?
-        }
-        ValueType::Object => {
-            if depth >= MAX_DEPTH {
-                return Err(invalid("value nested too deeply (or circular) to be sent"));
-            }
-            if v.is_array()? {
-                let arr = Object::from_unknown(v)?;
-                let len = arr.get_array_length()?;
-                let mut out = Vec::with_capacity(len as usize);
-                for i in 0..len {
-                    let item: Unknown<'_> = arr.get_element(i)?;
-                    out.push(to_value(bridge, item, depth + 1)?.unwrap_or(Value::Null));
+            ValueType::Object => {
+                if depth >= MAX_DEPTH {
+                    return Err(invalid("value nested too deeply (or circular) to be sent"));
                 }
-                Value::Array(out)
-            } else {
-                let obj = Object::from_unknown(v)?;
-                let to_json: Unknown<'_> = obj.get_named_property("toJSON")?;
-                if to_json.get_type()? == ValueType::Function {
-                    let f = Function::<'_, (), Unknown<'_>>::from_unknown(to_json)?;
-                    let replaced = f.apply(obj, ())?;
-                    return to_value(bridge, replaced, depth + 1);
-                }
-                let keys = obj.get_all_property_names(
-                    KeyCollectionMode::OwnOnly,
-                    KeyFilter::Enumerable,
-                    KeyConversion::NumbersToStrings,
-                )?;
-                let len = keys.get_array_length()?;
-                let mut map = Map::new();
-                for i in 0..len {
-                    let key: Unknown<'_> = keys.get_element(i)?;
-                    if key.get_type()? != ValueType::String {
-                        continue;
+                if v.is_array()? {
+                    self.array(v, depth)?
+                } else {
+                    let obj = Object::from_unknown(v)?;
+                    let to_json: Unknown<'_> = obj.get_named_property("toJSON")?;
+                    if to_json.get_type()? == ValueType::Function {
+                        let f = Function::<'_, (), Unknown<'_>>::from_unknown(to_json)?;
+                        let replaced = f.apply(obj, ())?;
+                        return self.to_value(replaced, depth + 1);
                     }
-                    let item: Unknown<'_> = obj.get_property(key)?;
-                    if let Some(value) = to_value(bridge, item, depth + 1)? {
-                        map.insert(String::from_unknown(key)?, value);
-                    }
+                    self.object(obj, depth)?
                 }
-                Value::Object(map)
+            }
+            other => return Err(invalid(format!("a {other:?} cannot be sent"))),
+        }))
+    }
+
+    fn array(&mut self, v: Unknown<'_>, depth: usize) -> napi::Result<Value> {
+        let arr = Object::from_unknown(v)?;
+        let len = arr.get_array_length()?;
+        let mut out = Vec::with_capacity(len as usize);
+        for i in 0..len {
+            let item: Unknown<'_> = arr.get_element(i)?;
+            self.path.push(Segment::Index(i as usize));
+            let value = self.to_value(item, depth + 1)?;
+            self.path.pop();
+            out.push(value.unwrap_or(Value::Null));
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn object(&mut self, obj: Object<'_>, depth: usize) -> napi::Result<Value> {
+        let keys = obj.get_all_property_names(
+            KeyCollectionMode::OwnOnly,
+            KeyFilter::Enumerable,
+            KeyConversion::NumbersToStrings,
+        )?;
+        let len = keys.get_array_length()?;
+        let mut map = Map::new();
+        for i in 0..len {
+            let key: Unknown<'_> = keys.get_element(i)?;
+            if key.get_type()? != ValueType::String {
+                continue;
+            }
+            let name = String::from_unknown(key)?;
+            let item: Unknown<'_> = obj.get_property(key)?;
+            self.path.push(Segment::Key(name.clone()));
+            let value = self.to_value(item, depth + 1)?;
+            self.path.pop();
+            if let Some(value) = value {
+                map.insert(name, value);
             }
         }
-        other => return Err(invalid(format!("a {other:?} cannot be sent"))),
-    }))
+        Ok(Value::Object(map))
+    }
+}
+
+/// A BigInt as JSON: within 64 bits, else an error.
+fn big_int(v: Unknown<'_>) -> napi::Result<Value> {
+    let n = BigInt::from_unknown(v)?;
+    let (i, lossless) = n.get_i64();
+    if lossless {
+        return Ok(Value::from(i));
+    }
+    let (_, u, lossless) = n.get_u64();
+    if !lossless || n.sign_bit {
+        return Err(invalid("a BigInt beyond 64 bits cannot be sent"));
+    }
+    Ok(Value::from(u))
 }
 
 /// A JavaScript number as JSON: integers stay integers, non-finite numbers are `null`.
@@ -173,15 +202,63 @@ pub(crate) fn arguments_to_js<'e>(
     bridge: &Arc<Bridge>,
     args: &kite::Arguments,
 ) -> napi::Result<Vec<Unknown<'e>>> {
-    if !args.has_functions() {
-        return args.values().iter().map(|v| value_to_js(env, v)).collect();
+    let mut values: Vec<Unknown<'e>> = args
+        .values()
+        .iter()
+        .map(|v| value_to_js(env, v))
+        .collect::<napi::Result<_>>()?;
+    for (path, f) in args.functions() {
+        let func = remote_function(env, bridge, f.clone())?;
+        place(&mut values, path, func)?;
     }
-    let tree: Vec<Tree> = args
-        .get()
-        .map_err(|e| invalid(format!("cannot read the arguments: {}", e.message)))?;
-    tree.into_iter()
-        .map(|t| tree_to_js(env, bridge, t, 0))
-        .collect()
+    Ok(values)
+}
+
+/// The list index a path segment names (Go and kite.js write numbers, some peers strings).
+fn index(seg: &Segment) -> Option<usize> {
+    match seg {
+        Segment::Index(i) => Some(*i),
+        Segment::Key(k) => k.parse().ok(),
+    }
+}
+
+/// Puts `func` at `path` inside the converted arguments; a path that leads nowhere (a
+/// peer's mistake) is ignored, as the core ignores it.
+fn place<'e>(values: &mut [Unknown<'e>], path: &[Segment], func: Unknown<'e>) -> napi::Result<()> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(());
+    };
+    let Some(slot) = index(first).and_then(|i| values.get_mut(i)) else {
+        return Ok(());
+    };
+    let Some((last, inner)) = rest.split_last() else {
+        *slot = func;
+        return Ok(());
+    };
+    let mut cur = *slot;
+    for seg in inner {
+        if cur.get_type()? != ValueType::Object {
+            return Ok(());
+        }
+        let obj = Object::from_unknown(cur)?;
+        cur = match seg {
+            Segment::Index(i) if obj.is_array()? => obj.get_element(*i as u32)?,
+            Segment::Index(i) => obj.get_named_property(&i.to_string())?,
+            Segment::Key(k) => obj.get_named_property(k)?,
+        };
+    }
+    if cur.get_type()? != ValueType::Object {
+        return Ok(());
+    }
+    let mut obj = Object::from_unknown(cur)?;
+    match last {
+        Segment::Index(i) => obj.set_element(*i as u32, func),
+        Segment::Key(k) if obj.is_array()? => match k.parse::<u32>() {
+            Ok(i) => obj.set_element(i, func),
+            Err(_) => Ok(()),
+        },
+        Segment::Key(k) => obj.set_named_property(k, func),
+    }
 }
 
 /// The arguments as one JavaScript array.
@@ -198,103 +275,6 @@ pub(crate) fn arguments_array<'e>(
     arr.into_unknown(env)
 }
 
-/// Received arguments with the remote functions bound to their connection.
-enum Tree {
-    Value(Value),
-    Function(kite::Function),
-    Array(Vec<Tree>),
-    Object(Vec<(String, Tree)>),
-}
-
-impl<'de> Deserialize<'de> for Tree {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TreeVisitor)
-    }
-}
-
-struct TreeVisitor;
-
-impl<'de> Visitor<'de> for TreeVisitor {
-    type Value = Tree;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Tree, E> {
-        Ok(Tree::Value(Value::Null))
-    }
-    fn visit_none<E>(self) -> Result<Tree, E> {
-        Ok(Tree::Value(Value::Null))
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<Tree, E> {
-        Ok(Tree::Value(Value::Bool(b)))
-    }
-    fn visit_i64<E>(self, n: i64) -> Result<Tree, E> {
-        Ok(Tree::Value(Value::from(n)))
-    }
-    fn visit_u64<E>(self, n: u64) -> Result<Tree, E> {
-        Ok(Tree::Value(Value::from(n)))
-    }
-    fn visit_f64<E>(self, n: f64) -> Result<Tree, E> {
-        Ok(Tree::Value(
-            Number::from_f64(n).map_or(Value::Null, Value::Number),
-        ))
-    }
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Tree, E> {
-        // The core marks a function's place with a string starting with NUL; let it decide.
-        if s.starts_with('\0') {
-            let d: de::value::StrDeserializer<'_, E> = s.into_deserializer();
-            if let Ok(f) = kite::Function::deserialize(d) {
-                return Ok(Tree::Function(f));
-            }
-        }
-        Ok(Tree::Value(Value::String(s.to_string())))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
-        let mut out = Vec::new();
-        while let Some(t) = seq.next_element()? {
-            out.push(t);
-        }
-        Ok(Tree::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
-        let mut out = Vec::new();
-        while let Some((k, v)) = map.next_entry::<String, Tree>()? {
-            out.push((k, v));
-        }
-        Ok(Tree::Object(out))
-    }
-}
-
-fn tree_to_js<'e>(
-    env: &'e Env,
-    bridge: &Arc<Bridge>,
-    t: Tree,
-    depth: usize,
-) -> napi::Result<Unknown<'e>> {
-    if depth >= MAX_DEPTH {
-        return Err(invalid("value nested too deeply"));
-    }
-    match t {
-        Tree::Value(v) => value_to_js(env, &v),
-        Tree::Function(f) => remote_function(env, bridge, f),
-        Tree::Array(items) => {
-            let mut arr = env.create_array(items.len() as u32)?;
-            for (i, item) in items.into_iter().enumerate() {
-                arr.set(i as u32, tree_to_js(env, bridge, item, depth + 1)?)?;
-            }
-            arr.into_unknown(env)
-        }
-        Tree::Object(entries) => {
-            let mut obj = Object::new(env)?;
-            for (k, item) in entries {
-                obj.set_named_property(&k, tree_to_js(env, bridge, item, depth + 1)?)?;
-            }
-            obj.into_unknown(env)
-        }
-    }
-}
-
 /// A remote function as an async JavaScript function: `await fn(a, b)` sends the call
 /// (its arguments may hold functions too) and resolves once it is sent.
 fn remote_function<'e>(
@@ -304,15 +284,22 @@ fn remote_function<'e>(
 ) -> napi::Result<Unknown<'e>> {
     let bridge = bridge.clone();
     let func = env.create_function_from_closure::<(), _, _>("kiteRemoteFunction", move |ctx| {
+        let mut w = Walker {
+            bridge: Some(&bridge),
+            path: Vec::new(),
+            functions: Vec::new(),
+        };
         let mut args = Vec::with_capacity(ctx.length());
         for i in 0..ctx.length() {
             let v: Unknown<'_> = ctx.get(i)?;
-            args.push(to_value(Some(&bridge), v, 0)?.unwrap_or(Value::Null));
+            w.path = vec![Segment::Index(i)];
+            args.push(w.to_value(v, 0)?.unwrap_or(Value::Null));
         }
+        let args = Payload::from_parts(Value::Array(args), w.functions);
         let f = f.clone();
         let p = errors::promise(
             ctx.env,
-            async move { f.call(&args).await.map_err(kite::Error::Remote) },
+            async move { f.call(args).await.map_err(kite::Error::Remote) },
             |_env, ()| Ok(()),
         )?;
         Ok(p.raw())

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::bridge::{self, Bridge, Event, EventArg, Job, Keepalive, Subject};
 use crate::client::{Client, ClientOptions, ClientShared};
 use crate::errors;
-use crate::method::{handling, run_final, run_handler, Method, MethodOptions};
+use crate::method::{self, handling, run_final, run_handler, Method, MethodOptions};
 use crate::request::{duration, KiteIdentity};
 
 /// Options of a new kite. Every field but `name` and `version` defaults to the `KITE_*`
@@ -105,24 +105,24 @@ pub(crate) struct State {
 
 /// Serves with `serve` (the kite's or Kontrol's `listen`) on `port` and `host`; the kite then
 /// keeps Node running until closed.
-pub(crate) fn listen_with<'e, F>(
+pub(crate) fn listen_with<'e, S, F>(
     env: &'e Env,
     s: &Arc<State>,
     port: Option<u32>,
     host: Option<String>,
-    serve: F,
+    serve: S,
 ) -> napi::Result<PromiseRaw<'e, u32>>
 where
+    S: FnOnce(String, u16) -> F,
     F: std::future::Future<Output = Result<std::net::SocketAddr, kite::Error>> + Send + 'static,
 {
-    if let Some(p) = port {
-        let p = u16::try_from(p)
-            .map_err(|_| errors::throw(env, "configError", format!("port {p} is out of range")))?;
-        s.kite.configure(|c| c.port = p);
-    }
-    if let Some(h) = host {
-        s.kite.configure(|c| c.ip = h);
-    }
+    let port = match port {
+        Some(p) => u16::try_from(p)
+            .map_err(|_| errors::throw(env, "configError", format!("port {p} is out of range")))?,
+        None => s.kite.config().port,
+    };
+    let host = host.unwrap_or_else(|| s.kite.config().ip.clone());
+    let serve = serve(host, port);
     let keepalive = Keepalive::new(env)?;
     let s = s.clone();
     errors::promise(env, serve, move |_env, addr| {
@@ -261,19 +261,19 @@ impl Kite {
     /// The kite's name.
     #[napi(getter)]
     pub fn name(&self) -> String {
-        self.state.kite.identity().name
+        self.state.kite.identity().name.clone()
     }
 
     /// The kite's version.
     #[napi(getter)]
     pub fn version(&self) -> String {
-        self.state.kite.identity().version
+        self.state.kite.identity().version.clone()
     }
 
     /// The kite's full identity.
     #[napi(getter)]
     pub fn kite(&self) -> KiteIdentity {
-        self.state.kite.identity().into()
+        self.state.kite.identity().clone().into()
     }
 
     /// Registers `handler` for `method`. The handler gets the `Request` and returns the
@@ -294,23 +294,21 @@ impl Kite {
         let s = &self.state;
         let func = s.bridge.add_function(bridge::keep(&handler)?);
         let b = s.bridge.clone();
-        let builder = match s.kite.handle(&method, move |req: kite::Request| {
+        let mut core = kite::Method::new(&method, move |req: kite::Request| {
             run_handler(b.clone(), func, req)
-        }) {
-            Ok(builder) => builder,
-            Err(e) => {
-                s.bridge.remove_function(func);
-                return Err(errors::throw_error(env, &e));
-            }
-        };
-        let m = Method {
-            builder,
-            bridge: s.bridge.clone(),
-        };
+        });
         if let Some(o) = options {
-            m.apply(env, o)?;
+            core = method::apply(env, core, o)?;
         }
-        Ok(m)
+        if let Err(e) = s.kite.add_method(core) {
+            s.bridge.remove_function(func);
+            return Err(errors::throw_error(env, &e));
+        }
+        Ok(Method {
+            kite: s.kite.clone(),
+            name: method,
+            bridge: s.bridge.clone(),
+        })
     }
 
     /// Removes a method; true if it existed.
@@ -328,13 +326,11 @@ impl Kite {
     /// The method `method`, e.g. a default `kite.*` method, to change its settings.
     #[napi]
     pub fn method(&self, method: String) -> Option<Method> {
-        self.state
-            .kite
-            .method_builder(&method)
-            .map(|builder| Method {
-                builder,
-                bridge: self.state.bridge.clone(),
-            })
+        self.state.kite.method(&method).map(|_| Method {
+            kite: self.state.kite.clone(),
+            name: method,
+            bridge: self.state.bridge.clone(),
+        })
     }
 
     /// Adds a kite-wide pre handler, run before the handlers of every method (added to
@@ -392,10 +388,14 @@ impl Kite {
                     "caller": check.caller,
                     "local": check.local,
                 }));
+                let refused = |reason: String| kite::auth::AuthError::Rejected(reason);
                 match b.invoke(func, subject, None, None).await {
-                    Ok(Some(Value::String(user))) if !user.is_empty() => Ok(user),
-                    Ok(_) => Err("the authenticator returned no username".to_string()),
-                    Err(e) => Err(e.message),
+                    Ok(Some(p)) => match p.value() {
+                        Value::String(user) if !user.is_empty() => Ok(user.clone()),
+                        _ => Err(refused("the authenticator returned no username".into())),
+                    },
+                    Ok(None) => Err(refused("the authenticator returned no username".into())),
+                    Err(e) => Err(refused(e.message)),
                 }
             }
         });
@@ -519,13 +519,9 @@ impl Kite {
         host: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, u32>> {
         let kite = self.state.kite.clone();
-        listen_with(
-            env,
-            &self.state,
-            port,
-            host,
-            async move { kite.listen().await },
-        )
+        listen_with(env, &self.state, port, host, |ip, port| async move {
+            kite.listen_on(&ip, port).await
+        })
     }
 
     /// The port the kite listens on, once listening.

@@ -174,8 +174,8 @@ impl Kontrol {
         host: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, u32>> {
         let kontrol = self.kontrol.clone();
-        crate::kite::listen_with(env, &self.kite, port, host, async move {
-            kontrol.listen().await
+        crate::kite::listen_with(env, &self.kite, port, host, |ip, port| async move {
+            kontrol.listen_on(&ip, port).await
         })
     }
 

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use kite::protocol::KiteError;
-use kite::server::MethodBuilder;
-use kite::MethodHandling;
+use kite::{MethodHandling, Payload};
 use napi::bindgen_prelude::{Function, This};
 use napi::Env;
 use serde_json::Value;
@@ -55,16 +54,13 @@ pub(crate) async fn run_handler(
     bridge: Arc<Bridge>,
     func: u64,
     req: kite::Request,
-) -> anyhow::Result<Value> {
+) -> Result<Payload, KiteError> {
     let slot = request::slot_of(&req, &bridge);
     let conn = req.client().clone();
-    match bridge
+    bridge
         .invoke(func, Subject::Request(req, slot), None, Some(&conn))
         .await
-    {
-        Ok(v) => Ok(v.unwrap_or(Value::Null)),
-        Err(e) => Err(e.into()),
-    }
+        .map(Option::unwrap_or_default)
 }
 
 pub(crate) async fn run_final(
@@ -82,39 +78,51 @@ pub(crate) async fn run_final(
         .await
     {
         Ok(None) => (result, error),
-        Ok(Some(v)) => (Some(v), None),
+        Ok(Some(p)) => (Some(p.value().clone()), None),
         Err(e) => (None, Some(e)),
     }
 }
 
+/// Applies a method's options to the core method being built.
+pub(crate) fn apply(
+    env: &Env,
+    mut m: kite::Method,
+    o: MethodOptions,
+) -> napi::Result<kite::Method> {
+    if o.auth == Some(false) {
+        m = m.disable_authentication();
+    }
+    if let Some(t) = o.throttle {
+        m = m.throttle(duration(t.interval), t.capacity);
+    }
+    if let Some(h) = o.handling {
+        m = m.method_handling(handling(env, &h)?);
+    }
+    Ok(m)
+}
+
 /// A registered method: add handlers and change its settings; every call returns the
-/// method, so they chain.
+/// method, so they chain. The core's methods are immutable: each change replaces the
+/// method whole.
 #[napi]
 pub struct Method {
-    pub(crate) builder: MethodBuilder,
+    pub(crate) kite: kite::Kite,
+    pub(crate) name: String,
     pub(crate) bridge: Arc<Bridge>,
 }
 
 impl Method {
-    pub(crate) fn apply(&self, env: &Env, o: MethodOptions) -> napi::Result<()> {
-        if o.auth == Some(false) {
-            self.builder.clone().disable_authentication();
-        }
-        if let Some(t) = o.throttle {
-            self.builder
-                .clone()
-                .throttle(duration(t.interval), t.capacity);
-        }
-        if let Some(h) = o.handling {
-            self.builder.clone().method_handling(handling(env, &h)?);
-        }
-        Ok(())
-    }
-
     fn keep(&self, f: &Function<'_>) -> napi::Result<(Arc<Bridge>, u64)> {
         let b = self.bridge.clone();
         let func = b.add_function(bridge::keep(f)?);
         Ok((b, func))
+    }
+
+    /// Replaces the method with `f` applied to it.
+    fn change(&self, f: impl FnOnce(kite::Method) -> kite::Method) {
+        if let Some(m) = self.kite.method(&self.name) {
+            self.kite.replace_method(f(m));
+        }
     }
 }
 
@@ -125,9 +133,7 @@ impl Method {
     #[napi(ts_args_type = "handler: (req: Request) => any")]
     pub fn pre_handle<'t>(&self, this: This<'t>, handler: Function<'_>) -> napi::Result<This<'t>> {
         let (b, func) = self.keep(&handler)?;
-        self.builder
-            .clone()
-            .pre_handle(move |req: kite::Request| run_handler(b.clone(), func, req));
+        self.change(|m| m.pre_handle(move |req: kite::Request| run_handler(b.clone(), func, req)));
         Ok(this)
     }
 
@@ -135,9 +141,7 @@ impl Method {
     #[napi(ts_args_type = "handler: (req: Request) => any")]
     pub fn post_handle<'t>(&self, this: This<'t>, handler: Function<'_>) -> napi::Result<This<'t>> {
         let (b, func) = self.keep(&handler)?;
-        self.builder
-            .clone()
-            .post_handle(move |req: kite::Request| run_handler(b.clone(), func, req));
+        self.change(|m| m.post_handle(move |req: kite::Request| run_handler(b.clone(), func, req)));
         Ok(this)
     }
 
@@ -147,16 +151,16 @@ impl Method {
     #[napi(ts_args_type = "fn: (req: Request, result: any, error: KiteError | null) => any")]
     pub fn final_func<'t>(&self, this: This<'t>, f: Function<'_>) -> napi::Result<This<'t>> {
         let (b, func) = self.keep(&f)?;
-        self.builder
-            .clone()
-            .final_func(move |req, result, error| run_final(b.clone(), func, req, result, error));
+        self.change(|m| {
+            m.final_func(move |req, result, error| run_final(b.clone(), func, req, result, error))
+        });
         Ok(this)
     }
 
     /// Serves the method without authentication.
     #[napi]
     pub fn disable_authentication<'t>(&self, this: This<'t>) -> This<'t> {
-        self.builder.clone().disable_authentication();
+        self.change(kite::Method::disable_authentication);
         this
     }
 
@@ -164,7 +168,7 @@ impl Method {
     /// milliseconds; calls beyond get `requestLimitError`.
     #[napi]
     pub fn throttle<'t>(&self, this: This<'t>, interval: f64, capacity: u32) -> This<'t> {
-        self.builder.clone().throttle(duration(interval), capacity);
+        self.change(|m| m.throttle(duration(interval), capacity));
         this
     }
 
@@ -176,7 +180,8 @@ impl Method {
         this: This<'t>,
         mode: String,
     ) -> napi::Result<This<'t>> {
-        self.builder.clone().method_handling(handling(env, &mode)?);
+        let mode = handling(env, &mode)?;
+        self.change(|m| m.method_handling(mode));
         Ok(this)
     }
 }

@@ -250,7 +250,8 @@ impl Connection {
 impl Connection {
     /// Calls `method` on the remote kite. `args` is the argument list (an array; any other
     /// value is one argument; functions in it become callbacks the remote side can call).
-    /// Resolves with the result; rejects with a `KiteError`.
+    /// Resolves with the result (functions inside it are async functions); rejects with a
+    /// `KiteError`.
     #[napi(ts_return_type = "Promise<any>")]
     pub fn tell<'e>(
         &self,
@@ -314,7 +315,15 @@ pub(crate) fn tell<'e>(
     options: Option<TellOptions>,
 ) -> napi::Result<PromiseRaw<'e, Unknown<'e>>> {
     let timeout = options.and_then(|o| o.timeout).map(duration);
-    let ok = |env: &'e Env, v: Value| convert::value_to_js(env, &v);
+    // The result, with the functions inside it as async JavaScript functions.
+    let b = bridge.clone();
+    let ok = move |env: &'e Env, result: kite::Arguments| {
+        let mut values = convert::arguments_to_js(env, &b, &result)?;
+        match values.pop() {
+            Some(v) => Ok(v),
+            None => convert::value_to_js(env, &Value::Null),
+        }
+    };
     let Some(conn) = conn.filter(|c| !c.is_closed()) else {
         return errors::promise(
             env,
@@ -322,19 +331,19 @@ pub(crate) fn tell<'e>(
             ok,
         );
     };
-    let value = match args {
-        Some(a) => match convert::js_to_value(Some(bridge), a) {
-            Ok(v) => v,
+    let args = match args {
+        Some(a) => match convert::js_to_payload(bridge, a) {
+            Ok(p) => p,
             Err(e) => {
                 let msg = format!("cannot send the arguments: {}", e.reason);
                 return errors::promise(env, async move { Err(kite::Error::Send(msg)) }, ok);
             }
         },
-        None => Value::Null,
+        None => kite::Payload::default(),
     };
     errors::promise(
         env,
-        async move { conn.call(&method, &value, timeout).await },
+        async move { conn.call_full(&method, args, timeout).await },
         ok,
     )
 }

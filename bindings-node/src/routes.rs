@@ -44,9 +44,9 @@ fn body(v: Value) -> (Vec<u8>, &'static str) {
 }
 
 /// The response for what the handler settled with.
-fn response(settled: Result<Option<Value>, kite::KiteError>) -> HttpResponse {
+fn response(settled: Result<Option<kite::Payload>, kite::KiteError>) -> HttpResponse {
     let v = match settled {
-        Ok(v) => v,
+        Ok(v) => v.map(|p| p.value().clone()),
         Err(e) => {
             tracing::error!(error = %e.message, "a JavaScript route handler failed");
             return HttpResponse::text(500, "internal error");

@@ -8,10 +8,9 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
-use serde_json::Value;
 
 use crate::bridge::{runtime, Dispatcher};
-use crate::convert::{to_arg, to_py, Outgoing};
+use crate::convert::{args_to_py, to_arg, Outgoing};
 use crate::errors::{error_to_py, to_py_err};
 use crate::kite::{ensure_callable, fire_hook, Shared};
 use crate::request::{Auth, KiteInfo};
@@ -26,7 +25,8 @@ fn timeout_of(timeout: Option<f64>) -> PyResult<Option<Duration>> {
         .transpose()
 }
 
-fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>, r: Result<Value, kite::Error>) {
+/// Completes `future` with the result (functions inside it as `RemoteFunction`s) or error.
+fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>, r: Result<kite::Arguments, kite::Error>) {
     let done = future
         .call_method0("done")
         .and_then(|d| d.is_truthy())
@@ -36,8 +36,11 @@ fn resolve(py: Python<'_>, future: &Bound<'_, PyAny>, r: Result<Value, kite::Err
         return;
     }
     let set = match r {
-        Ok(v) => match to_py(py, &v) {
-            Ok(obj) => future.call_method1("set_result", (obj,)),
+        Ok(result) => match args_to_py(py, &result) {
+            Ok((mut values, _)) => {
+                let obj = values.pop().unwrap_or_else(|| py.None().into_bound(py));
+                future.call_method1("set_result", (obj,))
+            }
             Err(e) => future.call_method1("set_exception", (e.into_value(py),)),
         },
         Err(e) => future.call_method1("set_exception", (error_to_py(py, &e).into_value(py),)),
@@ -67,7 +70,7 @@ fn tell<'py>(
     let target = future.clone().unbind();
     runtime().spawn(async move {
         let r = match conn {
-            Some(c) => c.call(&method, &args, timeout).await,
+            Some(c) => c.call_full(&method, args, timeout).await,
             None => Err(kite::Error::Send("not connected".into())),
         };
         d.push(Box::new(move |py| resolve(py, target.bind(py), r)));

@@ -1,19 +1,20 @@
 //! JSON values <-> Python objects, directly (no `json.dumps`/`loads` strings).
 //!
 //! Outgoing values are [`Arg`] trees: plain JSON where no function occurs, with Python
-//! callables turned into dnode [`Callback`]s and received remote functions forwarded. Incoming
-//! arguments that carry functions are decoded through [`Tree`], which binds each function to
-//! its connection ([`Function`]) and becomes a `RemoteFunction` object in Python.
+//! callables turned into dnode [`Callback`]s and received remote functions forwarded; an
+//! `Arg` becomes the core's [`Payload`] (the JSON value plus each function at its path).
+//! Incoming arguments are converted as JSON, then each function the core found at a path
+//! ([`Arguments::functions`]) is put there as a `RemoteFunction` object.
 
 use std::sync::Arc;
 
-use kite::dnode::{Arguments, Callback, Function};
+use kite::dnode::{
+    Arguments, Callback, Function, IntoPayload, Path, Payload, Segment, PLACEHOLDER,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{Map, Number, Value};
 
 use crate::bridge::Dispatcher;
@@ -34,31 +35,54 @@ pub(crate) enum Arg {
     Function(Function),
 }
 
-impl Serialize for Arg {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Arg::Json(v) => v.serialize(s),
-            Arg::List(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for i in items {
-                    seq.serialize_element(i)?;
-                }
-                seq.end()
-            }
-            Arg::Map(entries) => {
-                let mut map = s.serialize_map(Some(entries.len()))?;
-                for (k, v) in entries {
-                    map.serialize_entry(k, v)?;
-                }
-                map.end()
-            }
-            Arg::Callback(cb) => cb.serialize(s),
-            Arg::Function(f) => f.serialize(s),
-        }
+impl IntoPayload for Arg {
+    /// The value, with each function's place recorded beside it.
+    fn into_payload(self) -> Payload {
+        let mut functions = Vec::new();
+        let value = self.flatten(&mut Vec::new(), &mut functions);
+        Payload::from_parts(value, functions)
     }
 }
 
 impl Arg {
+    /// The JSON value, functions replaced by their placeholder and collected with their paths.
+    fn flatten(self, path: &mut Path, functions: &mut Vec<(Path, Callback)>) -> Value {
+        match self {
+            Arg::Json(v) => v,
+            Arg::List(items) => Value::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        path.push(Segment::Index(i));
+                        let v = a.flatten(path, functions);
+                        path.pop();
+                        v
+                    })
+                    .collect(),
+            ),
+            Arg::Map(entries) => Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, a)| {
+                        path.push(Segment::Key(k.clone()));
+                        let v = a.flatten(path, functions);
+                        path.pop();
+                        (k, v)
+                    })
+                    .collect(),
+            ),
+            Arg::Callback(cb) => {
+                functions.push((path.clone(), cb));
+                Value::String(PLACEHOLDER.into())
+            }
+            Arg::Function(f) => {
+                functions.push((path.clone(), Callback::from(f)));
+                Value::String(PLACEHOLDER.into())
+            }
+        }
+    }
+
     /// The JSON value, when there are no functions inside.
     pub(crate) fn into_json(self) -> Result<Value, Arg> {
         match self {
@@ -270,11 +294,9 @@ fn to_arg_depth(obj: &Bound<'_, PyAny>, out: &Outgoing, depth: usize) -> PyResul
 
 /// Converts a Python object to plain JSON; functions are not allowed.
 pub(crate) fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    match to_arg(obj, &Outgoing::default())? {
-        Arg::Json(v) => Ok(v),
-        other => serde_json::to_value(&other)
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string())),
-    }
+    to_arg(obj, &Outgoing::default())?
+        .into_json()
+        .map_err(|_| PyTypeError::new_err("functions cannot be sent here"))
 }
 
 /// Converts a JSON value to a Python object.
@@ -309,142 +331,79 @@ pub(crate) fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAn
     })
 }
 
-/// A received value with its functions bound to the connection.
-pub(crate) enum Tree {
-    Json(Value),
-    List(Vec<Tree>),
-    Map(Vec<(String, Tree)>),
-    Function(Function),
-}
-
-impl Tree {
-    fn is_json(&self) -> bool {
-        matches!(self, Tree::Json(_))
-    }
-
-    fn to_py<'py>(&self, py: Python<'py>, outbox: &Arc<Outbox>) -> PyResult<Bound<'py, PyAny>> {
-        match self {
-            Tree::Json(v) => to_py(py, v),
-            Tree::List(items) => {
-                let list = PyList::empty(py);
-                for i in items {
-                    list.append(i.to_py(py, outbox)?)?;
-                }
-                Ok(list.into_any())
-            }
-            Tree::Map(entries) => {
-                let dict = PyDict::new(py);
-                for (k, v) in entries {
-                    dict.set_item(k, v.to_py(py, outbox)?)?;
-                }
-                Ok(dict.into_any())
-            }
-            Tree::Function(f) => {
-                Ok(Bound::new(py, RemoteFunction::new(f.clone(), outbox.clone()))?.into_any())
-            }
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Tree {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TreeVisitor)
-    }
-}
-
-struct TreeVisitor;
-
-impl<'de> Visitor<'de> for TreeVisitor {
-    type Value = Tree;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_unit<E>(self) -> Result<Tree, E> {
-        Ok(Tree::Json(Value::Null))
-    }
-    fn visit_none<E>(self) -> Result<Tree, E> {
-        Ok(Tree::Json(Value::Null))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Tree, E> {
-        Ok(Tree::Json(Value::Bool(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Tree, E> {
-        Ok(Tree::Json(Value::Number(v.into())))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Tree, E> {
-        Ok(Tree::Json(Value::Number(v.into())))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Tree, E> {
-        Ok(Tree::Json(
-            Number::from_f64(v)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-        ))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Tree, E> {
-        // Functions arrive as marked strings that only `Function` can decode.
-        match Function::deserialize(de::value::StrDeserializer::<E>::new(v)) {
-            Ok(f) => Ok(Tree::Function(f)),
-            Err(_) => Ok(Tree::Json(Value::String(v.to_owned()))),
-        }
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
-        let mut items = Vec::new();
-        while let Some(t) = seq.next_element::<Tree>()? {
-            items.push(t);
-        }
-        if items.iter().all(Tree::is_json) {
-            return Ok(Tree::Json(Value::Array(
-                items
-                    .into_iter()
-                    .map(|t| match t {
-                        Tree::Json(v) => v,
-                        _ => Value::Null,
-                    })
-                    .collect(),
-            )));
-        }
-        Ok(Tree::List(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
-        let mut entries = Vec::new();
-        while let Some((k, v)) = map.next_entry::<String, Tree>()? {
-            entries.push((k, v));
-        }
-        if entries.iter().all(|(_, t)| t.is_json()) {
-            let mut m = Map::with_capacity(entries.len());
-            for (k, t) in entries {
-                if let Tree::Json(v) = t {
-                    m.insert(k, v);
-                }
-            }
-            return Ok(Tree::Json(Value::Object(m)));
-        }
-        Ok(Tree::Map(entries))
-    }
-}
-
 /// Received arguments as Python objects, and the outbox of the functions among them.
 pub(crate) type PyArgs<'py> = (Vec<Bound<'py, PyAny>>, Option<Arc<Outbox>>);
 
 /// Received arguments as Python objects. Functions inside become `RemoteFunction`s sharing
 /// one outbox (returned, so the caller can wait until their calls are sent).
 pub(crate) fn args_to_py<'py>(py: Python<'py>, args: &Arguments) -> PyResult<PyArgs<'py>> {
+    let mut values = args
+        .values()
+        .iter()
+        .map(|v| to_py(py, v))
+        .collect::<PyResult<Vec<_>>>()?;
     if !args.has_functions() {
-        let values = args
-            .values()
-            .iter()
-            .map(|v| to_py(py, v))
-            .collect::<PyResult<Vec<_>>>()?;
         return Ok((values, None));
     }
-    let trees: Vec<Tree> = args.get().map_err(|e| PyTypeError::new_err(e.message))?;
     let outbox = Outbox::new();
-    let values = trees
-        .iter()
-        .map(|t| t.to_py(py, &outbox))
-        .collect::<PyResult<Vec<_>>>()?;
+    for (path, f) in args.functions() {
+        let func = Bound::new(py, RemoteFunction::new(f.clone(), outbox.clone()))?.into_any();
+        place(&mut values, path, func)?;
+    }
     Ok((values, Some(outbox)))
+}
+
+/// The list index a path segment names (Go and kite.js write numbers, some peers strings).
+fn index(seg: &Segment) -> Option<usize> {
+    match seg {
+        Segment::Index(i) => Some(*i),
+        Segment::Key(k) => k.parse().ok(),
+    }
+}
+
+/// Puts `func` at `path` inside the converted arguments; a path that leads nowhere (a
+/// peer's mistake) is ignored, as the core ignores it.
+fn place<'py>(
+    values: &mut [Bound<'py, PyAny>],
+    path: &[Segment],
+    func: Bound<'py, PyAny>,
+) -> PyResult<()> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(());
+    };
+    let Some(slot) = index(first).and_then(|i| values.get_mut(i)) else {
+        return Ok(());
+    };
+    let Some((last, inner)) = rest.split_last() else {
+        *slot = func;
+        return Ok(());
+    };
+    let mut cur = slot.clone();
+    for seg in inner {
+        match child(&cur, seg)? {
+            Some(next) => cur = next,
+            None => return Ok(()),
+        }
+    }
+    if let Ok(list) = cur.cast::<PyList>() {
+        if let Some(i) = index(last).filter(|i| *i < list.len()) {
+            list.set_item(i, func)?;
+        }
+    } else if let (Ok(dict), Segment::Key(k)) = (cur.cast::<PyDict>(), last) {
+        dict.set_item(k, func)?;
+    }
+    Ok(())
+}
+
+fn child<'py>(cur: &Bound<'py, PyAny>, seg: &Segment) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(list) = cur.cast::<PyList>() {
+        return Ok(index(seg)
+            .filter(|i| *i < list.len())
+            .map(|i| list.get_item(i))
+            .transpose()?);
+    }
+    match (cur.cast::<PyDict>(), seg) {
+        (Ok(dict), Segment::Key(k)) => dict.get_item(k),
+        _ => Ok(None),
+    }
 }

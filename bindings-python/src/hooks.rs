@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use kite::auth::AuthError;
 use kite::server::{AuthCheck, HttpRequest, HttpResponse};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
@@ -78,7 +79,7 @@ pub(crate) async fn authenticate(
     shared: Arc<Shared>,
     func: Arc<Py<PyAny>>,
     check: AuthCheck,
-) -> Result<String, String> {
+) -> Result<String, AuthError> {
     let args: Args = Box::new(move |py| {
         PyTuple::new(
             py,
@@ -105,6 +106,7 @@ pub(crate) async fn authenticate(
     call_on_loop(&shared, func, args, username)
         .await
         .unwrap_or_else(|| Err("the kite has no running event loop".into()))
+        .map_err(AuthError::Rejected)
 }
 
 /// A request to an HTTP route added with ``Kite.add_route``.

@@ -3,7 +3,6 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use kite::server::MethodBuilder;
 use kite::Config;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -143,25 +142,22 @@ impl Kite {
         auth: Option<bool>,
         throttle: Option<(f64, u32)>,
         handling: Option<PyMethodHandling>,
-    ) -> PyResult<MethodBuilder> {
+    ) -> PyResult<()> {
         let h = self.shared.handler(py, func, Role::Main, name)?;
         let shared = self.shared.clone();
-        let mut b = self
-            .inner
-            .handle(name, move |req: kite::Request| {
-                h.clone().call(shared.clone(), req)
-            })
-            .map_err(|e| error_to_py(py, &e))?;
+        let mut m = kite::Method::new(name, move |req: kite::Request| {
+            h.clone().call(shared.clone(), req)
+        });
         if auth == Some(false) {
-            b = b.disable_authentication();
+            m = m.disable_authentication();
         }
         if let Some((interval, capacity)) = throttle {
-            b = b.throttle(seconds("throttle interval", interval)?, capacity);
+            m = m.throttle(seconds("throttle interval", interval)?, capacity);
         }
-        if let Some(m) = handling {
-            b = b.method_handling(m.into());
+        if let Some(handling) = handling {
+            m = m.method_handling(handling.into());
         }
-        Ok(b)
+        self.inner.add_method(m).map_err(|e| error_to_py(py, &e))
     }
 }
 
@@ -272,31 +268,31 @@ impl Kite {
     /// The kite's name.
     #[getter]
     fn name(&self) -> String {
-        self.inner.identity().name
+        self.inner.identity().name.clone()
     }
 
     /// The kite's version.
     #[getter]
     fn version(&self) -> String {
-        self.inner.identity().version
+        self.inner.identity().version.clone()
     }
 
     /// The kite's identity.
     #[getter]
     fn kite(&self) -> KiteInfo {
-        KiteInfo(self.inner.identity())
+        KiteInfo(self.inner.identity().clone())
     }
 
     /// The kite's id (a fresh random UUID per kite unless one was given).
     #[getter]
     fn id(&self) -> String {
-        self.inner.identity().id
+        self.inner.identity().id.clone()
     }
 
     /// The kite's username.
     #[getter]
     fn username(&self) -> String {
-        self.inner.identity().username
+        self.inner.identity().username.clone()
     }
 
     /// The port the kite listens on, once started.
@@ -331,13 +327,12 @@ impl Kite {
         let py = slf.py();
         match func {
             Some(f) => {
-                let b = slf
-                    .get()
+                slf.get()
                     .register_handler(py, &name, f, auth, throttle, handling)?;
                 Ok(Py::new(
                     py,
                     Method {
-                        builder: b,
+                        kite: slf.get().inner.clone(),
                         shared: slf.get().shared.clone(),
                         name,
                     },
@@ -360,9 +355,9 @@ impl Kite {
 
     /// The registered method ``name`` (e.g. to add handlers or change ``kite.*`` methods).
     fn method(&self, name: String) -> PyResult<Method> {
-        match self.inner.method_builder(&name) {
-            Some(builder) => Ok(Method {
-                builder,
+        match self.inner.method(&name) {
+            Some(_) => Ok(Method {
+                kite: self.inner.clone(),
                 shared: self.shared.clone(),
                 name,
             }),
@@ -462,10 +457,10 @@ impl Kite {
         port: Option<u16>,
         host: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.prepare_start(py, port, host)?;
+        let (ip, port) = self.prepare_start(py, port, host)?;
         let k = self.inner.clone();
         crate::bridge::future_into_py(py, async move {
-            let addr = k.listen().await.map_err(to_py_err)?;
+            let addr = k.listen_on(&ip, port).await.map_err(to_py_err)?;
             Ok(addr.port())
         })
     }
@@ -478,7 +473,7 @@ impl Kite {
         port: Option<u16>,
         host: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.prepare_start(py, port, host)?;
+        let (ip, port) = self.prepare_start(py, port, host)?;
         let k = self.inner.clone();
         let shared = self.shared.clone();
         struct CloseOnDrop(kite::Kite, Arc<Shared>);
@@ -494,7 +489,7 @@ impl Kite {
         crate::bridge::future_into_py(py, async move {
             let guard = guard;
             if k.port().is_none() {
-                k.listen().await.map_err(to_py_err)?;
+                k.listen_on(&ip, port).await.map_err(to_py_err)?;
             }
             shared.closed.cancelled().await;
             drop(guard);
@@ -726,35 +721,23 @@ impl Kite {
         &self.inner
     }
 
-    /// Binds the running loop, refreshes the log level and applies the listen address.
+    /// Binds the running loop, refreshes the log level; returns the address to listen on
+    /// (the arguments, else the configured ones).
     pub(crate) fn prepare_start(
         &self,
         py: Python<'_>,
         port: Option<u16>,
         host: Option<String>,
-    ) -> PyResult<()> {
+    ) -> PyResult<(String, u16)> {
         self.shared.bind_running_loop(py)?;
         crate::logging::refresh(py);
-        self.configure_listen(port, host);
-        Ok(())
+        let c = self.inner.config();
+        Ok((host.unwrap_or_else(|| c.ip.clone()), port.unwrap_or(c.port)))
     }
 
     /// Closes the kite (for `Kontrol.close`).
     pub(crate) fn close_kite(&self) {
         self.close();
-    }
-
-    fn configure_listen(&self, port: Option<u16>, host: Option<String>) {
-        if port.is_some() || host.is_some() {
-            self.inner.configure(|c| {
-                if let Some(p) = port {
-                    c.port = p;
-                }
-                if let Some(h) = host {
-                    c.ip = h;
-                }
-            });
-        }
     }
 }
 
@@ -787,9 +770,21 @@ impl Registration {
 /// authentication, throttling and handling mode.
 #[pyclass(frozen, module = "kite_rs")]
 pub(crate) struct Method {
-    builder: MethodBuilder,
+    kite: kite::Kite,
     shared: Arc<Shared>,
     name: String,
+}
+
+impl Method {
+    /// Replaces the method with `f` applied to it (the core's methods are immutable).
+    fn change(&self, f: impl FnOnce(kite::Method) -> kite::Method) -> PyResult<()> {
+        let m = self
+            .kite
+            .method(&self.name)
+            .ok_or_else(|| PyValueError::new_err(format!("no method {:?}", self.name)))?;
+        self.kite.replace_method(f(m));
+        Ok(())
+    }
 }
 
 #[pymethods]
@@ -806,10 +801,7 @@ impl Method {
             .shared
             .handler(py, func.bind(py), Role::Chain, &self.name)?;
         let shared = self.shared.clone();
-        let _ = self
-            .builder
-            .clone()
-            .pre_handle(move |req| h.clone().call(shared.clone(), req));
+        self.change(|m| m.pre_handle(move |req| h.clone().call(shared.clone(), req)))?;
         Ok(func)
     }
 
@@ -819,10 +811,7 @@ impl Method {
             .shared
             .handler(py, func.bind(py), Role::Chain, &self.name)?;
         let shared = self.shared.clone();
-        let _ = self
-            .builder
-            .clone()
-            .post_handle(move |req| h.clone().call(shared.clone(), req));
+        self.change(|m| m.post_handle(move |req| h.clone().call(shared.clone(), req)))?;
         Ok(func)
     }
 
@@ -832,32 +821,31 @@ impl Method {
             .shared
             .handler(py, func.bind(py), Role::Final, &self.name)?;
         let shared = self.shared.clone();
-        let _ = self.builder.clone().final_func(move |req, result, error| {
-            h.clone().call_final(shared.clone(), req, result, error)
-        });
+        self.change(|m| {
+            m.final_func(move |req, result, error| {
+                h.clone().call_final(shared.clone(), req, result, error)
+            })
+        })?;
         Ok(func)
     }
 
     /// Serves the method without authentication.
-    fn disable_authentication(slf: Py<Self>) -> Py<Self> {
-        let _ = slf.get().builder.clone().disable_authentication();
-        slf
+    fn disable_authentication(slf: Py<Self>) -> PyResult<Py<Self>> {
+        slf.get().change(|m| m.disable_authentication())?;
+        Ok(slf)
     }
 
     /// Token bucket: ``capacity`` calls at once, one more every ``interval`` seconds.
     fn throttle(slf: Py<Self>, interval: f64, capacity: u32) -> PyResult<Py<Self>> {
-        let _ = slf
-            .get()
-            .builder
-            .clone()
-            .throttle(seconds("interval", interval)?, capacity);
+        let interval = seconds("interval", interval)?;
+        slf.get().change(|m| m.throttle(interval, capacity))?;
         Ok(slf)
     }
 
     /// Sets how the result is chosen when pre/post handlers return values.
-    fn set_handling(slf: Py<Self>, handling: PyMethodHandling) -> Py<Self> {
-        let _ = slf.get().builder.clone().method_handling(handling.into());
-        slf
+    fn set_handling(slf: Py<Self>, handling: PyMethodHandling) -> PyResult<Py<Self>> {
+        slf.get().change(|m| m.method_handling(handling.into()))?;
+        Ok(slf)
     }
 
     fn __repr__(&self) -> String {

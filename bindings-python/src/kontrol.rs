@@ -234,7 +234,7 @@ impl Kontrol {
         host: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let kite = self.kite.get();
-        kite.prepare_start(py, port, host)?;
+        let (ip, port) = kite.prepare_start(py, port, host)?;
         let (k, config, slot) = (kite.core().clone(), self.config.clone(), self.inner.clone());
         let spec = self.storage.clone();
         crate::bridge::future_into_py(py, async move {
@@ -250,7 +250,7 @@ impl Kontrol {
                     kontrol
                 }
             };
-            let addr = kontrol.listen().await.map_err(to_py_err)?;
+            let addr = kontrol.listen_on(&ip, port).await.map_err(to_py_err)?;
             Ok(addr.port())
         })
     }

@@ -40,7 +40,7 @@ impl Outbox {
                         args,
                         done,
                     } => {
-                        let r = function.call(&args).await;
+                        let r = function.call(args).await;
                         if let Some((d, future)) = done {
                             d.push(Box::new(move |py| resolve(py, future.bind(py), r)));
                         }

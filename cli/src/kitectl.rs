@@ -327,7 +327,7 @@ async fn tell(
                 bail!("give either --to or a query, not both");
             }
             let c = local.client(&url);
-            let key = local.config().kite_key;
+            let key = local.kite_key();
             c.set_auth((!key.is_empty()).then(|| Auth::kite_key(key)));
             c
         }

@@ -294,7 +294,7 @@ fn username(args: &Args) -> String {
 
 /// `--initial`: a kite key for the operator, signed with the current pair.
 async fn initial(args: &Args, kontrol: &Kontrol) -> anyhow::Result<()> {
-    let username = kontrol.kite().identity().username;
+    let username = kontrol.kite().identity().username.clone();
     if username.is_empty() {
         bail!("empty username");
     }
@@ -325,8 +325,7 @@ async fn initial(args: &Args, kontrol: &Kontrol) -> anyhow::Result<()> {
     if args.storage == StorageKind::Memory && args.private_key_file.is_none() {
         tracing::warn!("memory storage without key files: this key pair ends with this process, so no later Kontrol will accept the kite key");
     }
-    kontrol.kite().configure(|c| c.kontrol_url = url);
-    let key = kontrol.new_kite_key(&username).await?;
+    let key = kontrol.new_kite_key_for(&username, &url).await?;
     let home = kite::auth::kite_home()?;
     let path = kite::auth::write_kite_key(&home, &key)?;
     println!(

@@ -158,7 +158,7 @@ async fn math_kite(kite_key: &str, kontrol_url: &str) -> Kite {
     let k = Kite::with_config("math", "1.0.0", config).unwrap();
     k.handle("square", |r: Request| async move {
         let n: f64 = r.args().one()?;
-        Ok(n * n)
+        Ok::<_, kite::KiteError>(n * n)
     })
     .unwrap();
     within(k.listen()).await.unwrap();
@@ -223,7 +223,7 @@ async fn operator_flow_on_sqlite() {
         &["query", "--environment", "test", "--name", "math"],
     )
     .await;
-    let id: KiteIdentity = math.identity();
+    let id: KiteIdentity = math.identity().clone();
     let want = format!(
         "1\talice/test/math/1.0.0/{}/{}/{}\t{math_url}",
         id.region, id.hostname, id.id

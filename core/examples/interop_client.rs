@@ -53,7 +53,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     local.handle("square", |r: Request| async move {
         let n: f64 = r.args().one()?;
-        Ok(n * n)
+        Ok::<_, kite::KiteError>(n * n)
     })?;
     let client = local.client(&args.url);
     client.set_transport(args.transport);
@@ -113,7 +113,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cb = Callback::new(move |a| {
             let _ = tx.send(a.values().to_vec());
         });
-        let r = c.call("callback", &(3, &cb)).timeout(T).await;
+        let r = c
+            .call(
+                "callback",
+                kite::Payload::list().arg(3).callback(cb.clone()),
+            )
+            .timeout(T)
+            .await;
         let mut got = Vec::new();
         while got.len() < 3 {
             match tokio::time::timeout(T, rx.recv()).await {
@@ -140,7 +146,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = tx2.send(a.values().to_vec());
         });
         let r = c
-            .call("nested", &json!([{"a": fa, "b": {"c": [fc]}}]))
+            .call(
+                "nested",
+                kite::Payload::new(json!([{"b": {"c": []}}]))
+                    .with_callback([kite::dnode::Segment::from(0), "a".into()], fa)
+                    .with_callback(
+                        [
+                            0.into(),
+                            "b".into(),
+                            "c".into(),
+                            kite::dnode::Segment::from(0),
+                        ],
+                        fc,
+                    ),
+            )
             .timeout(T)
             .await;
         let mut got = Vec::new();
@@ -188,7 +207,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let beat = Callback::new(move |_| {
             let _ = tx.send(());
         });
-        let r = c.call("kite.heartbeat", &(1, &beat)).timeout(T).await;
+        let r = c
+            .call(
+                "kite.heartbeat",
+                kite::Payload::list().arg(1).callback(beat.clone()),
+            )
+            .timeout(T)
+            .await;
         let mut beats = 0;
         while beats < 2 {
             match tokio::time::timeout(T, rx.recv()).await {

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use clap::Parser;
-use kite::{Config, Function, Kite, Request};
+use kite::dnode::Segment;
+use kite::{Config, Kite, Request};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
@@ -63,63 +64,78 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Calls back to a client carry no credentials: kite.js clients refuse `kiteKey` ones
     // ("Unknown auth type"). `Connection::set_auth` would attach our kite key, as Go does.
     let k = Kite::with_config("interop", "1.0.0", config)?;
-    k.handle("square", |r: Request| async move {
-        let n: f64 = r.args().one()?;
-        Ok(n * n)
-    })?
-    .disable_authentication();
-    k.handle("echo", |r: Request| async move { Ok(r.with_args()) })?
-        .disable_authentication();
-    k.handle_typed(
-        "callback",
-        |_r: Request, (n, f): (u32, Function)| async move {
+    k.add_method(
+        kite::Method::new("square", |r: Request| async move {
+            let n: f64 = r.args().one()?;
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
+    )?;
+    k.add_method(
+        kite::Method::new("echo", |r: Request| async move {
+            Ok::<_, kite::KiteError>(r.with_args())
+        })
+        .disable_authentication(),
+    )?;
+    k.add_method(
+        kite::Method::typed("callback", |r: Request, (n, _f): (u32, Value)| async move {
+            let f = r.args().function(1)?;
             for i in 0..n {
                 f.call(&[i]).await?;
             }
-            Ok(n)
-        },
-    )?
-    .disable_authentication();
-    #[derive(serde::Deserialize)]
-    struct B {
-        c: Vec<Function>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Nested {
-        a: Function,
-        b: B,
-    }
-    k.handle_typed("nested", |_r: Request, (n,): (Nested,)| async move {
-        n.a.call(&["a"]).await?;
-        if let Some(f) = n.b.c.first() {
-            f.call(&["c"]).await?;
-        }
-        Ok("ok")
-    })?
-    .disable_authentication();
-    k.handle("fail", |_r: Request| async move {
-        Err::<(), _>(anyhow::anyhow!("boom"))
-    })?
-    .disable_authentication();
-    k.handle("needString", |r: Request| async move {
-        Ok(r.args().one::<String>()?)
-    })?
-    .disable_authentication();
-    k.handle("callMeBack", |r: Request| async move {
-        let (method, args): (String, Value) = r.decode()?;
-        Ok(r.client().call(&method, &args, None).await?)
-    })?
-    .disable_authentication();
+            Ok::<_, kite::KiteError>(n)
+        })
+        .disable_authentication(),
+    )?;
+    k.add_method(
+        kite::Method::new("nested", |r: Request| async move {
+            // Functions deep inside an argument, found by their paths.
+            let a = r.args().function_at([Segment::from(0), Segment::from("a")]);
+            let c = r
+                .args()
+                .function_at([0.into(), "b".into(), "c".into(), Segment::from(0)]);
+            let (Some(a), Some(c)) = (a, c) else {
+                return Err(kite::KiteError::argument("want functions at a and b.c[0]"));
+            };
+            a.call(["a"]).await?;
+            c.call(["c"]).await?;
+            Ok::<_, kite::KiteError>("ok")
+        })
+        .disable_authentication(),
+    )?;
+    k.add_method(
+        kite::Method::new("fail", |_r: Request| async move {
+            Err::<(), _>(anyhow::anyhow!("boom"))
+        })
+        .disable_authentication(),
+    )?;
+    k.add_method(
+        kite::Method::new("needString", |r: Request| async move {
+            Ok::<_, kite::KiteError>(r.args().one::<String>()?)
+        })
+        .disable_authentication(),
+    )?;
+    k.add_method(
+        kite::Method::new("callMeBack", |r: Request| async move {
+            let (method, args): (String, Value) = r.decode()?;
+            Ok::<_, kite::KiteError>(r.client().call(&method, &args, None).await?)
+        })
+        .disable_authentication(),
+    )?;
     k.handle("secret", |r: Request| async move {
-        Ok(r.username().to_string())
+        Ok::<_, kite::KiteError>(r.username().to_string())
     })?;
-    k.handle("limited", |_r: Request| async move { Ok(json!("ok")) })?
+    k.add_method(
+        kite::Method::new("limited", |_r: Request| async move {
+            Ok::<_, kite::KiteError>(json!("ok"))
+        })
         .disable_authentication()
-        .throttle(Duration::from_secs(3600), 1);
+        .throttle(Duration::from_secs(3600), 1),
+    )?;
     // Like the Go interop server: the default methods are callable without authentication.
     for m in ["kite.systemInfo", "kite.heartbeat"] {
-        if let Some(b) = k.method_builder(m) {
-            b.disable_authentication();
+        if let Some(method) = k.method(m) {
+            k.replace_method(method.disable_authentication());
         }
     }
     let addr = k.listen().await?;

@@ -76,11 +76,13 @@ async fn serve_rust(tls: Option<Vec<PathBuf>>) -> Result<(), Box<dyn std::error:
             ..kite::Config::default()
         },
     )?;
-    k.handle("square", |r: kite::Request| async move {
-        let n: f64 = r.args().one()?;
-        Ok(n * n)
-    })?
-    .disable_authentication();
+    k.add_method(
+        kite::Method::new("square", |r: kite::Request| async move {
+            let n: f64 = r.args().one()?;
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
+    )?;
     let addr = k.listen().await?;
     println!("{{\"port\": {}}}", addr.port());
     // Until stdin closes.

@@ -169,7 +169,6 @@ async fn start_kontrol(storage: Arc<dyn Storage>) -> Result<(Kontrol, String), k
         .kite()
         .url()
         .ok_or_else(|| kite::Error::Config("kontrol has no URL".into()))?;
-    kontrol.kite().configure(|c| c.kontrol_url = url.clone());
     Ok((kontrol, url))
 }
 

@@ -39,15 +39,19 @@ async fn main() -> Result<(), kite::Error> {
         config.set_kontrol_url(&url, "--kontrol");
     }
     let k = Kite::with_config("math", "1.0.0", config)?;
-    k.handle("square", |req: Request| async move {
-        let n: f64 = req.args().one()?;
-        Ok(n * n)
-    })?
-    .disable_authentication();
-    k.handle("echo", |req: Request| async move {
-        Ok(Value::Array(req.args().values().to_vec()))
-    })?
-    .disable_authentication();
+    k.add_method(
+        kite::Method::new("square", |req: Request| async move {
+            let n: f64 = req.args().one()?;
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
+    )?;
+    k.add_method(
+        kite::Method::new("echo", |req: Request| async move {
+            Ok::<_, kite::KiteError>(Value::Array(req.args().values().to_vec()))
+        })
+        .disable_authentication(),
+    )?;
     k.listen().await?;
     println!("math kite listening on {}", k.url().unwrap_or_default());
     let url = k.register_url().unwrap_or_default();

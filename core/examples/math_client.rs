@@ -35,8 +35,8 @@ async fn main() -> Result<(), kite::Error> {
     let client = if args.query {
         let config = local.config();
         let query = KiteQuery {
-            username: args.username.unwrap_or(config.username),
-            environment: config.environment,
+            username: args.username.unwrap_or(config.username.clone()),
+            environment: config.environment.clone(),
             name: "math".into(),
             ..KiteQuery::default()
         };

@@ -119,6 +119,33 @@ impl Error {
     }
 }
 
+impl From<Error> for KiteError {
+    /// A failed call inside a handler, passed on to the handler's caller: a remote error as
+    /// it came, a local one as its caller-side kind ([`Error::to_kite_error`]).
+    fn from(e: Error) -> Self {
+        e.to_kite_error()
+    }
+}
+
+impl From<anyhow::Error> for KiteError {
+    /// A handler's `anyhow` error: a [`KiteError`] (or [`Error`]) inside keeps its kind;
+    /// anything else is a `genericError` with the outermost message only. The whole chain
+    /// of causes goes to the log, not to the caller.
+    fn from(e: anyhow::Error) -> Self {
+        let e = match e.downcast::<KiteError>() {
+            Ok(k) => return k,
+            Err(e) => e,
+        };
+        match e.downcast::<Error>() {
+            Ok(k) => k.to_kite_error(),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "handler failed");
+                KiteError::generic(e.to_string())
+            }
+        }
+    }
+}
+
 impl From<DialError> for Error {
     /// A TLS failure becomes [`Error::Tls`] (not retried, not a dial cause to wait out);
     /// every other failure [`Error::Connect`].

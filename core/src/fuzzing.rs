@@ -11,7 +11,7 @@ use std::sync::{OnceLock, Weak};
 use serde_json::Value;
 
 use crate::auth::{parse_unverified, KiteClaims, Verifier};
-use crate::dnode::{BoxFuture, Callback, FunctionSink, Message};
+use crate::dnode::{BoxFuture, FunctionSink, Message};
 use crate::kontrol::query;
 use crate::protocol::{Kite, KiteError, KiteQuery};
 use crate::sockjs::frame::{self, Frame, PayloadError};
@@ -173,7 +173,7 @@ pub fn dnode_message(data: &[u8]) {
     let args = crate::dnode::Arguments::received(message.arguments, functions, Weak::<Sink>::new());
     for i in 0..=args.len() {
         let _ = args.at::<Value>(i);
-        let _ = args.at::<crate::dnode::Function>(i);
+        let _ = args.function(i);
         let _ = args.at::<crate::protocol::CallOptions>(i);
     }
     let _ = args.get::<Vec<Value>>();
@@ -188,7 +188,7 @@ pub fn call_options(data: &[u8]) {
     let Ok(lazy) = crate::dnode::LazyMessage::parse(text) else {
         return;
     };
-    let got = crate::client::call_options(&lazy, text);
+    let got = crate::peer::call_options(&lazy, text);
     let reference = Message::parse(text)
         .ok()
         .map(|m| match m.arguments.into_iter().next() {
@@ -391,8 +391,7 @@ impl FunctionSink for Sink {
     fn call_function(
         &self,
         _: u64,
-        _: Value,
-        _: Vec<Callback>,
+        _: crate::dnode::Payload,
     ) -> BoxFuture<'_, Result<(), KiteError>> {
         Box::pin(async { Ok(()) })
     }

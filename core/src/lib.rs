@@ -28,13 +28,15 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kontrol;
+pub mod peer;
 pub mod protocol;
 pub mod server;
 pub mod sockjs;
 pub mod tls;
 
-pub use client::{Client, Connection};
-pub use dnode::{Arguments, Callback, Function};
+pub use client::Client;
+pub use dnode::{Arguments, Callback, Function, IntoPayload, Payload};
 pub use error::{DialCause, DialError, Error};
+pub use peer::Connection;
 pub use protocol::{ErrorKind, KiteError};
-pub use server::{Config, Kite, MethodHandling, Request, WeakKite};
+pub use server::{Config, Kite, Method, MethodHandling, Request, WeakKite};

@@ -28,23 +28,27 @@ fn kite(drain: Duration, release: Arc<Notify>, started: Arc<Notify>) -> Kite {
         },
     )
     .expect("kite");
-    k.handle("hold", move |_req: Request| {
-        let release = release.clone();
-        let started = started.clone();
-        async move {
-            started.notify_one();
-            release.notified().await;
-            Ok("done")
-        }
-    })
-    .expect("hold")
-    .disable_authentication();
-    k.handle("square", |req: Request| async move {
-        let n: f64 = req.args().one()?;
-        Ok(n * n)
-    })
-    .expect("square")
-    .disable_authentication();
+    k.add_method(
+        kite::Method::new("hold", move |_req: Request| {
+            let release = release.clone();
+            let started = started.clone();
+            async move {
+                started.notify_one();
+                release.notified().await;
+                Ok::<_, kite::KiteError>("done")
+            }
+        })
+        .disable_authentication(),
+    )
+    .expect("hold");
+    k.add_method(
+        kite::Method::new("square", |req: Request| async move {
+            let n: f64 = req.args().one()?;
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
+    )
+    .expect("square");
     k
 }
 

@@ -88,12 +88,14 @@ async fn timeouts_name_the_method_and_the_url() {
     )
     .expect("kite");
     server
-        .handle("hang", |req: Request| async move {
-            req.cancelled().await;
-            Ok(())
-        })
-        .expect("hang")
-        .disable_authentication();
+        .add_method(
+            kite::Method::new("hang", |req: Request| async move {
+                req.cancelled().await;
+                Ok::<_, kite::KiteError>(())
+            })
+            .disable_authentication(),
+        )
+        .expect("hang");
     within(server.listen()).await.expect("listen");
     let url = server.url().expect("url");
     let c = plain_kite().client(&url);
@@ -165,13 +167,14 @@ async fn a_kite_key_pointing_at_the_wrong_place_says_so() {
     assert_eq!(dial_error(&e).origin.as_deref(), Some(origin.as_str()));
 
     // An override names itself instead.
-    k.configure(|c| c.set_kontrol_url(&url, "--kontrol-url"));
+    let mut config = k.config().clone();
+    config.set_kontrol_url(&url, "--kontrol-url");
     assert_eq!(
-        k.config().kontrol_url_source().as_deref(),
+        config.kontrol_url_source().as_deref(),
         Some("--kontrol-url")
     );
-    k.configure(|c| c.kontrol_url = refused_url());
-    assert_eq!(k.config().kontrol_url_source(), None);
+    config.kontrol_url = refused_url();
+    assert_eq!(config.kontrol_url_source(), None);
     k.close();
     let _ = std::fs::remove_dir_all(&home);
 }

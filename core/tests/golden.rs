@@ -22,11 +22,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use kite::auth::{mint_kite_key, mint_token, parse_unverified, KeyPair};
-use kite::dnode::Message;
+use kite::dnode::{Message, Segment};
 use kite::protocol::Auth;
 use kite::sockjs::{serve, ServeOptions, ServerConfig, Session, SockJsServer, Transport};
-use kite::{Callback, Client, Config, Function, Kite, Request};
-use serde::Serialize;
+use kite::{Callback, Client, Config, Kite, Payload, Request};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -176,72 +175,87 @@ async fn start_server() -> Kite {
     config.kontrol_user = "testuser".into();
     config.kontrol_key = go_capture_kontrol_key();
     let k = Kite::with_config("interop", "1.0.0", config).expect("kite");
-    k.handle("square", |r: Request| async move {
-        let n: f64 = r.args().one()?;
-        Ok(n * n)
-    })
-    .expect("square")
-    .disable_authentication();
+    k.add_method(
+        kite::Method::new("square", |r: Request| async move {
+            let n: f64 = r.args().one()?;
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
+    )
+    .expect("square");
     // `withArgs` exactly as received, like the reference's echo.
-    k.handle("echo", |r: Request| async move { Ok(r.with_args()) })
-        .expect("echo")
-        .disable_authentication();
-    k.handle_typed(
-        "callback",
-        |_r: Request, (n, f): (u32, Function)| async move {
+    k.add_method(
+        kite::Method::new("echo", |r: Request| async move {
+            Ok::<_, kite::KiteError>(r.with_args())
+        })
+        .disable_authentication(),
+    )
+    .expect("echo");
+    k.add_method(
+        kite::Method::typed("callback", |r: Request, (n, _f): (u32, Value)| async move {
+            let f = r.args().function(1)?;
             for i in 0..n {
                 f.call(&[i]).await?;
             }
-            Ok(n)
-        },
+            Ok::<_, kite::KiteError>(n)
+        })
+        .disable_authentication(),
     )
-    .expect("callback")
-    .disable_authentication();
-    #[derive(serde::Deserialize)]
-    struct B {
-        c: Vec<Function>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Nested {
-        a: Function,
-        b: B,
-    }
-    k.handle_typed("nested", |_r: Request, (n,): (Nested,)| async move {
-        n.a.call(&["a"]).await?;
-        if let Some(f) = n.b.c.first() {
-            f.call(&["c"]).await?;
-        }
-        Ok("ok")
-    })
-    .expect("nested")
-    .disable_authentication();
-    k.handle("fail", |_r: Request| async move {
-        Err::<(), _>(anyhow::anyhow!("boom"))
-    })
-    .expect("fail")
-    .disable_authentication();
-    k.handle("needString", |r: Request| async move {
-        Ok(r.args().one::<String>()?)
-    })
-    .expect("needString")
-    .disable_authentication();
-    k.handle("callMeBack", |r: Request| async move {
-        let (method, args): (String, Value) = r.decode()?;
-        Ok(r.client().call(&method, &args, None).await?)
-    })
-    .expect("callMeBack")
-    .disable_authentication();
+    .expect("callback");
+    k.add_method(
+        kite::Method::new("nested", |r: Request| async move {
+            // Functions deep inside an argument, found by their paths.
+            let a = r.args().function_at([Segment::from(0), Segment::from("a")]);
+            let c = r
+                .args()
+                .function_at([0.into(), "b".into(), "c".into(), Segment::from(0)]);
+            let (Some(a), Some(c)) = (a, c) else {
+                return Err(kite::KiteError::argument("want functions at a and b.c[0]"));
+            };
+            a.call(["a"]).await?;
+            c.call(["c"]).await?;
+            Ok::<_, kite::KiteError>("ok")
+        })
+        .disable_authentication(),
+    )
+    .expect("nested");
+    k.add_method(
+        kite::Method::new("fail", |_r: Request| async move {
+            Err::<(), _>(anyhow::anyhow!("boom"))
+        })
+        .disable_authentication(),
+    )
+    .expect("fail");
+    k.add_method(
+        kite::Method::new("needString", |r: Request| async move {
+            Ok::<_, kite::KiteError>(r.args().one::<String>()?)
+        })
+        .disable_authentication(),
+    )
+    .expect("needString");
+    k.add_method(
+        kite::Method::new("callMeBack", |r: Request| async move {
+            let (method, args): (String, Value) = r.decode()?;
+            Ok::<_, kite::KiteError>(r.client().call(&method, &args, None).await?)
+        })
+        .disable_authentication(),
+    )
+    .expect("callMeBack");
     k.handle("secret", |r: Request| async move {
-        Ok(r.username().to_string())
+        Ok::<_, kite::KiteError>(r.username().to_string())
     })
     .expect("secret");
-    k.handle("limited", |_r: Request| async move { Ok(json!("ok")) })
-        .expect("limited")
+    k.add_method(
+        kite::Method::new("limited", |_r: Request| async move {
+            Ok::<_, kite::KiteError>(json!("ok"))
+        })
         .disable_authentication()
-        .throttle(Duration::from_secs(3600), 1);
+        .throttle(Duration::from_secs(3600), 1),
+    )
+    .expect("limited");
     for m in ["kite.systemInfo", "kite.heartbeat"] {
-        if let Some(b) = k.method_builder(m) {
-            b.disable_authentication();
+        if let Some(method) = k.method(m) {
+            k.replace_method(method.disable_authentication());
         }
     }
     timeout(WAIT, k.listen())
@@ -970,10 +984,10 @@ struct Recorded {
 impl Recorded {
     /// Calls `method` with `args` and checks the message the recorder got against the Go
     /// client's frame `go/<golden>.json`, per `shape`.
-    async fn call<A: Serialize + ?Sized + Sync>(
+    async fn call(
         &mut self,
         method: &str,
-        args: &A,
+        args: impl kite::IntoPayload,
         golden: &str,
         shape: Args,
     ) {
@@ -1031,12 +1045,14 @@ async fn our_client_sends_what_go_client_sends() {
     rec.call("kite.ping", &(), "client-call-noargs", EmptyForNull)
         .await;
     let cb = noop();
-    rec.call("callback", &(2, &cb), "client-call-callback", Same)
+    let args = Payload::list().arg(2).callback(cb);
+    rec.call("callback", args, "client-call-callback", Same)
         .await;
     let (fa, fc) = (noop(), noop());
-    let nested = json!([{"a": fa, "b": {"c": [fc]}}]);
-    rec.call("nested", &nested, "client-call-nested", Same)
-        .await;
+    let nested = Payload::new(json!([{"b": {"c": []}}]))
+        .with_callback([Segment::from(0), Segment::from("a")], fa)
+        .with_callback([0.into(), "b".into(), "c".into(), Segment::from(0)], fc);
+    rec.call("nested", nested, "client-call-nested", Same).await;
     rec.client.set_auth(Some(Auth::kite_key(kite_key)));
     rec.call("secret", &(), "client-call-kitekey-auth", EmptyForNull)
         .await;

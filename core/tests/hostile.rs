@@ -59,14 +59,15 @@ async fn hostile_messages_table() {
         ..Config::default()
     };
     let k = Kite::with_config("target", "1.0.0", config).unwrap();
-    k.handle_typed(
-        "square",
-        |_r: Request, (n,): (f64,)| async move { Ok(n * n) },
+    k.add_method(
+        kite::Method::typed("square", |_r: Request, (n,): (f64,)| async move {
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
     )
-    .unwrap()
-    .disable_authentication();
+    .unwrap();
     k.handle("secret", |r: Request| async move {
-        Ok(r.username().to_string())
+        Ok::<_, kite::KiteError>(r.username().to_string())
     })
     .unwrap();
     let addr = within(k.listen()).await.unwrap();

@@ -45,13 +45,12 @@ async fn target(config: Config) -> Kite {
     let k = Kite::with_config("target", "1.0.0", config).unwrap();
     k.handle("echo", |r: Request| async move {
         let v: Value = r.args().one()?;
-        Ok(v)
+        Ok::<_, kite::KiteError>(v)
     })
     .unwrap();
-    k.handle_typed(
-        "square",
-        |_r: Request, (n,): (f64,)| async move { Ok(n * n) },
-    )
+    k.handle_typed("square", |_r: Request, (n,): (f64,)| async move {
+        Ok::<_, kite::KiteError>(n * n)
+    })
     .unwrap();
     within(k.listen()).await.unwrap();
     k
@@ -317,7 +316,7 @@ async fn holding_kite(config: Config) -> (Kite, Arc<AtomicUsize>) {
         s.fetch_add(1, Ordering::SeqCst);
         async move {
             std::future::pending::<()>().await;
-            Ok(())
+            Ok::<_, kite::KiteError>(())
         }
     })
     .unwrap();
@@ -440,7 +439,9 @@ async fn callbacks_per_connection_are_bounded() {
     })
     .await;
     k.handle("subscribe", |_r: Request| async move {
-        Ok(json!({ "cancel": Callback::new(|_| {}) }))
+        Ok::<_, kite::KiteError>(
+            kite::Payload::new(json!({})).with_callback(["cancel"], Callback::new(|_| {})),
+        )
     })
     .unwrap();
     let good = healthy(&k).await;

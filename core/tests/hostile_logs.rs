@@ -81,7 +81,6 @@ async fn no_credentials_in_logs_at_trace_level() {
     .unwrap();
     within(kontrol.listen()).await.unwrap();
     let url = kontrol.kite().url().unwrap();
-    kontrol.kite().configure(|c| c.kontrol_url = url.clone());
 
     let mut secrets: Vec<String> = Vec::new();
     let pair = kontrol.current_key().await.unwrap();
@@ -110,7 +109,7 @@ async fn no_credentials_in_logs_at_trace_level() {
         let k = Kite::with_config(name, "1.0.0", config).unwrap();
         k.handle("square", |r: Request| async move {
             let n: f64 = r.args().one()?;
-            Ok(n * n)
+            Ok::<_, kite::KiteError>(n * n)
         })
         .unwrap();
         within(k.listen()).await.unwrap();
@@ -143,7 +142,7 @@ async fn no_credentials_in_logs_at_trace_level() {
     // Calls with the caller's kite key, accepted and refused (a kite key of another
     // Kontrol, and a broken token).
     let direct = caller.client(&math.url().unwrap());
-    direct.set_auth(Some(Auth::kite_key(caller.config().kite_key)));
+    direct.set_auth(Some(Auth::kite_key(caller.kite_key())));
     within(direct.dial()).await.unwrap();
     assert_eq!(
         within(direct.call("square", &[2])).await.unwrap(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kite::auth::{mint_kite_key, mint_token, KeyPair};
 use kite::protocol::Auth;
 use kite::sockjs::Transport;
-use kite::{Callback, Config, ErrorKind, Function, Kite, MethodHandling, Request};
+use kite::{Callback, Config, ErrorKind, Kite, MethodHandling, Request};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -29,41 +29,52 @@ fn config() -> Config {
 
 fn math_kite(config: Config) -> Kite {
     let k = Kite::with_config("math", "1.0.0", config).unwrap();
-    k.handle("square", |req: Request| async move {
-        let n: f64 = req.args().one()?;
-        Ok(n * n)
-    })
-    .unwrap()
-    .disable_authentication();
-    k.handle("echo", |req: Request| async move {
-        Ok(Value::Array(req.args().values().to_vec()))
-    })
-    .unwrap()
-    .disable_authentication();
-    k.handle_typed(
-        "callback",
-        |_req: Request, (n, f): (u32, Function)| async move {
-            for i in 0..n {
-                f.call(&[i]).await?;
-            }
-            Ok(n)
-        },
+    k.add_method(
+        kite::Method::new("square", |req: Request| async move {
+            let n: f64 = req.args().one()?;
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
     )
-    .unwrap()
-    .disable_authentication();
-    k.handle("fail", |_req: Request| async move {
-        Err::<(), _>(anyhow::anyhow!("boom"))
-    })
-    .unwrap()
-    .disable_authentication();
-    k.handle("slow", |req: Request| async move {
-        req.cancelled().await;
-        Ok(())
-    })
-    .unwrap()
-    .disable_authentication();
+    .unwrap();
+    k.add_method(
+        kite::Method::new("echo", |req: Request| async move {
+            Ok::<_, kite::KiteError>(Value::Array(req.args().values().to_vec()))
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
+    k.add_method(
+        kite::Method::typed(
+            "callback",
+            |req: Request, (n, _f): (u32, Value)| async move {
+                let f = req.args().function(1)?;
+                for i in 0..n {
+                    f.call(&[i]).await?;
+                }
+                Ok::<_, kite::KiteError>(n)
+            },
+        )
+        .disable_authentication(),
+    )
+    .unwrap();
+    k.add_method(
+        kite::Method::new("fail", |_req: Request| async move {
+            Err::<(), _>(anyhow::anyhow!("boom"))
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
+    k.add_method(
+        kite::Method::new("slow", |req: Request| async move {
+            req.cancelled().await;
+            Ok::<_, kite::KiteError>(())
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
     k.handle("secret", |req: Request| async move {
-        Ok(req.username().to_string())
+        Ok::<_, kite::KiteError>(req.username().to_string())
     })
     .unwrap();
     k
@@ -129,7 +140,12 @@ async fn callbacks_both_ways_and_no_leaks() {
         let _ = tx.send(args.one::<u32>().unwrap());
     });
     assert_eq!(
-        within(c.call("callback", &(3, &cb))).await.unwrap(),
+        within(c.call(
+            "callback",
+            kite::Payload::list().arg(3).callback(cb.clone())
+        ))
+        .await
+        .unwrap(),
         json!(3)
     );
     for i in 0..3 {
@@ -161,17 +177,19 @@ async fn callbacks_both_ways_and_no_leaks() {
 async fn server_calls_back_over_the_same_connection() {
     let server = math_kite(config());
     server
-        .handle("callMeBack", |req: Request| async move {
-            let (method, args): (String, Value) = req.decode()?;
-            Ok(req.client().call(&method, &args, None).await?)
-        })
-        .unwrap()
-        .disable_authentication();
+        .add_method(
+            kite::Method::new("callMeBack", |req: Request| async move {
+                let (method, args): (String, Value) = req.decode()?;
+                Ok::<_, kite::KiteError>(req.client().call(&method, &args, None).await?)
+            })
+            .disable_authentication(),
+        )
+        .unwrap();
     let url = start(&server).await;
     let local = caller();
     local
         .handle("double", |req: Request| async move {
-            Ok(req.args().one::<i64>()? * 2)
+            Ok::<_, kite::KiteError>(req.args().one::<i64>()? * 2)
         })
         .unwrap();
     let c = local.client(&url);
@@ -190,16 +208,18 @@ async fn disconnect_fails_calls_in_flight_and_cancels_requests() {
     let cancelled = Arc::new(tokio::sync::Notify::new());
     let c2 = cancelled.clone();
     server
-        .handle("hang", move |req: Request| {
-            let c2 = c2.clone();
-            async move {
-                req.cancelled().await;
-                c2.notify_one();
-                Ok(())
-            }
-        })
-        .unwrap()
-        .disable_authentication();
+        .add_method(
+            kite::Method::new("hang", move |req: Request| {
+                let c2 = c2.clone();
+                async move {
+                    req.cancelled().await;
+                    c2.notify_one();
+                    Ok::<_, kite::KiteError>(())
+                }
+            })
+            .disable_authentication(),
+        )
+        .unwrap();
     let url = start(&server).await;
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
@@ -296,7 +316,7 @@ async fn kite_key_and_token_authentication() {
         if c.auth.key == "open sesame" {
             Ok("ali".to_string())
         } else {
-            Err("wrong word".to_string())
+            Err(kite::auth::AuthError::Rejected("wrong word".into()))
         }
     });
     c.set_auth(Some(Auth {
@@ -322,25 +342,35 @@ async fn kite_key_and_token_authentication() {
 async fn handlers_chain_throttle_and_duplicates() {
     let k = math_kite(config());
     assert!(matches!(
-        k.handle("square", |_r: Request| async { Ok(()) }),
+        k.handle("square", |_r: Request| async {
+            Ok::<_, kite::KiteError>(())
+        }),
         Err(kite::Error::DuplicateMethod(_))
     ));
-    k.handle("chain", |_r: Request| async { Ok("main") })
-        .unwrap()
+    k.add_method(
+        kite::Method::new("chain", |_r: Request| async {
+            Ok::<_, kite::KiteError>("main")
+        })
         .disable_authentication()
-        .pre_handle(|_r: Request| async { Ok(Value::Null) })
-        .post_handle(|_r: Request| async { Ok("post") })
+        .pre_handle(|_r: Request| async { Ok::<_, kite::KiteError>(Value::Null) })
+        .post_handle(|_r: Request| async { Ok::<_, kite::KiteError>("post") })
         .method_handling(MethodHandling::ReturnLatest)
         .final_func(|_r, v, e| async move {
             (
                 v.map(|v| json!(format!("final:{}", v.as_str().unwrap_or("")))),
                 e,
             )
-        });
-    k.handle("limited", |_r: Request| async { Ok(1) })
-        .unwrap()
+        }),
+    )
+    .unwrap();
+    k.add_method(
+        kite::Method::new("limited", |_r: Request| async {
+            Ok::<_, kite::KiteError>(1)
+        })
         .disable_authentication()
-        .throttle(Duration::from_secs(3600), 1);
+        .throttle(Duration::from_secs(3600), 1),
+    )
+    .unwrap();
     let url = start(&k).await;
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
@@ -373,9 +403,12 @@ async fn heartbeat_and_system_info() {
     let beat = Callback::new(move |_| {
         let _ = tx.send(());
     });
-    within(c.call("kite.heartbeat", &(0.05, &beat)))
-        .await
-        .unwrap();
+    within(c.call(
+        "kite.heartbeat",
+        kite::Payload::list().arg(0.05).callback(beat.clone()),
+    ))
+    .await
+    .unwrap();
     for _ in 0..3 {
         within(rx.recv()).await.unwrap();
     }

@@ -41,12 +41,23 @@ async fn start_kontrol(storage: Arc<dyn Storage>, config: KontrolConfig) -> (Kon
     let k = Kontrol::new(kite, storage, config).await.unwrap();
     within(k.listen()).await.unwrap();
     let url = k.kite().url().unwrap();
-    k.kite().configure(|c| c.kontrol_url = url.clone());
     (k, url)
 }
 
 /// A kite of `name` for `username` with a kite key from `kontrol`.
 async fn kite_for(kontrol: &Kontrol, url: &str, name: &str, version: &str, username: &str) -> Kite {
+    kite_with(kontrol, url, name, version, username, |_| {}).await
+}
+
+/// [`kite_for`], its configuration changed by `tweak` first.
+async fn kite_with(
+    kontrol: &Kontrol,
+    url: &str,
+    name: &str,
+    version: &str,
+    username: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> Kite {
     let key = kontrol.new_kite_key(username).await.unwrap();
     let mut config = Config {
         ip: "127.0.0.1".into(),
@@ -57,10 +68,11 @@ async fn kite_for(kontrol: &Kontrol, url: &str, name: &str, version: &str, usern
     config.use_kite_key(&key).unwrap();
     config.id = uuid::Uuid::new_v4().to_string();
     config.kontrol_url = url.to_string();
+    tweak(&mut config);
     let k = Kite::with_config(name, version, config).unwrap();
     k.handle("square", |r: Request| async move {
         let n: f64 = r.args().one()?;
-        Ok(n * n)
+        Ok::<_, kite::KiteError>(n * n)
     })
     .unwrap();
     k
@@ -171,8 +183,10 @@ async fn bad_queries_get_clear_errors() {
     assert_eq!(e.message, "no kites found");
     assert_eq!(e.kind, kite::ErrorKind::GenericError);
     // Registering with a bad identity or URL.
-    let bad = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
-    bad.configure(|c| c.region = "a/b".into());
+    let bad = kite_with(&kontrol, &url, "math", "1.0.0", "alice", |c| {
+        c.region = "a/b".into()
+    })
+    .await;
     let e = within(bad.register("http://127.0.0.1:1/kite"))
         .await
         .unwrap_err()
@@ -236,10 +250,17 @@ async fn kites_without_heartbeats_disappear_and_watchers_see_it() {
     let watch = Callback::new(move |a| {
         let _ = tx.send(a.values()[0].clone());
     });
-    let r = within(c.call(
-        "getKites",
-        &[json!({"query": {"username": "alice", "environment": "test"}, "watchCallback": watch})],
-    ))
+    let r = within(
+        c.call(
+            "getKites",
+            kite::Payload::list()
+                .arg(json!({"query": {"username": "alice", "environment": "test"}}))
+                .with_callback(
+                    [kite::dnode::Segment::from(0), "watchCallback".into()],
+                    watch.clone(),
+                ),
+        ),
+    )
     .await;
     assert!(r.is_ok(), "{r:?}");
 
@@ -285,10 +306,17 @@ async fn watch_alice(caller: &Kite) -> tokio::sync::mpsc::UnboundedReceiver<Valu
     let watch = Callback::new(move |a| {
         let _ = tx.send(a.values()[0].clone());
     });
-    within(c.call(
-        "getKites",
-        &[json!({"query": {"username": "alice", "environment": "test"}, "watchCallback": watch})],
-    ))
+    within(
+        c.call(
+            "getKites",
+            kite::Payload::list()
+                .arg(json!({"query": {"username": "alice", "environment": "test"}}))
+                .with_callback(
+                    [kite::dnode::Segment::from(0), "watchCallback".into()],
+                    watch.clone(),
+                ),
+        ),
+    )
     .await
     .unwrap();
     rx
@@ -338,12 +366,11 @@ async fn only_the_registering_kite_may_unregister() {
     let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
     within(math.listen()).await.unwrap();
     within(math.register(&math.url().unwrap())).await.unwrap();
-    let id = math.config().id;
+    let id = math.config().id.clone();
     // Another kite of the same user, with its own kite key, claiming math's id; and one of
     // another user.
     for user in ["alice", "mallory"] {
-        let other = kite_for(&kontrol, &url, "math", "1.0.0", user).await;
-        other.configure(|c| c.id = id.clone());
+        let other = kite_with(&kontrol, &url, "math", "1.0.0", user, |c| c.id = id.clone()).await;
         let e = within(other.unregister()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AuthenticationError, "{user}: {e}");
         other.close();
@@ -400,7 +427,7 @@ async fn register_machine_and_key_rotation() {
     // A kite whose key pair is rotated away gets a re-signed kite key when it registers.
     let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
     within(math.listen()).await.unwrap();
-    let old_key = math.config().kite_key;
+    let old_key = math.kite_key();
     kontrol.rotate_key().await.unwrap();
     let result = within(math.register(&math.url().unwrap())).await.unwrap();
     assert!(!result.kite_key.is_empty());
@@ -408,8 +435,10 @@ async fn register_machine_and_key_rotation() {
         result.public_key,
         kontrol.current_key().await.unwrap().public_pem
     );
-    assert_ne!(math.config().kite_key, old_key);
-    assert_eq!(math.config().kontrol_key, result.public_key);
+    // The configuration stays as built; the keys in use are the new ones.
+    assert_eq!(math.config().kite_key, old_key);
+    assert_ne!(math.kite_key(), old_key);
+    assert_eq!(math.keys().kontrol_key, result.public_key);
 
     // Without a machine check, registerMachine is refused.
     let (_k2, url2) = start_kontrol(Arc::new(Memory::new()), KontrolConfig::default()).await;

@@ -77,8 +77,6 @@ async fn start_kontrol_with(storage: Arc<dyn Storage>, config: KontrolConfig) ->
     .unwrap();
     let k = Kontrol::new(kite, storage, config).await.unwrap();
     within(k.listen()).await.unwrap();
-    let url = kontrol_url(&k);
-    k.kite().configure(|c| c.kontrol_url = url);
     k
 }
 
@@ -89,6 +87,16 @@ fn kontrol_url(k: &Kontrol) -> String {
 /// A kite named `name` for `username`, with a kite key from `kontrol` and `kontrol` as its
 /// Kontrol; it serves `square` (authenticated).
 async fn kite_for(kontrol: &Kontrol, name: &str, username: &str) -> Kite {
+    kite_with(kontrol, name, username, |_| {}).await
+}
+
+/// [`kite_for`], its configuration changed by `tweak` first.
+async fn kite_with(
+    kontrol: &Kontrol,
+    name: &str,
+    username: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> Kite {
     let key = kontrol.new_kite_key(username).await.unwrap();
     let mut config = Config {
         ip: "127.0.0.1".into(),
@@ -99,10 +107,11 @@ async fn kite_for(kontrol: &Kontrol, name: &str, username: &str) -> Kite {
     config.use_kite_key(&key).unwrap();
     config.id = uuid::Uuid::new_v4().to_string();
     config.kontrol_url = kontrol_url(kontrol);
+    tweak(&mut config);
     let k = Kite::with_config(name, "1.0.0", config).unwrap();
     k.handle("square", |r: Request| async move {
         let n: f64 = r.args().one()?;
-        Ok(n * n)
+        Ok::<_, kite::KiteError>(n * n)
     })
     .unwrap();
     k
@@ -151,7 +160,7 @@ async fn square_with_token(caller: &Kite, url: &str, token: &str) -> Result<Valu
 async fn find_and_call(caller: &Kite, username: &str, expect: &[&Kite]) {
     let clients = within(caller.get_kites(&query(username))).await.unwrap();
     let mut found: Vec<String> = clients.iter().map(|c| c.remote_kite().id).collect();
-    let mut want: Vec<String> = expect.iter().map(|k| k.config().id).collect();
+    let mut want: Vec<String> = expect.iter().map(|k| k.config().id.clone()).collect();
     found.sort();
     want.sort();
     assert_eq!(found, want);
@@ -181,9 +190,19 @@ impl Watcher {
             let _ = tx.send(a.values()[0].clone());
         });
         let q = json!({"username": username, "environment": "test"});
-        let r = within(c.call("getKites", &[json!({"query": q, "watchCallback": cb})]))
-            .await
-            .unwrap();
+        let r = within(
+            c.call(
+                "getKites",
+                kite::Payload::list()
+                    .arg(json!({"query": q}))
+                    .with_callback(
+                        [kite::dnode::Segment::from(0), "watchCallback".into()],
+                        cb.clone(),
+                    ),
+            ),
+        )
+        .await
+        .unwrap();
         assert!(r["kites"].is_array(), "{r}");
         Watcher { events, _kite: k }
     }
@@ -264,8 +283,7 @@ async fn two_kontrols_form_one_registry(a: Arc<dyn Storage>, b: Arc<dyn Storage>
         json!(25.0)
     );
     // A kite key minted by B registers through A.
-    let crossed = kite_for(&kb, "math", &alice).await;
-    crossed.configure(|c| c.kontrol_url = kontrol_url(&ka));
+    let crossed = kite_with(&kb, "math", &alice, |c| c.kontrol_url = kontrol_url(&ka)).await;
     within(crossed.listen()).await.unwrap();
     within(crossed.register(&crossed.url().unwrap()))
         .await
@@ -606,7 +624,10 @@ mod postgres {
                 .unwrap();
             // The kite is found again: kept by a clean stop; written back from its
             // heartbeats after the crash emptied the table.
-            assert_eq!(found_again(&caller, &alice).await, [math.config().id]);
+            assert_eq!(
+                found_again(&caller, &alice).await,
+                [math.config().id.clone()]
+            );
             find_and_call(&caller, &alice, &[&math]).await;
         }
 
@@ -710,7 +731,10 @@ mod etcd {
         // Requests time out after 2 s (the test options).
         calls_fail_clearly(&caller, &late, &alice, Duration::from_secs(9)).await;
         server.restart().await;
-        assert_eq!(found_again(&caller, &alice).await, [math.config().id]);
+        assert_eq!(
+            found_again(&caller, &alice).await,
+            [math.config().id.clone()]
+        );
         find_and_call(&caller, &alice, &[&math]).await;
         let mut w = Watcher::start(&kontrol, &alice).await;
         let again = registered(&kontrol, "math", &alice).await;

@@ -252,7 +252,6 @@ async fn start_kontrol(storage: Arc<dyn Storage>) -> (Kontrol, String) {
         .await
         .expect("Kontrol listens");
     let url = k.kite().url().expect("Kontrol's URL");
-    k.kite().configure(|c| c.kontrol_url = url.clone());
     (k, url)
 }
 
@@ -271,7 +270,7 @@ fn our_kite(name: &str, key: &str, serve: bool) -> Kite {
     if serve {
         k.handle("square", |r: Request| async move {
             let n: f64 = r.args().one()?;
-            Ok(n * n)
+            Ok::<_, kite::KiteError>(n * n)
         })
         .expect("handle square");
     }
@@ -344,7 +343,12 @@ async fn go_kite_registers_to_our_kontrol_and_is_called_by_our_and_go_clients() 
         "getKites with a watchCallback",
         kc.call(
             "getKites",
-            &[json!({"query": {"username": "alice", "environment": "test", "name": "math"}, "watchCallback": watch})],
+            kite::Payload::list()
+                .arg(json!({"query": {"username": "alice", "environment": "test", "name": "math"}}))
+                .with_callback(
+                    [kite::dnode::Segment::from(0), "watchCallback".into()],
+                    watch.clone(),
+                ),
         ),
     )
     .await
@@ -503,12 +507,12 @@ async fn our_kite_registers_to_go_kontrol_on_postgres() {
     // The key is the one the Go Kontrol holds: nothing re-signed.
     assert!(result.kite_key.is_empty(), "{result:?}");
     assert!(result.public_key.is_empty(), "{result:?}");
-    let id = math.config().id;
+    let id = math.config().id.clone();
 
     // The Go Kontrol wrote the reference's rows; our backend reads them.
     let rows = store.get(&query("alice", "math")).await.unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].kite, math.identity());
+    assert_eq!(&rows[0].kite, math.identity());
     assert_eq!(rows[0].url, math_url);
     let key = store.key_by_id(&rows[0].key_id).await.unwrap();
     assert_eq!(key.public_pem.trim(), pair.public_pem.trim());
@@ -593,7 +597,7 @@ async fn kitejs_fetch_kites_finds_and_calls_our_kite() {
     within("register", math.register(&math.url().unwrap()))
         .await
         .expect("our kite registers");
-    let id = math.config().id;
+    let id = math.config().id.clone();
 
     let key = dir.write("erin.key", &kontrol.new_kite_key("erin").await.unwrap());
     let run = kitejs_fetch(&url, &key, "math", &["--method", "square", "--arg", "7"]).await;

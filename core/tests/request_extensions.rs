@@ -18,24 +18,28 @@ async fn handlers_of_one_call_share_extensions() {
         ..Config::default()
     };
     let k = Kite::with_config("ext", "1.0.0", config()).unwrap();
-    k.handle("whoami", |req: Request| async move {
-        Ok(req.extensions().get::<User>().map(|u| u.0.clone()))
-    })
-    .unwrap()
-    .disable_authentication()
-    .pre_handle(|req: Request| async move {
-        req.extensions().insert(User("alice".into()));
-        Ok(Value::Null)
-    })
-    .final_func(|req: Request, result, error| async move {
-        let seen = req.extensions().get::<User>().is_some();
-        (result.map(|r| json!([r, seen])), error)
-    });
-    k.handle("fresh", |req: Request| async move {
-        Ok(req.extensions().get::<User>().is_none())
-    })
-    .unwrap()
-    .disable_authentication();
+    k.add_method(
+        kite::Method::new("whoami", |req: Request| async move {
+            Ok::<_, kite::KiteError>(req.extensions().get::<User>().map(|u| u.0.clone()))
+        })
+        .disable_authentication()
+        .pre_handle(|req: Request| async move {
+            req.extensions().insert(User("alice".into()));
+            Ok::<_, kite::KiteError>(Value::Null)
+        })
+        .final_func(|req: Request, result, error| async move {
+            let seen = req.extensions().get::<User>().is_some();
+            (result.map(|r| json!([r, seen])), error)
+        }),
+    )
+    .unwrap();
+    k.add_method(
+        kite::Method::new("fresh", |req: Request| async move {
+            Ok::<_, kite::KiteError>(req.extensions().get::<User>().is_none())
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
     tokio::time::timeout(WAIT, k.listen())
         .await
         .unwrap()

@@ -46,8 +46,6 @@ async fn sigterm_unregisters_and_closes() {
     .await
     .unwrap();
     within(kontrol.listen()).await.unwrap();
-    let url = kontrol.kite().url().unwrap();
-    kontrol.kite().configure(|c| c.kontrol_url = url.clone());
     let kite_for = |key: String| {
         let mut c = config();
         c.use_kite_key(&key).unwrap();
@@ -61,10 +59,17 @@ async fn sigterm_unregisters_and_closes() {
         let _ = tx.send(a.values()[0].clone());
     });
     let c = within(watcher.kontrol()).await.unwrap();
-    within(c.call(
-        "getKites",
-        &[json!({"query": {"username": "alice", "environment": "test"}, "watchCallback": watch})],
-    ))
+    within(
+        c.call(
+            "getKites",
+            kite::Payload::list()
+                .arg(json!({"query": {"username": "alice", "environment": "test"}}))
+                .with_callback(
+                    [kite::dnode::Segment::from(0), "watchCallback".into()],
+                    watch.clone(),
+                ),
+        ),
+    )
     .await
     .unwrap();
     within(math.listen()).await.unwrap();

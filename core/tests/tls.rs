@@ -110,12 +110,14 @@ fn base() -> Config {
 /// A kite with `square` (no authentication), listening (over TLS when given files).
 async fn math(tls: Option<(PathBuf, PathBuf)>) -> Kite {
     let k = Kite::with_config("math", "1.0.0", Config { tls, ..base() }).unwrap();
-    k.handle("square", |r: Request| async move {
-        let n: f64 = r.args().one()?;
-        Ok(n * n)
-    })
-    .unwrap()
-    .disable_authentication();
+    k.add_method(
+        kite::Method::new("square", |r: Request| async move {
+            let n: f64 = r.args().one()?;
+            Ok::<_, kite::KiteError>(n * n)
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
     within(k.listen()).await.unwrap();
     k
 }
@@ -348,7 +350,6 @@ async fn tls_kontrol(pki: &Pki, config: KontrolConfig) -> (Kontrol, String) {
     within(k.listen()).await.unwrap();
     let url = k.kite().url().unwrap();
     assert!(url.starts_with("https://"), "{url}");
-    k.kite().configure(|c| c.kontrol_url = url.clone());
     (k, url)
 }
 
@@ -363,7 +364,10 @@ fn fast() -> KontrolConfig {
 
 /// A kite of `name` for `username` with a kite key from `kontrol`, trusting the CA.
 async fn kite_for(kontrol: &Kontrol, pki: &Pki, name: &str, username: &str) -> Kite {
-    let key = kontrol.new_kite_key(username).await.unwrap();
+    let key = kontrol
+        .new_kite_key_for(username, &kontrol.kite().url().unwrap())
+        .await
+        .unwrap();
     let mut config = Config {
         environment: "test".into(),
         tls: Some(pki.cert(name, &["127.0.0.1"], false)),
@@ -374,7 +378,7 @@ async fn kite_for(kontrol: &Kontrol, pki: &Pki, name: &str, username: &str) -> K
     let k = Kite::with_config(name, "1.0.0", config).unwrap();
     k.handle("square", |r: Request| async move {
         let n: f64 = r.args().one()?;
-        Ok(n * n)
+        Ok::<_, kite::KiteError>(n * n)
     })
     .unwrap();
     within(k.listen()).await.unwrap();
@@ -475,12 +479,12 @@ async fn kites_sharing_a_kite_key_are_distinct() {
         let k = Kite::with_config("worker", "1.0.0", config.clone()).unwrap();
         k.handle("square", |r: Request| async move {
             let n: f64 = r.args().one()?;
-            Ok(n * n)
+            Ok::<_, kite::KiteError>(n * n)
         })
         .unwrap();
         within(k.listen()).await.unwrap();
         within(k.register(&k.url().unwrap())).await.unwrap();
-        let id = k.identity().id;
+        let id = k.identity().id.clone();
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
         assert_ne!(id, jti, "the key's jti is not a kite id");
         // Still the key's user, Kontrol and key.

@@ -150,7 +150,8 @@ class Connection:
     """One connection to a remote kite (accepted or dialed)."""
 
     def tell(self, method: str, *args: Any, timeout: Optional[float] = None) -> Awaitable[Any]:
-        """Calls ``method`` on the remote kite over this connection; returns its result.
+        """Calls ``method`` on the remote kite over this connection; returns its result
+        (functions inside it are :class:`RemoteFunction` objects).
 
         Raises the :class:`KiteError` subclass of the error kind (``TimeoutError`` after
         ``timeout`` seconds, default the kite's 15 s; ``DisconnectedError``; …).
@@ -253,9 +254,10 @@ class Client:
         """Connects, retrying with backoff until it succeeds, and reconnects after every
         drop until ``close()``. Completes at the first connection."""
     def tell(self, method: str, *args: Any, timeout: Optional[float] = None) -> Awaitable[Any]:
-        """Calls ``method`` with ``args``; returns its result. ``timeout`` in seconds
-        (default: the kite's, 15 s). Python callables among the arguments become callbacks
-        the remote kite may call any number of times."""
+        """Calls ``method`` with ``args``; returns its result (functions inside it are
+        :class:`RemoteFunction` objects). ``timeout`` in seconds (default: the kite's, 15 s).
+        Python callables among the arguments become callbacks the remote kite may call any
+        number of times."""
     def close(self) -> None:
         """Closes the connection and stops reconnecting. Idempotent."""
     @property

@@ -63,6 +63,9 @@ pub enum AuthError {
     /// The verify function failed for another reason (not cached).
     #[error("{0}")]
     VerifyFunc(String),
+    /// A custom authenticator refused the credential, for the reason given.
+    #[error("{0}")]
+    Rejected(String),
     /// Tokens cannot be checked: no Kontrol key is configured.
     #[error("kontrol key is not set in config")]
     NoKontrolKeyConfigured,
@@ -83,6 +86,14 @@ pub enum AuthError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+impl AuthError {
+    /// Whether the credential was refused because it expired (or its signature no longer
+    /// checks, which the reference reports the same way so that the caller renews it).
+    pub fn is_expired(&self) -> bool {
+        matches!(self, AuthError::Expired { .. } | AuthError::TokenSignature)
+    }
 }
 
 /// Formats whole seconds the way Go's `time.Duration` prints them (`45s`, `2m5s`, `1h0m0s`).

@@ -2,21 +2,18 @@
 //! with exponential backoff and reconnection) and makes calls over the resulting
 //! [`Connection`].
 
-mod conn;
-
-pub(crate) use conn::call_options;
-pub use conn::Connection;
+pub use crate::peer::Connection;
 
 use std::future::IntoFuture;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::dnode::BoxFuture;
+use crate::dnode::{BoxFuture, IntoPayload, Payload};
+use crate::peer::Dispatch;
 use crate::protocol::{Auth, Kite as KiteIdentity};
 use crate::server::Kite;
 use crate::sockjs::{self, Transport};
@@ -60,8 +57,6 @@ struct Inner {
 /// The TLS configuration and XHR HTTP client a kite's dials share (built once per kite).
 #[derive(Clone)]
 pub(crate) struct Dialer {
-    trust: crate::tls::TlsTrust,
-    timeout: Duration,
     tls: Result<Arc<rustls::ClientConfig>, String>,
     http: Option<reqwest::Client>,
 }
@@ -76,16 +71,7 @@ impl Dialer {
                 None
             }
         };
-        Dialer {
-            trust,
-            timeout,
-            tls,
-            http,
-        }
-    }
-
-    pub(crate) fn matches(&self, trust: &crate::tls::TlsTrust, timeout: Duration) -> bool {
-        self.trust == *trust && self.timeout == timeout
+        Dialer { tls, http }
     }
 
     /// The TLS configuration for dialing `url`: an error only for TLS URLs (a plain URL
@@ -127,13 +113,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 impl Client {
     pub(crate) fn new(local: Kite, url: &str) -> Client {
-        let config = local.config();
-        let auth = (!config.kite_key.is_empty()).then(|| Auth::kite_key(config.kite_key.clone()));
+        let transport = local.config().transport;
+        let kite_key = local.kite_key();
+        let auth = (!kite_key.is_empty()).then(|| Auth::kite_key(kite_key));
         Client {
             inner: Arc::new(Inner {
                 local,
                 url: url.to_string(),
-                transport: RwLock::new(config.transport),
+                transport: RwLock::new(transport),
                 auth: RwLock::new(auth),
                 remote: RwLock::new(KiteIdentity::default()),
                 conn: watch::channel(None).0,
@@ -242,7 +229,7 @@ impl Client {
         if self.inner.closed.is_cancelled() {
             return Err(Error::Send("client is closed".into()));
         }
-        let dialer = self.inner.local.dialer();
+        let dialer = dialer(&self.inner.local);
         let origin = || {
             self.inner
                 .origin
@@ -286,7 +273,9 @@ impl Client {
                 ));
             }
         };
-        let conn = Connection::new(self.inner.local.clone(), session, true, self.auth());
+        let dispatch: Arc<dyn Dispatch> = Arc::new(self.inner.local.clone());
+        let peer = self.inner.local.peer_config();
+        let conn = Connection::new(session, dispatch, peer, true, self.auth());
         conn.set_remote_kite(self.remote_kite());
         let weak = Arc::downgrade(&self.inner);
         conn.on_token_expired(Arc::new(move || {
@@ -493,18 +482,15 @@ impl Client {
         }
     }
 
-    /// Calls `method` with `args` (an array or tuple of arguments, `()` for none; may
-    /// contain [`Callback`](crate::dnode::Callback)s). Await it, optionally after setting
-    /// `.timeout(…)` (default: the kite's timeout, 15 s).
-    pub fn call<'a, T: Serialize + ?Sized + Sync>(
-        &'a self,
-        method: &'a str,
-        args: &'a T,
-    ) -> Call<'a, T> {
+    /// Calls `method` with `args`: a [`Payload`] (values and functions), or any `Serialize`
+    /// value (an array or tuple is the argument list, `()` none, anything else one
+    /// argument). Await it, optionally after setting `.timeout(…)` (default: the kite's
+    /// timeout, 15 s).
+    pub fn call<'a>(&'a self, method: &'a str, args: impl IntoPayload) -> Call<'a> {
         Call {
             client: self,
             method,
-            args,
+            args: args.into_payload(),
             timeout: None,
         }
     }
@@ -569,6 +555,24 @@ impl Client {
     }
 }
 
+/// The TLS configuration and HTTP client of `kite`'s dials, built once per kite.
+pub(crate) fn dialer(kite: &Kite) -> Dialer {
+    let slot = kite.extension::<std::sync::OnceLock<Dialer>>();
+    slot.get_or_init(|| {
+        let c = kite.config();
+        Dialer::new(c.tls_trust(), c.handshake_timeout)
+    })
+    .clone()
+}
+
+impl Kite {
+    /// A client to the kite at `url`, on behalf of this kite (it can serve callbacks and
+    /// this kite's methods to the remote side).
+    pub fn client(&self, url: &str) -> Client {
+        Client::new(self.clone(), url)
+    }
+}
+
 /// A [`Client`] handle that does not keep it alive.
 #[derive(Clone, Debug)]
 pub struct WeakClient {
@@ -583,14 +587,14 @@ impl WeakClient {
 }
 
 /// A pending call; `.timeout(d)` sets its timeout, `.await` runs it.
-pub struct Call<'a, T: ?Sized> {
+pub struct Call<'a> {
     client: &'a Client,
     method: &'a str,
-    args: &'a T,
+    args: Payload,
     timeout: Option<Duration>,
 }
 
-impl<T: ?Sized> Call<'_, T> {
+impl Call<'_> {
     /// Fails with [`Error::Timeout`] when no response arrives within `timeout`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -598,7 +602,7 @@ impl<T: ?Sized> Call<'_, T> {
     }
 }
 
-impl<'a, T: Serialize + ?Sized + Sync> IntoFuture for Call<'a, T> {
+impl<'a> IntoFuture for Call<'a> {
     type Output = Result<Value, Error>;
     type IntoFuture = BoxFuture<'a, Result<Value, Error>>;
 

@@ -1,19 +1,22 @@
 //! dnode, the message layer of kite: JSON messages whose arguments may contain functions
 //! that are called back across the wire.
 //!
-//! IO-free: [`Message`] parses and writes frames; [`Callback`] and [`Function`] carry
-//! functions in both directions; [`Arguments`] decodes received arguments. The connection
-//! that sends and receives lives in the server/client layers.
+//! IO-free: [`Message`] parses and writes frames. Functions never hide inside JSON values:
+//! outgoing ones are [`Callback`]s at explicit paths of a [`Payload`]; received ones are
+//! [`Function`]s at explicit paths of [`Arguments`], bound to the connection they came from.
+//! The connection that sends and receives is the layer above ([`crate::peer`]).
 
-mod functions;
+mod arguments;
+mod callback;
 mod message;
+mod payload;
 mod stack;
 
-pub use functions::{
-    place, scrub, Arguments, BoxFuture, Callback, Function, FunctionSink, PLACEHOLDER,
-};
+pub use arguments::Arguments;
+pub use callback::{BoxFuture, Callback, Function, FunctionSink};
 pub use message::{value_at_mut, Message, MessageError, Method, Path, Segment, FAST_DEPTH};
 pub(crate) use message::{Borrowed, LazyMessage};
+pub use payload::{IntoPayload, Payload, PLACEHOLDER};
 pub use stack::{on_big_stack, BIG_STACK};
 
 /// Deepest nesting of a message accepted (the reference's `encoding/json` limit).

@@ -127,7 +127,8 @@ impl Kite {
             name: "kontrol".into(),
             ..KiteIdentity::default()
         });
-        c.set_auth((!config.kite_key.is_empty()).then(|| Auth::kite_key(config.kite_key.clone())));
+        let kite_key = self.kite_key();
+        c.set_auth((!kite_key.is_empty()).then(|| Auth::kite_key(kite_key)));
         // Re-register after every reconnect.
         let kite = self.clone();
         c.on_connect(move || {
@@ -172,9 +173,18 @@ impl Kite {
         // Kontrol re-signed our key (its pair was rotated): adopt the new key and Kontrol key.
         if !result.kite_key.is_empty() {
             let key = result.kite_key.clone();
-            let mut adopted = false;
-            self.configure(|c| adopted = c.use_kite_key(&key).is_ok());
-            if adopted {
+            let adopted = crate::auth::parse_unverified(&key).map(|claims| {
+                self.update_keys(|k| {
+                    k.kite_key = key.trim().to_string();
+                    if !claims.iss.is_empty() {
+                        k.kontrol_user = claims.iss;
+                    }
+                    if !claims.kontrol_key.is_empty() {
+                        k.kontrol_key = claims.kontrol_key;
+                    }
+                })
+            });
+            if adopted.is_ok() {
                 tracing::info!("adopted the kite key re-signed by Kontrol");
                 if let Some(c) = state(self)
                     .client
@@ -188,7 +198,7 @@ impl Kite {
         }
         if !result.public_key.is_empty() {
             let pk = result.public_key.clone();
-            self.configure(|c| c.kontrol_key = pk);
+            self.update_keys(|k| k.kontrol_key = pk);
         }
         let st = state(self);
         let hooks = st.hooks.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -278,10 +288,10 @@ impl Kite {
         let body = json!({
             "url": url,
             "kite": self.identity(),
-            "auth": { "type": Auth::KITE_KEY, "key": config.kite_key },
+            "auth": { "type": Auth::KITE_KEY, "key": self.kite_key() },
         });
         let target = http_path(&config.kontrol_url, "register");
-        let dialer = self.dialer();
+        let dialer = crate::client::dialer(self);
         // The kite's shared client (its TLS trust); a broken trust setting fails here.
         dialer.tls_for(&target)?;
         let http = match dialer.http() {
@@ -477,7 +487,7 @@ impl Kite {
             .map(str::to_string)
             .ok_or_else(|| Error::InvalidResponse(format!("key is not a string: {v}")))?;
         let k2 = key.clone();
-        self.configure(|c| c.kontrol_key = k2);
+        self.update_keys(|k| k.kontrol_key = k2);
         Ok(key)
     }
 

@@ -18,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 use super::keys::{self, TokenCache, VerifierCache};
 use super::query::{self, Prepared};
 use super::storage::{Event, KiteRecord, Storage, StorageError};
+use crate::auth::AuthError;
 use crate::auth::{mint_kite_key, KeyPair};
-use crate::dnode::{BoxFuture, Callback, Function};
+use crate::dnode::{BoxFuture, Callback, Payload, Segment};
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteError, KiteQuery};
 use crate::server::{AuthCheck, Kite, Request};
 use crate::Error;
@@ -195,10 +196,10 @@ impl Kontrol {
             }
             Err(e) => return Err(Error::Config(e.to_string())),
         };
-        let username = kite.identity().username;
-        kite.configure(|c| {
-            c.kontrol_key = current.public_pem.clone();
-            c.kontrol_user = username.clone();
+        let username = kite.identity().username.clone();
+        kite.update_keys(|k| {
+            k.kontrol_key = current.public_pem.clone();
+            k.kontrol_user = username.clone();
         });
         let k = Kontrol {
             inner: Arc::new(Inner {
@@ -249,7 +250,7 @@ impl Kontrol {
         self.inner.verifiers.forget_pairs();
         self.inner
             .kite
-            .configure(|c| c.kontrol_key = pair.public_pem.clone());
+            .update_keys(|k| k.kontrol_key = pair.public_pem.clone());
         Ok(())
     }
 
@@ -264,7 +265,7 @@ impl Kontrol {
         let current = self.current_key().await?;
         self.inner
             .kite
-            .configure(|c| c.kontrol_key = current.public_pem.clone());
+            .update_keys(|k| k.kontrol_key = current.public_pem.clone());
         Ok(())
     }
 
@@ -280,16 +281,21 @@ impl Kontrol {
     /// A kite key for `username`, signed with the current pair (what `--initial` and
     /// `registerMachine` hand out).
     pub async fn new_kite_key(&self, username: &str) -> Result<String, Error> {
+        self.new_kite_key_for(username, &self.kontrol_url()).await
+    }
+
+    /// A kite key for `username` whose `kontrolURL` is `url` (Kontrol's public URL, when
+    /// it differs from what this Kontrol knows of itself).
+    pub async fn new_kite_key_for(&self, username: &str, url: &str) -> Result<String, Error> {
         let pair = self.current_key().await?;
-        let issuer = self.inner.kite.identity().username;
-        let url = self.kontrol_url();
-        mint_kite_key(&pair, &issuer, username, &url).map_err(|e| Error::Auth(e.to_string()))
+        let issuer = self.inner.kite.identity().username.clone();
+        mint_kite_key(&pair, &issuer, username, url).map_err(|e| Error::Auth(e.to_string()))
     }
 
     fn kontrol_url(&self) -> String {
         let c = self.inner.kite.config();
         if !c.kontrol_url.is_empty() {
-            return c.kontrol_url;
+            return c.kontrol_url.clone();
         }
         self.inner
             .config
@@ -302,11 +308,17 @@ impl Kontrol {
     /// Listens (see [`Kite::listen`]) and registers Kontrol in its own registry when a
     /// register URL is configured.
     pub async fn listen(&self) -> Result<std::net::SocketAddr, Error> {
-        let addr = self.inner.kite.listen().await?;
+        let c = self.inner.kite.config();
+        self.listen_on(&c.ip, c.port).await
+    }
+
+    /// [`Kontrol::listen`] on `ip` and `port` instead of the configured ones.
+    pub async fn listen_on(&self, ip: &str, port: u16) -> Result<std::net::SocketAddr, Error> {
+        let addr = self.inner.kite.listen_on(ip, port).await?;
         if let Some(url) = self.inner.config.register_url.clone() {
             let pair = self.current_key().await?;
             let record = KiteRecord {
-                kite: self.inner.kite.identity(),
+                kite: self.inner.kite.identity().clone(),
                 url,
                 key_id: pair.id,
             };
@@ -386,18 +398,16 @@ impl Kontrol {
     {
         let weak = Arc::downgrade(&self.inner);
         let f = Arc::new(f);
-        let b = self.inner.kite.handle(name, move |req: Request| {
+        let method = crate::server::Method::new(name, move |req: Request| {
             let f = f.clone();
             let inner = weak.upgrade();
             async move {
-                let inner = inner.ok_or_else(|| anyhow::anyhow!("kontrol is closed"))?;
-                f(Kontrol { inner }, req).await
+                let inner = inner.ok_or_else(|| KiteError::generic("kontrol is closed"))?;
+                f(Kontrol { inner }, req).await.map_err(KiteError::from)
             }
-        })?;
-        if !auth {
-            b.disable_authentication();
-        }
-        Ok(())
+        })
+        .authenticate(auth);
+        self.inner.kite.add_method(method)
     }
 
     fn install(&self) -> Result<(), Error> {
@@ -408,11 +418,13 @@ impl Kontrol {
             .add_authenticator(Auth::KITE_KEY, move |c: AuthCheck| {
                 let inner = weak.upgrade();
                 async move {
-                    let inner = inner.ok_or("kontrol is closed")?;
+                    let inner =
+                        inner.ok_or_else(|| AuthError::Rejected("kontrol is closed".into()))?;
                     let checked = inner
                         .verifiers
                         .check_kite_key(&*inner.storage, &c.auth.key)
-                        .await?;
+                        .await
+                        .map_err(AuthError::Rejected)?;
                     Ok(checked.claims.sub)
                 }
             });
@@ -511,7 +523,7 @@ impl Kontrol {
             if let Err(e) = client
                 .call(
                     crate::protocol::METHOD_HEARTBEAT,
-                    &(interval, &beat),
+                    Payload::list().arg(interval).callback(beat),
                     Some(Duration::from_secs(4)),
                 )
                 .await
@@ -721,7 +733,7 @@ impl Kontrol {
             Ok(None) => self.current_key().await?,
             Err(e) => return Err(storage_err(e)),
         };
-        let issuer = self.inner.kite.identity().username;
+        let issuer = self.inner.kite.identity().username.clone();
         Ok(self
             .inner
             .tokens
@@ -746,17 +758,18 @@ impl Kontrol {
         struct Args {
             #[serde(default)]
             query: Option<KiteQuery>,
-            #[serde(rename = "watchCallback", default)]
-            watch: Option<Function>,
         }
         let args: Args = req.args().one()?;
+        let watch = req
+            .args()
+            .function_at([Segment::from(0), Segment::from("watchCallback")]);
         let q = args
             .query
             .ok_or_else(|| KiteError::argument("missing query"))?;
         let prepared = query::prepare(&q).map_err(KiteError::argument)?;
         let audience = query::audience(&q);
         // Subscribe before reading so that no change between the two is missed.
-        let events = match &args.watch {
+        let events = match &watch {
             Some(_) => Some(self.inner.storage.watch().await.map_err(storage_err)?),
             None => None,
         };
@@ -782,7 +795,7 @@ impl Kontrol {
                 token,
             });
         }
-        if let (Some(cb), Some(mut events)) = (args.watch, events) {
+        if let (Some(cb), Some(mut events)) = (watch, events) {
             let k = self.clone();
             let username = req.username().to_string();
             let req2 = req.clone();
@@ -805,7 +818,7 @@ impl Kontrol {
                         }
                         _ => continue,
                     };
-                    if cb.call(&[payload]).await.is_err() {
+                    if cb.call([payload]).await.is_err() {
                         return;
                     }
                 }

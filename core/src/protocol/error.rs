@@ -104,6 +104,9 @@ fn generic() -> ErrorKind {
     ErrorKind::GenericError
 }
 
+/// What an expired token's refusal says (the reference's wording; Go clients renew on it).
+pub const TOKEN_EXPIRED: &str = "token is expired";
+
 impl KiteError {
     /// An error of `kind` with `message`, no code, no id.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -128,6 +131,13 @@ impl KiteError {
     /// An `authenticationError`.
     pub fn authentication(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::AuthenticationError, message)
+    }
+
+    /// Whether this is the answer to a call made with an expired (or no longer trusted)
+    /// token: an `authenticationError` whose message says "token is expired", the wording
+    /// Go clients match on to renew their token (the one place this text is checked).
+    pub fn is_token_expired(&self) -> bool {
+        self.kind == ErrorKind::AuthenticationError && self.message.contains(TOKEN_EXPIRED)
     }
 
     /// `methodNotFound`: `Method not found: NAME`.

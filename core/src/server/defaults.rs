@@ -7,14 +7,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::kite::Kite;
+use super::method::Method;
 use super::request::Request;
-use crate::dnode::Function;
 use crate::protocol::{
     KiteError, METHOD_GET_PASS, METHOD_HEARTBEAT, METHOD_LOG, METHOD_PING, METHOD_PRINT,
     METHOD_PROMPT, METHOD_SYSTEM_INFO,
 };
-use crate::Error;
 
 /// `kite.systemInfo`'s answer (field names as the reference).
 #[derive(Debug, Clone, Serialize)]
@@ -85,45 +83,60 @@ fn memory() -> Option<(u64, u64)> {
     Some((used, total))
 }
 
-pub(crate) fn install(kite: &Kite) -> Result<(), Error> {
-    kite.handle(METHOD_PING, |_req: Request| async { Ok("pong") })?
-        .disable_authentication();
-    kite.handle(METHOD_SYSTEM_INFO, |_req: Request| async {
-        tokio::task::spawn_blocking(SystemInfo::read)
-            .await?
-            .map_err(anyhow::Error::from)
-    })?;
-    kite.handle(METHOD_HEARTBEAT, heartbeat)?;
-    kite.handle(METHOD_LOG, |req: Request| async move {
-        let msg: String = req.args().one()?;
-        tracing::info!(from = %req.caller().name, "{msg}");
-        Ok(())
-    })?;
-    kite.handle(METHOD_PRINT, |req: Request| async move {
-        let msg: String = req.args().one()?;
-        let mut out = std::io::stdout().lock();
-        out.write_all(msg.as_bytes())?;
-        out.flush()?;
-        Ok(msg.len())
-    })?;
-    kite.handle(METHOD_PROMPT, |req: Request| async move {
-        let msg: String = req.args().one()?;
-        let line = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-            print!("{msg}");
-            std::io::stdout().flush()?;
-            let mut s = String::new();
-            std::io::stdin().read_line(&mut s)?;
-            Ok(s.trim_end_matches(['\r', '\n']).to_string())
+/// An I/O failure of a default method, as the caller sees it (the detail goes to the log).
+fn io_error(what: &str, e: impl std::fmt::Display) -> KiteError {
+    tracing::warn!(error = %e, "{what} failed");
+    KiteError::generic(format!("{what} failed"))
+}
+
+/// The default methods, registered by every kite.
+pub(crate) fn methods() -> Vec<Method> {
+    vec![
+        Method::new(METHOD_PING, |_req: Request| async {
+            Ok::<_, KiteError>("pong")
         })
-        .await??;
-        Ok(line)
-    })?;
-    kite.handle(METHOD_GET_PASS, |req: Request| async move {
-        let msg: String = req.args().one()?;
-        let pass = tokio::task::spawn_blocking(move || rpassword::prompt_password(msg)).await??;
-        Ok(pass)
-    })?;
-    Ok(())
+        .disable_authentication(),
+        Method::new(METHOD_SYSTEM_INFO, |_req: Request| async {
+            tokio::task::spawn_blocking(SystemInfo::read)
+                .await
+                .map_err(|e| io_error("systemInfo", e))?
+                .map_err(|e| io_error("systemInfo", e))
+        }),
+        Method::new(METHOD_HEARTBEAT, heartbeat),
+        Method::new(METHOD_LOG, |req: Request| async move {
+            let msg: String = req.args().one()?;
+            tracing::info!(from = %req.caller().name, "{msg}");
+            Ok::<_, KiteError>(())
+        }),
+        Method::new(METHOD_PRINT, |req: Request| async move {
+            let msg: String = req.args().one()?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(msg.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|e| io_error("print", e))?;
+            Ok::<_, KiteError>(msg.len())
+        }),
+        Method::new(METHOD_PROMPT, |req: Request| async move {
+            let msg: String = req.args().one()?;
+            tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                print!("{msg}");
+                std::io::stdout().flush()?;
+                let mut s = String::new();
+                std::io::stdin().read_line(&mut s)?;
+                Ok(s.trim_end_matches(['\r', '\n']).to_string())
+            })
+            .await
+            .map_err(|e| io_error("prompt", e))?
+            .map_err(|e| io_error("prompt", e))
+        }),
+        Method::new(METHOD_GET_PASS, |req: Request| async move {
+            let msg: String = req.args().one()?;
+            tokio::task::spawn_blocking(move || rpassword::prompt_password(msg))
+                .await
+                .map_err(|e| io_error("getPass", e))?
+                .map_err(|e| io_error("getPass", e))
+        }),
+    ]
 }
 
 /// Longest `kite.heartbeat` interval; longer ones are clamped to it.
@@ -133,19 +146,20 @@ pub(crate) const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
 
 /// `kite.heartbeat [seconds, callback]`: calls the callback now and then every `seconds`
 /// until the caller disconnects.
-async fn heartbeat(req: Request) -> anyhow::Result<()> {
-    let (seconds, ping): (f64, Function) = req.decode()?;
+async fn heartbeat(req: Request) -> Result<(), KiteError> {
+    let seconds: f64 = req.args().at(0)?;
+    let ping = req.args().function(1)?;
     if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(
-            KiteError::argument("heartbeat interval must be a positive number of seconds").into(),
-        );
+        return Err(KiteError::argument(
+            "heartbeat interval must be a positive number of seconds",
+        ));
     }
     // The interval comes from the wire: any finite positive number is accepted, clamped
     // to [MIN_HEARTBEAT, MAX_HEARTBEAT] (1e19 s would overflow the clock, 1e-300 s is zero).
     let period = Duration::try_from_secs_f64(seconds)
         .unwrap_or(MAX_HEARTBEAT)
         .clamp(MIN_HEARTBEAT, MAX_HEARTBEAT);
-    ping.call(&()).await?;
+    ping.call(()).await?;
     let stop = req.client().replace_heartbeat();
     tokio::spawn(async move {
         let start = tokio::time::Instant::now()
@@ -158,7 +172,7 @@ async fn heartbeat(req: Request) -> anyhow::Result<()> {
                 biased;
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {
-                    if ping.call(&()).await.is_err() {
+                    if ping.call(()).await.is_err() {
                         return;
                     }
                 }

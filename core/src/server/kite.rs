@@ -1,51 +1,59 @@
-//! The [`Kite`]: identity, configuration, method registry, authenticators, events and the
-//! HTTP server that carries the `/kite` SockJS service.
+//! The [`Kite`]: identity and configuration fixed at construction, a copy-on-write table of
+//! methods, authenticators and kite-wide handlers, events, and per-kite extensions.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use arc_swap::ArcSwap;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::authn::{default_authenticators, AuthCheck, Authenticator, Keys};
 use super::config::{validate_identity, Config};
-use super::method::{final_fn, handler, Chain, Method, MethodBuilder, MethodHandling};
+use super::method::{final_fn, handler, Chain, Method, MethodHandling};
 use super::request::Request;
-use crate::client::{Client, Connection};
-use crate::dnode::BoxFuture;
-use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
-use crate::sockjs::{ServeOptions, Session, SockJsServer};
+use crate::auth::{AuthError, Verifier};
+use crate::dnode::IntoPayload;
+use crate::peer::{Connection, PeerConfig};
+use crate::protocol::{Kite as KiteIdentity, KiteError};
+use crate::sockjs::SockJsServer;
 use crate::Error;
-
-/// Checks one authentication type: returns the authenticated username, or the reason.
-pub type Authenticator =
-    Arc<dyn Fn(AuthCheck) -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
-
-/// What an [`Authenticator`] gets.
-#[derive(Debug, Clone)]
-pub struct AuthCheck {
-    /// The credential sent with the call.
-    pub auth: Auth,
-    /// The caller's claimed identity.
-    pub caller: KiteIdentity,
-    /// This kite's identity.
-    pub local: KiteIdentity,
-}
 
 type ConnHook = Arc<dyn Fn(&Connection) + Send + Sync>;
 
-#[derive(Default)]
-struct Events {
-    connect: Vec<ConnHook>,
-    first_request: Vec<ConnHook>,
-    disconnect: Vec<ConnHook>,
+/// Connection events' hooks.
+#[derive(Default, Clone)]
+pub(crate) struct Events {
+    pub(crate) connect: Vec<ConnHook>,
+    pub(crate) first_request: Vec<ConnHook>,
+    pub(crate) disconnect: Vec<ConnHook>,
+}
+
+/// What calls read: replaced whole on every change, read without a lock.
+#[derive(Default, Clone)]
+pub(crate) struct Table {
+    pub(crate) methods: HashMap<String, Arc<Method>>,
+    /// Kite-wide pre/post handlers and final functions, run by every method.
+    pub(crate) wide: Chain,
+    /// Handling mode of methods that do not choose one.
+    handling: MethodHandling,
+    pub(crate) authenticators: HashMap<String, Authenticator>,
+}
+
+struct Trust {
+    keys: Keys,
+    verifier: Verifier,
 }
 
 /// A kite: serves named methods to other kites and calls theirs. Cheap to clone.
+///
+/// Identity and [`Config`] are fixed when the kite is created. Methods are registered whole
+/// ([`Kite::handle`], [`Kite::add_method`]) and changed by replacing them
+/// ([`Kite::replace_method`]); calls read the method table without taking a lock.
 ///
 /// A kite lives while a handle to it exists, and while it listens (until [`Kite::close`]).
 /// Handlers that need their own kite should capture a [`WeakKite`] ([`Kite::downgrade`]):
@@ -67,22 +75,19 @@ impl WeakKite {
 }
 
 pub(crate) struct Inner {
-    name: String,
-    version: String,
-    config: RwLock<Config>,
-    methods: RwLock<HashMap<String, Arc<Method>>>,
-    wide: RwLock<Chain>,
-    handling: RwLock<MethodHandling>,
-    authenticators: RwLock<HashMap<String, Authenticator>>,
-    events: RwLock<Events>,
-    routes: Mutex<axum::Router>,
-    sockjs: Mutex<Option<SockJsServer>>,
-    bound: watch::Sender<Option<SocketAddr>>,
+    pub(crate) config: Config,
+    /// The identity, and what every connection shares (sent with every call).
+    pub(crate) peer: Arc<PeerConfig>,
+    pub(crate) table: ArcSwap<Table>,
+    /// Serializes the writers of `table` (registrations are rare; reads never wait).
+    writing: Mutex<()>,
+    pub(crate) events: ArcSwap<Events>,
+    keys: ArcSwap<Trust>,
+    pub(crate) routes: Mutex<axum::Router>,
+    pub(crate) sockjs: Mutex<Option<SockJsServer>>,
+    pub(crate) bound: watch::Sender<Option<SocketAddr>>,
     pub(crate) closed: CancellationToken,
     pub(crate) drain: Arc<super::drain::Drain>,
-    verifier: RwLock<Option<crate::auth::Verifier>>,
-    /// The TLS configuration and HTTP client every dial of this kite shares.
-    dialer: Mutex<Option<crate::client::Dialer>>,
     /// State of higher layers (e.g. the Kontrol client), one value per type.
     extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
@@ -95,15 +100,8 @@ impl std::fmt::Debug for Kite {
     }
 }
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a mutex whose holders never panic while holding it (short map/vector updates).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -114,7 +112,7 @@ impl Kite {
         Self::with_config(name, version, Config::from_env()?)
     }
 
-    /// A kite with an explicit configuration.
+    /// A kite with an explicit configuration, fixed from now on.
     ///
     /// A configuration without an id gives the kite a fresh random UUID.
     pub fn with_config(name: &str, version: &str, mut config: Config) -> Result<Kite, Error> {
@@ -122,28 +120,57 @@ impl Kite {
         if config.id.is_empty() {
             config.id = uuid::Uuid::new_v4().to_string();
         }
+        let identity = KiteIdentity {
+            username: config.username.clone(),
+            environment: config.environment.clone(),
+            name: name.to_string(),
+            version: version.to_string(),
+            region: config.region.clone(),
+            hostname: config.hostname.clone(),
+            id: config.id.clone(),
+        };
+        let closed = CancellationToken::new();
+        let peer = Arc::new(PeerConfig {
+            identity,
+            timeout: config.timeout,
+            max_callbacks: config.max_callbacks,
+            max_calls_in_flight: config.max_calls_in_flight,
+            max_bytes_in_flight: config.max_bytes_in_flight,
+            sequential: config.disable_concurrency,
+            closed: closed.clone(),
+        });
+        let keys = Keys {
+            kite_key: config.kite_key.clone(),
+            kontrol_key: config.kontrol_key.clone(),
+            kontrol_user: config.kontrol_user.clone(),
+        };
+        let keys = Trust {
+            verifier: super::authn::build_verifier(&config, &keys),
+            keys,
+        };
+        let table = Table {
+            authenticators: default_authenticators(),
+            ..Table::default()
+        };
         let kite = Kite {
             inner: Arc::new(Inner {
-                name: name.to_string(),
-                version: version.to_string(),
-                config: RwLock::new(config),
-                methods: RwLock::new(HashMap::new()),
-                wide: RwLock::new(Chain::default()),
-                handling: RwLock::new(MethodHandling::default()),
-                authenticators: RwLock::new(HashMap::new()),
-                events: RwLock::new(Events::default()),
+                config,
+                peer,
+                table: ArcSwap::from_pointee(table),
+                writing: Mutex::new(()),
+                events: ArcSwap::default(),
+                keys: ArcSwap::from_pointee(keys),
                 routes: Mutex::new(axum::Router::new()),
                 sockjs: Mutex::new(None),
                 bound: watch::channel(None).0,
-                closed: CancellationToken::new(),
+                closed,
                 drain: Arc::default(),
-                verifier: RwLock::new(None),
-                dialer: Mutex::new(None),
                 extensions: Mutex::new(HashMap::new()),
             }),
         };
-        super::authn::install_default_authenticators(&kite);
-        super::defaults::install(&kite)?;
+        for m in super::defaults::methods() {
+            kite.add_method(m)?;
+        }
         Ok(kite)
     }
 
@@ -165,32 +192,66 @@ impl Kite {
             .unwrap_or_else(|_| Arc::new(T::default()))
     }
 
+    pub(crate) fn clear_extensions(&self) {
+        let extensions = std::mem::take(&mut *lock(&self.inner.extensions));
+        drop(extensions);
+    }
+
     /// This kite's identity.
-    pub fn identity(&self) -> KiteIdentity {
-        let c = read(&self.inner.config);
-        KiteIdentity {
-            username: c.username.clone(),
-            environment: c.environment.clone(),
-            name: self.inner.name.clone(),
-            version: self.inner.version.clone(),
-            region: c.region.clone(),
-            hostname: c.hostname.clone(),
-            id: c.id.clone(),
-        }
+    pub fn identity(&self) -> &KiteIdentity {
+        &self.inner.peer.identity
     }
 
-    /// A copy of the configuration.
-    pub fn config(&self) -> Config {
-        read(&self.inner.config).clone()
+    /// The configuration (fixed when the kite was created).
+    pub fn config(&self) -> &Config {
+        &self.inner.config
     }
 
-    /// Changes the configuration (before serving or dialing).
-    pub fn configure(&self, f: impl FnOnce(&mut Config)) {
-        f(&mut write(&self.inner.config));
-        *write(&self.inner.verifier) = None;
+    /// What this kite's connections share.
+    pub(crate) fn peer_config(&self) -> Arc<PeerConfig> {
+        self.inner.peer.clone()
     }
 
-    /// Registers an async handler. Registering a name twice is an error.
+    /// The keys in use: the configured ones, or those Kontrol handed out since.
+    pub fn keys(&self) -> Keys {
+        self.inner.keys.load().keys.clone()
+    }
+
+    /// The kite key sent as `kiteKey` authentication.
+    pub fn kite_key(&self) -> String {
+        self.inner.keys.load().keys.kite_key.clone()
+    }
+
+    /// Changes the keys (what Kontrol hands out when it rotates its key or re-signs this
+    /// kite's key); calls authenticated from now on use them.
+    pub fn update_keys(&self, f: impl FnOnce(&mut Keys)) {
+        let _writer = lock(&self.inner.writing);
+        let mut keys = self.inner.keys.load().keys.clone();
+        f(&mut keys);
+        let verifier = super::authn::build_verifier(&self.inner.config, &keys);
+        self.inner.keys.store(Arc::new(Trust { keys, verifier }));
+    }
+
+    pub(crate) fn verifier(&self) -> Verifier {
+        self.inner.keys.load().verifier.clone()
+    }
+
+    /// The current table (methods, kite-wide handlers, authenticators).
+    pub(crate) fn table(&self) -> arc_swap::Guard<Arc<Table>> {
+        self.inner.table.load()
+    }
+
+    /// Replaces the table with `f` applied to a copy of it.
+    fn update<T>(&self, f: impl FnOnce(&mut Table) -> Result<T, Error>) -> Result<T, Error> {
+        let _writer = lock(&self.inner.writing);
+        let mut table = Table::clone(&self.inner.table.load());
+        let out = f(&mut table)?;
+        self.inner.table.store(Arc::new(table));
+        Ok(out)
+    }
+
+    /// Registers an async handler with the default options. Registering a name twice is
+    /// an error. A handler returns `Result<R, E>` (see [`Method::new`]).
     ///
     /// Requests of one connection run concurrently (unless
     /// [`Config::disable_concurrency`](crate::Config::disable_concurrency)), interleaved on
@@ -202,93 +263,100 @@ impl Kite {
     ///
     /// ```no_run
     /// # fn f(k: &kite::Kite) -> Result<(), kite::Error> {
-    /// k.handle("square", |req: kite::Request| async move {
+    /// async fn square(req: kite::Request) -> Result<f64, kite::KiteError> {
     ///     let n: f64 = req.args().one()?;
     ///     Ok(n * n)
-    /// })?
-    /// .disable_authentication();
+    /// }
+    /// k.handle("square", square)?;
     /// # Ok(()) }
     /// ```
-    pub fn handle<H, Fut, R>(&self, name: &str, h: H) -> Result<MethodBuilder, Error>
+    pub fn handle<H, Fut, R, E>(&self, name: &str, h: H) -> Result<(), Error>
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
-        R: Serialize + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: IntoPayload + 'static,
+        E: Into<KiteError> + 'static,
     {
-        let mut methods = write(&self.inner.methods);
-        if methods.contains_key(name) {
-            return Err(Error::DuplicateMethod(name.to_string()));
-        }
-        let authenticate = !read(&self.inner.config).disable_authentication;
-        let method = Arc::new(Method::new(
-            name.to_string(),
-            handler(h),
-            authenticate,
-            *read(&self.inner.handling),
-        ));
-        methods.insert(name.to_string(), method.clone());
-        Ok(MethodBuilder { method })
+        self.add_method(Method::new(name, h))
     }
 
-    /// Registers a handler whose arguments are decoded as `A` (a tuple, `Vec` or struct);
-    /// arguments of another shape get `argumentError` without calling it.
-    pub fn handle_typed<A, H, Fut, R>(&self, name: &str, h: H) -> Result<MethodBuilder, Error>
+    /// Registers a handler whose arguments are decoded as `A` (see [`Method::typed`]).
+    pub fn handle_typed<A, H, Fut, R, E>(&self, name: &str, h: H) -> Result<(), Error>
     where
         A: DeserializeOwned + Send + 'static,
         H: Fn(Request, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
-        R: Serialize + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: IntoPayload + 'static,
+        E: Into<KiteError> + 'static,
     {
-        let h = Arc::new(h);
-        self.handle(name, move |req: Request| {
-            let h = h.clone();
-            async move {
-                let args: A = req.decode()?;
-                h(req, args).await
+        self.add_method(Method::typed(name, h))
+    }
+
+    /// Registers a method with all its options. Registering a name twice is an error.
+    pub fn add_method(&self, method: Method) -> Result<(), Error> {
+        let authenticate = !self.inner.config.disable_authentication;
+        self.update(|t| {
+            if t.methods.contains_key(&method.name) {
+                return Err(Error::DuplicateMethod(method.name.clone()));
             }
+            let m = method.resolve(authenticate, t.handling);
+            t.methods.insert(m.name.clone(), Arc::new(m));
+            Ok(())
         })
     }
 
-    /// The builder of an already registered method (e.g. a default `kite.*` method), to
-    /// change its settings.
-    pub fn method_builder(&self, name: &str) -> Option<MethodBuilder> {
-        self.method(name).map(|method| MethodBuilder { method })
+    /// Registers `method`, replacing the method of that name if there is one (calls in
+    /// progress finish with the old one). Returns whether one was replaced.
+    pub fn replace_method(&self, method: Method) -> bool {
+        let authenticate = !self.inner.config.disable_authentication;
+        self.update(|t| {
+            let m = method.resolve(authenticate, t.handling);
+            Ok(t.methods.insert(m.name.clone(), Arc::new(m)).is_some())
+        })
+        .unwrap_or(false)
+    }
+
+    /// The method registered as `name` (a copy): change it and register it again with
+    /// [`Kite::replace_method`].
+    pub fn method(&self, name: &str) -> Option<Method> {
+        self.table().methods.get(name).map(|m| Method::clone(m))
     }
 
     /// Removes a method.
     pub fn remove_handler(&self, name: &str) -> bool {
-        write(&self.inner.methods).remove(name).is_some()
+        self.update(|t| Ok(t.methods.remove(name).is_some()))
+            .unwrap_or(false)
     }
 
     /// Names of the registered methods.
     pub fn methods(&self) -> Vec<String> {
-        let mut v: Vec<String> = read(&self.inner.methods).keys().cloned().collect();
+        let mut v: Vec<String> = self.table().methods.keys().cloned().collect();
         v.sort();
         v
     }
 
-    pub(crate) fn method(&self, name: &str) -> Option<Arc<Method>> {
-        read(&self.inner.methods).get(name).cloned()
-    }
-
-    /// Kite-wide pre handler, appended to every method's list at its first call.
-    pub fn pre_handle<H, Fut, R>(&self, h: H)
+    /// Kite-wide pre handler, run before every method's own (from the next call on).
+    pub fn pre_handle<H, Fut, R, E>(&self, h: H)
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
-        R: Serialize + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: IntoPayload + 'static,
+        E: Into<KiteError> + 'static,
     {
-        write(&self.inner.wide).pre.push(handler(h));
+        let h = handler(h);
+        let _ = self.update(|t| Ok(t.wide.pre.push(h)));
     }
 
-    /// Kite-wide post handler.
-    pub fn post_handle<H, Fut, R>(&self, h: H)
+    /// Kite-wide post handler, run after every method's own.
+    pub fn post_handle<H, Fut, R, E>(&self, h: H)
     where
         H: Fn(Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<R>> + Send + 'static,
-        R: Serialize + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: IntoPayload + 'static,
+        E: Into<KiteError> + 'static,
     {
-        write(&self.inner.wide).post.push(handler(h));
+        let h = handler(h);
+        let _ = self.update(|t| Ok(t.wide.post.push(h)));
     }
 
     /// Kite-wide final function.
@@ -297,235 +365,44 @@ impl Kite {
         F: Fn(Request, Option<Value>, Option<KiteError>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = (Option<Value>, Option<KiteError>)> + Send + 'static,
     {
-        write(&self.inner.wide).finals.push(final_fn(f));
+        let f = final_fn(f);
+        let _ = self.update(|t| Ok(t.wide.finals.push(f)));
     }
 
-    pub(crate) fn kite_wide_chain(&self) -> Chain {
-        let w = read(&self.inner.wide);
-        Chain {
-            pre: w.pre.clone(),
-            post: w.post.clone(),
-            finals: w.finals.clone(),
-        }
-    }
-
-    /// Default handling mode of methods registered after this call.
+    /// Handling mode of methods registered after this call that do not choose one.
     pub fn set_method_handling(&self, handling: MethodHandling) {
-        *write(&self.inner.handling) = handling;
+        let _ = self.update(|t| Ok(t.handling = handling));
     }
 
     /// Adds (or replaces) the authenticator of authentication type `kind`.
     pub fn add_authenticator<F, Fut>(&self, kind: &str, f: F)
     where
         F: Fn(AuthCheck) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<String, String>> + Send + 'static,
+        Fut: Future<Output = Result<String, AuthError>> + Send + 'static,
     {
         let f: Authenticator = Arc::new(move |c| Box::pin(f(c)));
-        write(&self.inner.authenticators).insert(kind.to_string(), f);
+        let _ = self.update(|t| Ok(t.authenticators.insert(kind.to_string(), f)));
     }
 
-    pub(crate) fn authenticator(&self, kind: &str) -> Option<Authenticator> {
-        read(&self.inner.authenticators).get(kind).cloned()
-    }
-
-    pub(crate) fn verifier(&self) -> crate::auth::Verifier {
-        if let Some(v) = read(&self.inner.verifier).as_ref() {
-            return v.clone();
-        }
-        let v = super::authn::build_verifier(&read(&self.inner.config));
-        *write(&self.inner.verifier) = Some(v.clone());
-        v
-    }
-
-    /// The TLS configuration and HTTP client of this kite's dials, built once per
-    /// configuration (rebuilt only when the trust settings change).
-    pub(crate) fn dialer(&self) -> crate::client::Dialer {
-        let (trust, timeout) = {
-            let c = read(&self.inner.config);
-            (c.tls_trust(), c.handshake_timeout)
-        };
-        let mut slot = lock(&self.inner.dialer);
-        if let Some(d) = slot.as_ref().filter(|d| d.matches(&trust, timeout)) {
-            return d.clone();
-        }
-        let d = crate::client::Dialer::new(trust, timeout);
-        *slot = Some(d.clone());
-        d
+    fn add_event(&self, pick: impl FnOnce(&mut Events) -> &mut Vec<ConnHook>, hook: ConnHook) {
+        let _writer = lock(&self.inner.writing);
+        let mut events = Events::clone(&self.inner.events.load());
+        pick(&mut events).push(hook);
+        self.inner.events.store(Arc::new(events));
     }
 
     /// Runs `f` for every new connection (accepted or dialed).
     pub fn on_connect(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
-        write(&self.inner.events).connect.push(Arc::new(f));
+        self.add_event(|e| &mut e.connect, Arc::new(f));
     }
 
     /// Runs `f` when a connection makes its first request (the caller's identity is known).
     pub fn on_first_request(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
-        write(&self.inner.events).first_request.push(Arc::new(f));
+        self.add_event(|e| &mut e.first_request, Arc::new(f));
     }
 
     /// Runs `f` when a connection ends.
     pub fn on_disconnect(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
-        write(&self.inner.events).disconnect.push(Arc::new(f));
-    }
-
-    pub(crate) fn fire_connect(&self, c: &Connection) {
-        let hooks = read(&self.inner.events).connect.clone();
-        hooks.iter().for_each(|h| h(c));
-    }
-
-    pub(crate) fn fire_first_request(&self, c: &Connection) {
-        let hooks = read(&self.inner.events).first_request.clone();
-        hooks.iter().for_each(|h| h(c));
-    }
-
-    pub(crate) fn fire_disconnect(&self, c: &Connection) {
-        let hooks = read(&self.inner.events).disconnect.clone();
-        hooks.iter().for_each(|h| h(c));
-    }
-
-    /// Adds HTTP routes served beside `/kite` (e.g. a health check).
-    pub fn merge_routes(&self, router: axum::Router) {
-        let mut r = lock(&self.inner.routes);
-        *r = std::mem::take(&mut *r).merge(router);
-    }
-
-    /// The kite's HTTP app: the `/kite` SockJS service plus the extra routes.
-    pub fn router(&self) -> axum::Router {
-        let sockjs = {
-            let mut s = lock(&self.inner.sockjs);
-            s.get_or_insert_with(|| {
-                // Weak: the kite owns this server (a strong handle would keep both alive
-                // forever); a session that arrives after the kite is gone is closed.
-                let kite = self.downgrade();
-                let config = read(&self.inner.config).sockjs.clone();
-                SockJsServer::new(config, move |session: Session| {
-                    let kite = kite.upgrade();
-                    async move {
-                        match kite {
-                            Some(kite) => Connection::accept(kite, session).await,
-                            None => {
-                                session.close();
-                            }
-                        }
-                    }
-                })
-            })
-            .clone()
-        };
-        let extra = lock(&self.inner.routes).clone();
-        extra.merge(sockjs.router("/kite"))
-    }
-
-    /// Binds the configured IP and port (0 = ephemeral) and serves in the background.
-    /// Returns the bound address; [`Kite::port`] and [`Kite::ready`] report it too.
-    pub async fn listen(&self) -> Result<SocketAddr, Error> {
-        let (ip, port, tls, header_read_timeout, max_connections) = {
-            let c = read(&self.inner.config);
-            let limits = (c.header_read_timeout, c.max_connections);
-            (c.ip.clone(), c.port, c.tls.clone(), limits.0, limits.1)
-        };
-        let listener = tokio::net::TcpListener::bind((ip.as_str(), port)).await?;
-        let addr = listener.local_addr()?;
-        let app = self.router();
-        let options = ServeOptions {
-            header_read_timeout,
-            max_connections,
-            shutdown: self.inner.closed.clone(),
-            tls: match tls {
-                Some((cert, key)) => Some(crate::sockjs::server::tls_config(&cert, &key)?),
-                None => None,
-            },
-        };
-        // A listening kite stays alive until closed, handles or not.
-        let serving = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = crate::sockjs::serve(listener, app, options).await {
-                tracing::error!(error = %e, "kite server stopped");
-            }
-            drop(serving);
-        });
-        tracing::info!(kite = %self.identity(), %addr, "serving");
-        self.inner.bound.send_replace(Some(addr));
-        Ok(addr)
-    }
-
-    /// Serves until [`Kite::close`] is called and its drain is over.
-    pub async fn run(&self) -> Result<(), Error> {
-        self.listen().await?;
-        self.inner.closed.cancelled().await;
-        Ok(())
-    }
-
-    /// The bound port, once listening.
-    pub fn port(&self) -> Option<u16> {
-        self.inner.bound.borrow().map(|a| a.port())
-    }
-
-    /// Waits until the kite is listening; returns its address.
-    pub async fn ready(&self) -> SocketAddr {
-        let mut rx = self.inner.bound.subscribe();
-        loop {
-            if let Some(a) = *rx.borrow_and_update() {
-                return a;
-            }
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-
-    /// The URL to register to Kontrol, what kites on other hosts dial:
-    /// [`Config::register_url`] (`KITE_REGISTER_URL`) when set, else
-    /// `http(s)://HOST:PORT/kite` where HOST is the bound address or, when listening on
-    /// every interface, the machine's first non-loopback address
-    /// ([`addrs::register_host`](super::addrs::register_host)). None until listening.
-    pub fn register_url(&self) -> Option<String> {
-        if let Some(u) = read(&self.inner.config).register_url.clone() {
-            return Some(u);
-        }
-        self.register_url_from(&super::addrs::interface_addrs())
-    }
-
-    /// [`Kite::register_url`] with the interface list given (tests inject one).
-    pub fn register_url_from(&self, interfaces: &[super::addrs::InterfaceAddr]) -> Option<String> {
-        let addr = (*self.inner.bound.borrow())?;
-        let c = read(&self.inner.config);
-        if let Some(u) = c.register_url.clone() {
-            return Some(u);
-        }
-        let scheme = if c.tls.is_some() { "https" } else { "http" };
-        let host = super::addrs::url_host(super::addrs::register_host(addr.ip(), interfaces));
-        Some(format!("{scheme}://{host}:{}/kite", addr.port()))
-    }
-
-    /// The URL to dial this kite from the same host: `http(s)://HOST:PORT/kite`
-    /// (127.0.0.1 when listening on all interfaces). Register [`Kite::register_url`].
-    pub fn url(&self) -> Option<String> {
-        let addr = (*self.inner.bound.borrow())?;
-        let c = read(&self.inner.config);
-        let scheme = if c.tls.is_some() { "https" } else { "http" };
-        let host = if addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            super::addrs::url_host(addr.ip())
-        };
-        Some(format!("{scheme}://{host}:{}/kite", addr.port()))
-    }
-
-    /// The end of [`Kite::close`]: stops serving and closes every connection.
-    pub(crate) fn finish_close(&self) {
-        self.inner.closed.cancel();
-        // What the kite owns that may hold the kite (its SockJS service, the Kontrol
-        // client's state) goes, so that a closed kite is freed with its last handle.
-        let sockjs = lock(&self.inner.sockjs).take();
-        drop(sockjs);
-        let extensions = std::mem::take(&mut *lock(&self.inner.extensions));
-        drop(extensions);
-    }
-
-    /// A client to the kite at `url`, on behalf of this kite (it can serve callbacks and
-    /// this kite's methods to the remote side).
-    pub fn client(&self, url: &str) -> Client {
-        Client::new(self.clone(), url)
+        self.add_event(|e| &mut e.disconnect, Arc::new(f));
     }
 }

@@ -1,22 +1,25 @@
-//! The serving side of a kite: the [`Kite`] with its configuration, method registry,
+//! The serving side of a kite: the [`Kite`] with its configuration, method table,
 //! handlers, authentication and default methods, and the [`Request`] handlers receive.
+//! It serves the calls of the peer layer's connections through [`crate::peer::Dispatch`].
 
 pub mod addrs;
 mod authn;
+mod close;
 mod config;
 mod defaults;
+mod dispatch;
 mod drain;
 mod kite;
+mod listen;
 mod method;
 mod request;
 mod routes;
 
-pub(crate) use authn::authenticate;
+pub use authn::{AuthCheck, Authenticator, Keys};
 pub use config::{kite_log_level, parse_duration, Config};
 pub use defaults::SystemInfo;
-pub(crate) use drain::closing_error;
 pub use drain::shutdown_signal;
-pub use kite::{AuthCheck, Authenticator, Kite, WeakKite};
-pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
+pub use kite::{Kite, WeakKite};
+pub use method::{argument_error, HandlerResult, Method, MethodHandling};
 pub use request::{ArgsShape, Request};
 pub use routes::{HttpRequest, HttpResponse, MAX_ROUTE_BODY};

@@ -6,19 +6,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::client::Connection;
 use crate::dnode::Arguments;
+pub use crate::peer::ArgsShape;
+use crate::peer::Connection;
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
 
-/// How the caller sent its arguments (`withArgs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgsShape {
-    /// An array: the argument list (Go, kite-rs).
-    List,
-    /// A single non-array value (kite.js `tell("m", 5)`).
-    Single,
-    /// Null or absent: no arguments.
-    Absent,
+/// What a request is made of (all but its connection).
+pub(crate) struct Parts {
+    pub(crate) id: String,
+    pub(crate) method: String,
+    pub(crate) username: String,
+    pub(crate) args: Arguments,
+    pub(crate) shape: ArgsShape,
+    pub(crate) auth: Option<Auth>,
+    pub(crate) caller: KiteIdentity,
 }
 
 /// One call of a method. Cheap to clone.
@@ -52,18 +53,16 @@ impl std::fmt::Debug for Request {
 }
 
 impl Request {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        id: String,
-        method: String,
-        username: String,
-        args: Arguments,
-        shape: ArgsShape,
-        auth: Option<Auth>,
-        caller: KiteIdentity,
-        client: Connection,
-        cancel: CancellationToken,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts, client: Connection, cancel: CancellationToken) -> Self {
+        let Parts {
+            id,
+            method,
+            username,
+            args,
+            shape,
+            auth,
+            caller,
+        } = parts;
         Self {
             inner: Arc::new(Inner {
                 id,

@@ -189,8 +189,11 @@ mod tests {
 
     #[tokio::test]
     async fn serves_beside_kite_and_refuses_duplicates() {
-        let k = Kite::new("routes", "1.0.0").unwrap();
-        k.configure(|c| c.ip = "127.0.0.1".into());
+        let config = crate::Config {
+            ip: "127.0.0.1".into(),
+            ..crate::Config::default()
+        };
+        let k = Kite::with_config("routes", "1.0.0", config).unwrap();
         k.add_route("GET", "/health", |_req| async {
             HttpResponse::text(200, "ok")
         })

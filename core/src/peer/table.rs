@@ -1,0 +1,146 @@
+//! A connection's callback table: the functions it passed (the remote may call them any
+//! number of times) and the calls it awaits (their `responseCallback`s). Ids come from
+//! this table alone; no other connection can reach its entries.
+#![deny(clippy::arithmetic_side_effects)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::dnode::{Arguments, Callback, Message, Method, Path, Payload, Segment};
+use crate::protocol::ErrorKind;
+
+pub(super) enum Entry {
+    /// A function we passed.
+    User(Callback),
+    /// The responseCallback of a call we made; removed at the response, timeout or disconnect.
+    Response(oneshot::Sender<Arguments>),
+}
+
+/// Why a payload could not be placed in the table.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PlaceError {
+    /// The table holds `max_callbacks` entries already.
+    #[error("too many callbacks on this connection (limit {0})")]
+    Full(usize),
+    /// A value could not be serialized, or a function path leads nowhere.
+    #[error("{0}")]
+    Payload(String),
+}
+
+impl PlaceError {
+    /// The wire kind: a full table is a request limit, a bad payload a send error.
+    pub(super) fn kind(&self) -> ErrorKind {
+        match self {
+            PlaceError::Full(_) => ErrorKind::RequestLimitError,
+            PlaceError::Payload(_) => ErrorKind::SendError,
+        }
+    }
+}
+
+pub(super) struct Table {
+    next_id: AtomicU64,
+    entries: Mutex<HashMap<u64, Entry>>,
+    max: usize,
+}
+
+impl Table {
+    pub(super) fn new(max: usize) -> Self {
+        Self {
+            next_id: AtomicU64::new(0),
+            entries: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        // Nothing panics while the lock is held (plain map operations).
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    /// Adds an entry; fails when the table is full.
+    pub(super) fn insert(&self, entry: Entry) -> Result<u64, PlaceError> {
+        let mut entries = self.entries();
+        if entries.len() >= self.max {
+            return Err(PlaceError::Full(self.max));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        entries.insert(id, entry);
+        Ok(id)
+    }
+
+    pub(super) fn remove(&self, id: u64) -> Option<Entry> {
+        self.entries().remove(&id)
+    }
+
+    /// What a message to callback `id` reaches: a function of ours (kept), or the
+    /// response to one of our calls (taken).
+    pub(super) fn take_for_call(&self, id: u64) -> Option<Entry> {
+        let mut entries = self.entries();
+        match entries.get(&id) {
+            Some(Entry::User(cb)) => Some(Entry::User(cb.clone())),
+            Some(Entry::Response(_)) => entries.remove(&id),
+            None => None,
+        }
+    }
+
+    /// Empties the table (the connection ended): waiting calls fail with `disconnect`.
+    pub(super) fn clear(&self) {
+        let entries: Vec<Entry> = self.entries().drain().map(|(_, e)| e).collect();
+        drop(entries);
+    }
+
+    /// Registers the functions of `payload` (all of them, or none when the table is full)
+    /// and returns its value with the `callbacks` entries, paths under `prefix`.
+    pub(super) fn place(
+        &self,
+        payload: Payload,
+        prefix: &[Segment],
+    ) -> Result<(Value, Vec<(u64, Path)>), PlaceError> {
+        let (value, callbacks) = payload.into_parts().map_err(PlaceError::Payload)?;
+        if callbacks.is_empty() {
+            return Ok((value, Vec::new()));
+        }
+        let mut entries = self.entries();
+        if entries.len().saturating_add(callbacks.len()) > self.max {
+            return Err(PlaceError::Full(self.max));
+        }
+        let placed = callbacks
+            .into_iter()
+            .map(|(path, cb)| {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                entries.insert(id, Entry::User(cb));
+                let mut full = prefix.to_vec();
+                full.extend(path);
+                (id, full)
+            })
+            .collect();
+        Ok((value, placed))
+    }
+
+    /// The text of a call to remote function `id` with `args`.
+    pub(super) fn encode_callback_call(
+        &self,
+        id: u64,
+        args: Payload,
+    ) -> Result<String, PlaceError> {
+        let (value, callbacks) = self.place(args.into_list(), &[])?;
+        let arguments = match value {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        Ok(Message {
+            method: Method::Callback(id),
+            arguments,
+            callbacks,
+        }
+        .to_json())
+    }
+}

@@ -1,0 +1,123 @@
+//! How a kite serves the calls its connections hand up ([`Dispatch`]): method lookup,
+//! authentication, throttling, the [`Request`], and the method's chain.
+#![deny(clippy::arithmetic_side_effects)]
+
+use super::drain::closing_error;
+use super::kite::Kite;
+use super::method::HandlerResult;
+use super::request::Request;
+use crate::dnode::BoxFuture;
+use crate::peer::{Connection, Dispatch, Incoming};
+use crate::protocol::{ErrorKind, KiteError};
+
+impl Dispatch for Kite {
+    fn dispatch(&self, call: Incoming) -> BoxFuture<'static, ()> {
+        let kite = self.clone();
+        Box::pin(async move {
+            // In flight until its response is sent; refused once the kite is closing.
+            let guard = kite.begin_call();
+            let Incoming {
+                method,
+                id,
+                options,
+                args,
+                shape,
+                connection,
+                reply,
+            } = call;
+            let request_id = id.clone();
+            let outcome = match guard {
+                Some(_) => {
+                    let parts = (method, id, options, args, shape, connection);
+                    kite.serve(parts).await
+                }
+                None => Err(closing_error()),
+            };
+            // Errors name the request, except `methodNotFound` (as the reference answers).
+            let outcome = outcome.map_err(|e| {
+                if e.id.is_empty() && e.kind != ErrorKind::MethodNotFound {
+                    e.with_id(&request_id)
+                } else {
+                    e
+                }
+            });
+            reply.send(outcome).await;
+            drop(guard);
+        })
+    }
+
+    fn connected(&self, conn: &Connection) {
+        self.inner
+            .events
+            .load()
+            .connect
+            .iter()
+            .for_each(|h| h(conn));
+    }
+
+    fn first_request(&self, conn: &Connection) {
+        let events = self.inner.events.load();
+        events.first_request.iter().for_each(|h| h(conn));
+    }
+
+    fn disconnected(&self, conn: &Connection) {
+        self.inner
+            .events
+            .load()
+            .disconnect
+            .iter()
+            .for_each(|h| h(conn));
+    }
+}
+
+type Parts = (
+    String,
+    String,
+    crate::protocol::CallOptions,
+    crate::dnode::Arguments,
+    crate::peer::ArgsShape,
+    Connection,
+);
+
+impl Kite {
+    /// Serves one call: the method, the caller's authentication, the method's throttle,
+    /// then its chain.
+    async fn serve(&self, parts: Parts) -> HandlerResult {
+        let (method, id, options, args, shape, connection) = parts;
+        // One snapshot for the whole call: a method replaced meanwhile is used next time.
+        let table = self.inner.table.load_full();
+        let Some(m) = table.methods.get(&method) else {
+            return Err(KiteError::method_not_found(&method));
+        };
+        let username = if m.requires_authentication() && !connection.is_dialed() {
+            super::authn::authenticate(
+                &table.authenticators,
+                self.verifier(),
+                options.authentication.as_ref(),
+                &options.kite,
+                self.identity(),
+            )
+            .await?
+        } else {
+            options.kite.username.clone()
+        };
+        if !m.admit() {
+            return Err(KiteError::request_limit());
+        }
+        let cancel = connection.cancel_token();
+        let req = Request::new(
+            super::request::Parts {
+                id,
+                method,
+                username,
+                args,
+                shape,
+                auth: options.authentication,
+                caller: options.kite,
+            },
+            connection,
+            cancel,
+        );
+        m.serve(req, &table.wide).await
+    }
+}

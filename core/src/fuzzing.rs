@@ -391,7 +391,8 @@ impl FunctionSink for Sink {
     fn call_function(
         &self,
         _: u64,
-        _: crate::dnode::Payload,
+        _: Value,
+        _: Vec<(crate::dnode::Path, crate::dnode::Callback)>,
     ) -> BoxFuture<'_, Result<(), KiteError>> {
         Box::pin(async { Ok(()) })
     }

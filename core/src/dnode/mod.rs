@@ -6,14 +6,12 @@
 //! [`Function`]s at explicit paths of [`Arguments`], bound to the connection they came from.
 //! The connection that sends and receives is the layer above ([`crate::peer`]).
 
-mod arguments;
-mod callback;
+mod functions;
 mod message;
 mod payload;
 mod stack;
 
-pub use arguments::Arguments;
-pub use callback::{BoxFuture, Callback, Function, FunctionSink};
+pub use functions::{Arguments, BoxFuture, Callback, Function, FunctionSink};
 pub use message::{value_at_mut, Message, MessageError, Method, Path, Segment, FAST_DEPTH};
 pub(crate) use message::{Borrowed, LazyMessage};
 pub use payload::{IntoPayload, Payload, PLACEHOLDER};

@@ -10,9 +10,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::arguments::Arguments;
-use super::callback::{Callback, Function};
+use super::functions::{Arguments, Callback, Function};
 use super::message::{Path, Segment};
+use crate::protocol::{ErrorKind, KiteError};
 
 /// Placeholder for a function inside arguments.
 pub const PLACEHOLDER: &str = "[Function]";
@@ -205,6 +205,39 @@ fn put(value: &mut Value, path: &[Segment]) -> bool {
             true
         }
         _ => false,
+    }
+}
+
+impl Function {
+    /// Calls the remote function. `args` is the argument list: a [`Payload`] (values and
+    /// callbacks), [`Arguments`] received elsewhere, or any `Serialize` value (an array is
+    /// the list, `()` none, anything else one argument). Fails with `sendError` when the
+    /// connection is gone or the arguments cannot be sent.
+    pub async fn call(&self, args: impl IntoPayload) -> Result<(), KiteError> {
+        let (value, callbacks) = args
+            .into_payload()
+            .into_list()
+            .into_parts()
+            .map_err(|e| KiteError::new(ErrorKind::SendError, e))?;
+        let Some(sink) = self.sink() else {
+            return Err(KiteError::new(ErrorKind::SendError, "connection is closed"));
+        };
+        sink.call_function(self.id(), value, callbacks).await
+    }
+}
+
+impl From<Function> for Callback {
+    /// A remote function passed on: calling the callback calls the remote function with the
+    /// same arguments (functions included).
+    fn from(f: Function) -> Self {
+        Callback::new_async(move |args: Arguments| {
+            let f = f.clone();
+            async move {
+                if let Err(e) = f.call(args).await {
+                    tracing::debug!(error = %e, "forwarded function call failed");
+                }
+            }
+        })
     }
 }
 

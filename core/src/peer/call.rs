@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::table::{Entry, PlaceError};
-use super::Connection;
+use super::connection::Connection;
 use crate::dnode::{Arguments, Borrowed, IntoPayload, Method, Path, Segment, PLACEHOLDER};
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
 use crate::Error;

@@ -1,5 +1,5 @@
 //! Incoming calls: how a received call is split into its parts, handed up through
-//! [`Dispatch`](super::Dispatch), and answered.
+//! [`Dispatch`](super::Dispatch), and answered ([`Reply::send`]).
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::atomic::Ordering;
@@ -7,48 +7,9 @@ use std::sync::atomic::Ordering;
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::Connection;
+use super::connection::{ArgsShape, Connection, Incoming, Reply};
 use crate::dnode::{Arguments, Borrowed, IntoPayload, Method, Path, Segment};
 use crate::protocol::{args_list, CallOptions, ErrorKind, KiteError, Response};
-
-/// How the caller sent its arguments (`withArgs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgsShape {
-    /// An array: the argument list (Go, kite-rs).
-    List,
-    /// A single non-array value (kite.js `tell("m", 5)`).
-    Single,
-    /// Null or absent: no arguments.
-    Absent,
-}
-
-/// One call received on a connection, as handed to [`Dispatch`](super::Dispatch).
-#[derive(Debug)]
-pub struct Incoming {
-    /// The method called.
-    pub method: String,
-    /// A fresh request id (16 alphanumerics), for logs and error responses.
-    pub id: String,
-    /// The caller's options: its identity and authentication (`withArgs` moved to `args`).
-    pub options: CallOptions,
-    /// The arguments, with the functions passed in them bound to this connection.
-    pub args: Arguments,
-    /// How the caller sent its arguments.
-    pub shape: ArgsShape,
-    /// The connection the call came on.
-    pub connection: Connection,
-    /// Where the answer goes.
-    pub reply: Reply,
-}
-
-/// The answer to one incoming call (its `responseCallback`). Sending nothing (dropping it)
-/// leaves the caller to its timeout.
-#[derive(Debug)]
-pub struct Reply {
-    conn: Connection,
-    response_id: Option<u64>,
-    request_id: String,
-}
 
 impl Reply {
     /// The id of the request this answers.

@@ -105,6 +105,16 @@ impl Table {
         prefix: &[Segment],
     ) -> Result<(Value, Vec<(u64, Path)>), PlaceError> {
         let (value, callbacks) = payload.into_parts().map_err(PlaceError::Payload)?;
+        self.place_parts(value, callbacks, prefix)
+    }
+
+    /// [`Table::place`] for a value and its functions given apart.
+    pub(super) fn place_parts(
+        &self,
+        value: Value,
+        callbacks: Vec<(Path, Callback)>,
+        prefix: &[Segment],
+    ) -> Result<(Value, Vec<(u64, Path)>), PlaceError> {
         if callbacks.is_empty() {
             return Ok((value, Vec::new()));
         }
@@ -125,13 +135,15 @@ impl Table {
         Ok((value, placed))
     }
 
-    /// The text of a call to remote function `id` with `args`.
+    /// The text of a call to remote function `id` with the argument list `args` and the
+    /// functions inside it.
     pub(super) fn encode_callback_call(
         &self,
         id: u64,
-        args: Payload,
+        args: Value,
+        functions: Vec<(Path, Callback)>,
     ) -> Result<String, PlaceError> {
-        let (value, callbacks) = self.place(args.into_list(), &[])?;
+        let (value, callbacks) = self.place_parts(args, functions, &[])?;
         let arguments = match value {
             Value::Array(a) => a,
             other => vec![other],

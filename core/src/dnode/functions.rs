@@ -1,14 +1,103 @@
-//! Received arguments: the JSON values of a call or callback invocation, and the remote
-//! [`Function`]s that came with them, each at its path.
+//! Functions that travel as arguments, in both directions, and the arguments they arrive in.
+//!
+//! - [`Callback`]: a local function put into outgoing arguments ([`super::Payload`]); the
+//!   connection that sends it keeps it in its own callback table under a fresh id.
+//! - [`Function`]: a function of the remote side, received in [`Arguments`], bound to the
+//!   connection it came from; calling it sends a message whose `method` is its id.
+//! - [`Arguments`]: the values of a received call plus its functions, each at its path.
+//!
+//! Neither function type is serializable: functions are never hidden inside JSON values.
+//! They sit beside the values, at explicit paths, so a string a peer sent stays a string.
 
-use std::sync::Weak;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::callback::{Function, FunctionSink};
 use super::message::{Path, Segment};
 use crate::protocol::KiteError;
+
+/// A boxed future, as used by [`FunctionSink`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A local function the remote side may call, any number of times.
+#[derive(Clone)]
+pub struct Callback {
+    f: Arc<dyn Fn(Arguments) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Callback")
+    }
+}
+
+impl Callback {
+    /// A callback run on the connection's reader; keep it short (spawn for longer work).
+    pub fn new(f: impl Fn(Arguments) + Send + Sync + 'static) -> Self {
+        Self { f: Arc::new(f) }
+    }
+
+    /// A callback whose every invocation runs as its own task.
+    pub fn new_async<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Arguments) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Self::new(move |args| {
+            tokio::spawn(f(args));
+        })
+    }
+
+    /// Calls the function with `args`.
+    pub fn invoke(&self, args: Arguments) {
+        (self.f)(args)
+    }
+}
+
+/// The connection side of remote functions: sends `{"method": id, "arguments": …}`.
+pub trait FunctionSink: Send + Sync {
+    /// Calls remote function `id` with the argument list `args` and the local functions
+    /// inside it, at their paths (placeholders already in place).
+    fn call_function(
+        &self,
+        id: u64,
+        args: Value,
+        callbacks: Vec<(Path, Callback)>,
+    ) -> BoxFuture<'_, Result<(), KiteError>>;
+}
+
+/// A function of the remote side, received as an argument. Call it any number of times.
+#[derive(Clone)]
+pub struct Function {
+    id: u64,
+    sink: Weak<dyn FunctionSink>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Function({})", self.id)
+    }
+}
+
+impl Function {
+    /// A function bound to a connection.
+    pub fn new(id: u64, sink: Weak<dyn FunctionSink>) -> Self {
+        Self { id, sink }
+    }
+
+    /// The remote callback id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The connection this function belongs to (gone once it closed).
+    pub(crate) fn sink(&self) -> Option<std::sync::Arc<dyn FunctionSink>> {
+        self.sink.upgrade()
+    }
+}
 
 /// Arguments of a received call or callback invocation.
 ///
@@ -147,14 +236,19 @@ fn same_path(a: &[Segment], b: &[Segment]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dnode::{BoxFuture, Payload};
+    use crate::dnode::{BoxFuture, Callback as Cb, Path as P};
     use serde_json::json;
     use std::sync::{Arc, Mutex};
 
     struct Recorder(Mutex<Vec<(u64, Value)>>);
     impl FunctionSink for Recorder {
-        fn call_function(&self, id: u64, args: Payload) -> BoxFuture<'_, Result<(), KiteError>> {
-            self.0.lock().unwrap().push((id, args.value().clone()));
+        fn call_function(
+            &self,
+            id: u64,
+            args: Value,
+            _: Vec<(P, Cb)>,
+        ) -> BoxFuture<'_, Result<(), KiteError>> {
+            self.0.lock().unwrap().push((id, args));
             Box::pin(async { Ok(()) })
         }
     }

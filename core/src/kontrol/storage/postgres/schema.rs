@@ -6,7 +6,7 @@
 // `Postgres::connect` out of spawned tasks.
 use sqlx::{Connection, Executor as _, PgPool, Row};
 
-use super::Target;
+use super::config::Target;
 use crate::kontrol::storage::{StorageError, StorageResult};
 
 /// Advisory lock held while the schema is checked and migrated, so that Kontrols starting

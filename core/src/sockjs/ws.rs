@@ -4,6 +4,8 @@
 //! application and the peer are slow).
 #![deny(clippy::arithmetic_side_effects)]
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -15,9 +17,11 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::frame::{self, parse_client_payload, parse_frame, CloseReason, Frame};
 use super::parts::Parts;
-use super::server::BoxFuture;
 use super::session::{Outgoing, Session};
-use std::pin::Pin;
+
+/// An application task driven by the websocket's own task (see [`pump`]); the server's
+/// handler for a session is one.
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// How messages are framed on this websocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

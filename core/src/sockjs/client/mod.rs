@@ -22,7 +22,8 @@ use tokio_util::either::Either;
 use url::Url;
 
 use super::frame::{parse_frame, CloseReason, Frame};
-use super::session::{Session, SessionLimits};
+use super::limits::SessionLimits;
+use super::session::Session;
 use super::ws::{pump, ws_config, Framing};
 
 /// Which transport a client uses.

@@ -9,7 +9,7 @@ use http::StatusCode;
 use super::super::frame::{self, parse_client_payload, CloseReason, PayloadError};
 use super::super::session::{Attach, Outgoing, Session};
 use super::http::{self as h, CT_JS, CT_PLAIN};
-use super::{read_body, BodyError, Ctx, Inner};
+use super::sessions::{read_body, BodyError, Ctx, Inner};
 use std::sync::Arc;
 
 /// Detaches the receiver when dropped: as an abort if the request future was dropped

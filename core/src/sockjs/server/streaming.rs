@@ -15,7 +15,7 @@ use super::super::frame::{self, CloseReason};
 use super::super::session::{Attach, Outgoing, Session};
 use super::http::{self as h, CT_HTML, CT_JS};
 use super::polling::{callback_param, AttachGuard};
-use super::{Ctx, Inner};
+use super::sessions::{Ctx, Inner};
 
 /// Which streaming transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

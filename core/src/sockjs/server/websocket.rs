@@ -19,7 +19,7 @@ use super::super::frame;
 use super::super::session::Session;
 use super::super::ws::{pump, ws_config, Framing};
 use super::http::{self as h, CT_PLAIN};
-use super::Ctx;
+use super::sessions::Ctx;
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers

@@ -99,7 +99,7 @@ pub(super) async fn serve(ctx: Ctx, session_id: String, kind: Kind) -> Response 
     let callback = if kind == Kind::HtmlFile {
         match callback_param(&ctx) {
             Ok(cb) => cb,
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     } else {
         String::new()

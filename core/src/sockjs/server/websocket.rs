@@ -34,25 +34,25 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Checks the upgrade request; `Err` is the refusal.
-fn check(ctx: &Ctx) -> Result<(), Response> {
+/// Checks the upgrade request; `Err` is the refusal (boxed: the rare path).
+fn check(ctx: &Ctx) -> Result<(), Box<Response>> {
     let req = &ctx.req;
     if req.method() != Method::GET {
-        return Err(h::method_not_allowed("GET"));
+        return Err(Box::new(h::method_not_allowed("GET")));
     }
     if !header_has(req.headers(), header::UPGRADE, "websocket") {
-        return Err(h::text(
+        return Err(Box::new(h::text(
             StatusCode::BAD_REQUEST,
             CT_PLAIN,
             "Can \"Upgrade\" only to \"WebSocket\".",
-        ));
+        )));
     }
     if !header_has(req.headers(), header::CONNECTION, "upgrade") {
-        return Err(h::text(
+        return Err(Box::new(h::text(
             StatusCode::BAD_REQUEST,
             CT_PLAIN,
             "\"Connection\" must be \"Upgrade\".",
-        ));
+        )));
     }
     Ok(())
 }
@@ -67,7 +67,7 @@ pub(super) async fn raw(ctx: Ctx) -> Response {
 
 async fn upgrade(mut ctx: Ctx, framing: Framing) -> Response {
     if let Err(r) = check(&ctx) {
-        return r;
+        return *r;
     }
     let headers = ctx.req.headers();
     if headers.get(header::SEC_WEBSOCKET_KEY).is_none()

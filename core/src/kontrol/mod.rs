@@ -1,13 +1,12 @@
 //! Kontrol: the registry and token authority of a kite mesh, itself a kite; its storage;
 //! and the kite's side of it (register, find kites, tokens).
-
 //!
 //! Bottom to top (a module imports only those on its left): `cache`, `register_url`,
 //! `query`, `storage` ← `keys` (verifier and token caches) ← `config` (options, method
 //! names, answers) ← `state` (the `Kontrol` handle) ← `key_pairs` ← `heartbeats` ←
 //! `register`, `lookup` (the dnode handlers) ← `http` ← `service` (builds Kontrol and
-//! installs it all). `client` (the kite's side over dnode) needs only
-//! `config`; `client_http` (its HTTP registration) sits above `client`.
+//! installs it all). `client` (the kite's side over dnode) needs only `config`;
+//! `client_http` (its HTTP registration) sits above `client`.
 
 mod cache;
 mod client;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use kite::auth::KiteClaims;
 use kite::protocol::Kite as KiteIdentity;
 use kite::{Config, Kite, Request};
 use serde_json::{json, Value};
@@ -165,11 +166,9 @@ async fn math_kite(kite_key: &str, kontrol_url: &str) -> Kite {
     k
 }
 
-#[tokio::test]
-async fn operator_flow_on_sqlite() {
-    let home = Home::new();
-
-    // --initial: a kite key for the operator, with the default Kontrol URL (port 6000).
+/// `kontrol --initial`: a kite key for the operator alice, with the default Kontrol URL
+/// (port 6000), and the SQLite database in `KITE_HOME`.
+async fn initial_key(home: &Home) -> KiteClaims {
     let (ok, out, err) = run({
         let mut c = command(KONTROL, home.path());
         c.args(["--initial", "--username", "alice"]);
@@ -188,12 +187,12 @@ async fn operator_flow_on_sqlite() {
         home.path().join("kontrol.db").exists(),
         "SQLite lives in KITE_HOME by default"
     );
+    claims
+}
 
-    // Kontrol on SQLite: runs as the kite key's owner, with the pair --initial stored.
-    let kontrol = start_kontrol(home.path(), &["--machine-auth", "open"]).await;
-    let url = kontrol.url.clone();
-
-    let shown = kitectl(home.path(), &url, &["showkey"]).await;
+/// `kitectl showkey` shows the operator's kite key.
+async fn assert_showkey(home: &Home, url: &str, claims: &KiteClaims) {
+    let shown = kitectl(home.path(), url, &["showkey"]).await;
     assert_eq!(claim(&shown, "sub"), "alice");
     assert_eq!(claim(&shown, "iss"), "alice");
     assert_eq!(claim(&shown, "kontrolURL"), "http://127.0.0.1:6000/kite");
@@ -202,24 +201,16 @@ async fn operator_flow_on_sqlite() {
         claim(&shown, "kontrolKey").trim(),
         claims.kontrol_key.trim()
     );
+}
 
-    // A kite registers with the operator's key; `query` finds it, `tell` calls it.
-    let math = math_kite(&home.kite_key(), &url).await;
+/// `kitectl query` finds the math kite; `kitectl tell` calls it, by name through Kontrol
+/// and by URL; a remote error fails with a message on stderr.
+async fn assert_query_and_tell(home: &Home, url: &str, math: &Kite) {
     let math_url = math.url().unwrap();
-    let result = within(math.register(&math_url)).await.unwrap();
-    assert!(
-        result.kite_key.is_empty() && result.public_key.is_empty(),
-        "{result:?}"
-    );
-    assert_eq!(
-        within(math.get_key()).await.unwrap().trim(),
-        claims.kontrol_key.trim()
-    );
-
     // The username defaults to the kite key's.
     let listed = kitectl(
         home.path(),
-        &url,
+        url,
         &["query", "--environment", "test", "--name", "math"],
     )
     .await;
@@ -232,7 +223,7 @@ async fn operator_flow_on_sqlite() {
     // Go-style single-dash flags, and a version constraint.
     let listed = kitectl(
         home.path(),
-        &url,
+        url,
         &[
             "query",
             "-username=alice",
@@ -250,7 +241,7 @@ async fn operator_flow_on_sqlite() {
     // Found through Kontrol: called with Kontrol's token.
     let out = kitectl(
         home.path(),
-        &url,
+        url,
         &[
             "tell",
             "--environment",
@@ -270,7 +261,7 @@ async fn operator_flow_on_sqlite() {
     // By URL: called with the kite key.
     let out = kitectl(
         home.path(),
-        &url,
+        url,
         &[
             "tell",
             "--to",
@@ -292,11 +283,14 @@ async fn operator_flow_on_sqlite() {
     c.args(["tell", "--to", &math_url, "--method", "square", "\"seven\""]);
     let (ok, _, err) = run(c).await;
     assert!(!ok && err.starts_with("kitectl: "), "{err}");
+}
 
-    // `register` (machine auth is open here) writes a key for bob into another home.
+/// `kitectl register` (machine auth is open here) writes a key for bob into another home,
+/// signed by the operator's Kontrol.
+async fn assert_register_machine(url: &str, claims: &KiteClaims) {
     let bob = Home::new();
     let mut c = command(KITECTL, bob.path());
-    c.args(["register", "--to", &url, "--username", "bob"]);
+    c.args(["register", "--to", url, "--username", "bob"]);
     let (ok, _, err) = run(c).await;
     assert!(ok, "kitectl register failed: {err}");
     let bob_claims = kite::auth::parse_unverified(&bob.kite_key()).unwrap();
@@ -309,6 +303,36 @@ async fn operator_flow_on_sqlite() {
         bob_claims.kontrol_url, url,
         "Kontrol's own URL goes into kite keys"
     );
+}
+
+#[tokio::test]
+async fn operator_flow_on_sqlite() {
+    let home = Home::new();
+
+    let claims = initial_key(&home).await;
+
+    // Kontrol on SQLite: runs as the kite key's owner, with the pair --initial stored.
+    let kontrol = start_kontrol(home.path(), &["--machine-auth", "open"]).await;
+    let url = kontrol.url.clone();
+
+    assert_showkey(&home, &url, &claims).await;
+
+    // A kite registers with the operator's key; `query` finds it, `tell` calls it.
+    let math = math_kite(&home.kite_key(), &url).await;
+    let math_url = math.url().unwrap();
+    let result = within(math.register(&math_url)).await.unwrap();
+    assert!(
+        result.kite_key.is_empty() && result.public_key.is_empty(),
+        "{result:?}"
+    );
+    assert_eq!(
+        within(math.get_key()).await.unwrap().trim(),
+        claims.kontrol_key.trim()
+    );
+
+    assert_query_and_tell(&home, &url, &math).await;
+
+    assert_register_machine(&url, &claims).await;
 
     // Restart on the same data dir: the same key pair, so the kite key is still valid.
     drop(kontrol);

@@ -311,6 +311,126 @@ async fn our_find_and_call(caller: &Kite, username: &str, name: &str, id: &str, 
     c.close();
 }
 
+/// Subscribes `caller` to changes of alice's `math` kites (`getKites` with a
+/// `watchCallback`); returns the events as they arrive.
+async fn watch_kites(caller: &Kite) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+    let kc = within("connect to Kontrol", caller.kontrol())
+        .await
+        .expect("our client connects to Kontrol");
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let watch = Callback::new(move |a| {
+        let _ = tx.send(a.values()[0].clone());
+    });
+    within(
+        "getKites with a watchCallback",
+        kc.call(
+            "getKites",
+            kite::Payload::list()
+                .arg(json!({"query": {"username": "alice", "environment": "test", "name": "math"}}))
+                .with_callback(
+                    [kite::dnode::Segment::from(0), "watchCallback".into()],
+                    watch.clone(),
+                ),
+        ),
+    )
+    .await
+    .expect("getKites with a watchCallback");
+    events
+}
+
+/// What our Kontrol stored is what the Go kite said it is, under our current key pair.
+async fn assert_stored_as_announced(kontrol: &Kontrol, go: &Peer, go_id: &str) {
+    let stored = kontrol
+        .storage()
+        .get_by_id(go_id)
+        .await
+        .unwrap()
+        .expect("the Go kite is in our storage");
+    assert_eq!(stored.url, go.url());
+    assert_eq!(
+        serde_json::to_value(&stored.kite).unwrap(),
+        go.ready["kite"]
+    );
+    assert_eq!(stored.key_id, kontrol.current_key().await.unwrap().id);
+}
+
+/// The Go kite checks authentication: our client's own kite key (signed by our Kontrol,
+/// a client's default authentication) is accepted too, nothing is refused.
+async fn assert_go_kite_checks_auth(caller: &Kite, go_url: &str) {
+    let direct = caller.client(go_url);
+    within("dial the Go kite", direct.dial())
+        .await
+        .expect("dial the Go kite");
+    let got = within("square with our kite key", direct.call("square", &[2]))
+        .await
+        .expect("the Go kite accepts a kite key signed by our Kontrol");
+    assert_eq!(got.as_f64(), Some(4.0));
+    direct.set_auth(None);
+    let e = within("square without authentication", direct.call("square", &[5]))
+        .await
+        .expect_err("the Go kite's square needs authentication");
+    assert_eq!(e.kind(), ErrorKind::AuthenticationError, "{e}");
+    direct.close();
+}
+
+/// The Go reference Kontrol on database `db`, with key pair `pair` and its own kite key
+/// (what `kontrol --initial` would write).
+async fn start_go_kontrol(dir: &Scratch, pg: &PgServer, db: &str, pair: &KeyPair) -> Peer {
+    let public = dir.write("kontrol_pub.pem", &pair.public_pem);
+    let private = dir.write("kontrol.pem", &pair.private_pem);
+    let own_key = dir.write(
+        "kontrol.key",
+        &mint_kite_key(pair, "kontrol", "kontrol", "").unwrap(),
+    );
+    let mut cmd = Command::new(go_bin("kontrol"));
+    cmd.arg("--public-key")
+        .arg(&public)
+        .arg("--private-key")
+        .arg(&private)
+        .arg("--kite-key")
+        .arg(&own_key)
+        .args(["--postgres-host", "127.0.0.1"])
+        .args(["--postgres-port", &pg.port().to_string()])
+        .args(["--postgres-username", postgres_server::SUPERUSER])
+        .args(["--postgres-dbname", db]);
+    Peer::start("the Go reference Kontrol (PostgreSQL)", cmd).await
+}
+
+/// getToken from the Go Kontrol (cached per audience, user, issuer and key pair; `force`
+/// mints a new one) and getKey.
+async fn assert_go_kontrol_tokens(caller: &Kite, math: &Kite, pair: &KeyPair) {
+    let t1 = within("getToken", caller.get_token(&math.identity()))
+        .await
+        .unwrap_or_else(|e| panic!("getToken from the Go Kontrol: {e}"));
+    let t2 = within("getToken", caller.get_token(&math.identity()))
+        .await
+        .unwrap();
+    assert_eq!(t1, t2, "the Go Kontrol caches tokens");
+    let t3 = within("getToken force", caller.get_token_force(&math.identity()))
+        .await
+        .unwrap_or_else(|e| panic!("getToken force from the Go Kontrol: {e}"));
+    assert_ne!(t1, t3, "force mints a new token");
+    assert_eq!(parse_unverified(&t3).unwrap().aud, "/alice/test/math");
+    assert_eq!(
+        within("getKey", caller.get_key()).await.unwrap().trim(),
+        pair.public_pem.trim()
+    );
+}
+
+/// A kite-rs Kontrol on the same database is the same registry: it finds the kite the Go
+/// Kontrol registered, with tokens (signed with the key pair from the database) it accepts.
+async fn assert_same_registry(store: Arc<Postgres>, pair: &KeyPair, id: &str) {
+    let (ours, our_url) = start_kontrol(store).await;
+    assert_eq!(
+        ours.current_key().await.unwrap().public_pem.trim(),
+        pair.public_pem.trim()
+    );
+    let dave = our_kite("caller", &ours.new_kite_key("dave").await.unwrap(), false);
+    assert_eq!(dave.config().kontrol_url, our_url);
+    our_find_and_call(&dave, "alice", "math", id, 9.0).await;
+    ours.close();
+}
+
 // ---------------------------------------------------------------------------------------
 // (a) A Go reference kite on our Kontrol.
 
@@ -332,27 +452,7 @@ async fn go_kite_registers_to_our_kontrol_and_is_called_by_our_and_go_clients() 
 
     // Our client watches alice's kites from the start.
     let caller = our_kite("caller", &kontrol.new_kite_key("bob").await.unwrap(), false);
-    let kc = within("connect to Kontrol", caller.kontrol())
-        .await
-        .expect("our client connects to Kontrol");
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    let watch = Callback::new(move |a| {
-        let _ = tx.send(a.values()[0].clone());
-    });
-    within(
-        "getKites with a watchCallback",
-        kc.call(
-            "getKites",
-            kite::Payload::list()
-                .arg(json!({"query": {"username": "alice", "environment": "test", "name": "math"}}))
-                .with_callback(
-                    [kite::dnode::Segment::from(0), "watchCallback".into()],
-                    watch.clone(),
-                ),
-        ),
-    )
-    .await
-    .expect("getKites with a watchCallback");
+    let mut events = watch_kites(&caller).await;
 
     // The Go kite, with a kite key from our Kontrol (which names our Kontrol's URL).
     let alice = kontrol.new_kite_key("alice").await.unwrap();
@@ -368,38 +468,11 @@ async fn go_kite_registers_to_our_kontrol_and_is_called_by_our_and_go_clients() 
     assert_eq!(ev["action"], "REGISTER", "{ev}");
     assert_eq!(ev["kite"]["id"], go_id.as_str(), "{ev}");
     assert_eq!(ev["url"], go.url().as_str(), "{ev}");
-    // What our Kontrol stored is what the Go kite said it is.
-    let stored = kontrol
-        .storage()
-        .get_by_id(&go_id)
-        .await
-        .unwrap()
-        .expect("the Go kite is in our storage");
-    assert_eq!(stored.url, go.url());
-    assert_eq!(
-        serde_json::to_value(&stored.kite).unwrap(),
-        go.ready["kite"]
-    );
-    assert_eq!(stored.key_id, kontrol.current_key().await.unwrap().id);
+    assert_stored_as_announced(&kontrol, &go, &go_id).await;
 
     // Our client finds it and calls it with our Kontrol's token...
     our_find_and_call(&caller, "alice", "math", &go_id, 5.0).await;
-    // The Go kite checks authentication: our client's own kite key (signed by our Kontrol,
-    // a client's default authentication) is accepted too, nothing is refused.
-    let direct = caller.client(&go.url());
-    within("dial the Go kite", direct.dial())
-        .await
-        .expect("dial the Go kite");
-    let got = within("square with our kite key", direct.call("square", &[2]))
-        .await
-        .expect("the Go kite accepts a kite key signed by our Kontrol");
-    assert_eq!(got.as_f64(), Some(4.0));
-    direct.set_auth(None);
-    let e = within("square without authentication", direct.call("square", &[5]))
-        .await
-        .expect_err("the Go kite's square needs authentication");
-    assert_eq!(e.kind(), ErrorKind::AuthenticationError, "{e}");
-    direct.close();
+    assert_go_kite_checks_auth(&caller, &go.url()).await;
 
     // The Go client finds it through our Kontrol and calls it with our token.
     let carol = dir.write("carol.key", &kontrol.new_kite_key("carol").await.unwrap());
@@ -468,24 +541,7 @@ async fn our_kite_registers_to_go_kontrol_on_postgres() {
 
     // The Go Kontrol: our key pair, its own kite key (what `kontrol --initial` would write).
     let pair = KeyPair::generate().unwrap();
-    let public = dir.write("kontrol_pub.pem", &pair.public_pem);
-    let private = dir.write("kontrol.pem", &pair.private_pem);
-    let own_key = dir.write(
-        "kontrol.key",
-        &mint_kite_key(&pair, "kontrol", "kontrol", "").unwrap(),
-    );
-    let mut cmd = Command::new(go_bin("kontrol"));
-    cmd.arg("--public-key")
-        .arg(&public)
-        .arg("--private-key")
-        .arg(&private)
-        .arg("--kite-key")
-        .arg(&own_key)
-        .args(["--postgres-host", "127.0.0.1"])
-        .args(["--postgres-port", &pg.port().to_string()])
-        .args(["--postgres-username", postgres_server::SUPERUSER])
-        .args(["--postgres-dbname", &db]);
-    let go_kontrol = Peer::start("the Go reference Kontrol (PostgreSQL)", cmd).await;
+    let go_kontrol = start_go_kontrol(&dir, &pg, &db, &pair).await;
     let go_url = go_kontrol.url();
 
     // Our kite registers (register_forever: dnode, re-registering after reconnects).
@@ -524,23 +580,7 @@ async fn our_kite_registers_to_go_kontrol_on_postgres() {
         false,
     );
     our_find_and_call(&caller, "alice", "math", &id, 6.0).await;
-    // getToken (cached per audience, user, issuer and key pair) and getKey.
-    let t1 = within("getToken", caller.get_token(&math.identity()))
-        .await
-        .unwrap_or_else(|e| panic!("getToken from the Go Kontrol: {e}"));
-    let t2 = within("getToken", caller.get_token(&math.identity()))
-        .await
-        .unwrap();
-    assert_eq!(t1, t2, "the Go Kontrol caches tokens");
-    let t3 = within("getToken force", caller.get_token_force(&math.identity()))
-        .await
-        .unwrap_or_else(|e| panic!("getToken force from the Go Kontrol: {e}"));
-    assert_ne!(t1, t3, "force mints a new token");
-    assert_eq!(parse_unverified(&t3).unwrap().aud, "/alice/test/math");
-    assert_eq!(
-        within("getKey", caller.get_key()).await.unwrap().trim(),
-        pair.public_pem.trim()
-    );
+    assert_go_kontrol_tokens(&caller, &math, &pair).await;
 
     // The Go client finds it too.
     let carol = dir.write(
@@ -552,18 +592,7 @@ async fn our_kite_registers_to_go_kontrol_on_postgres() {
     // The same checks hold for the reference Kontrol itself.
     assert_go_token_and_key(&run, &carol);
 
-    // A kite-rs Kontrol on the same database is the same registry: it finds the kite the Go
-    // Kontrol registered, with tokens (signed with the key pair from the database) it accepts.
-    let (ours, our_url) = start_kontrol(store.clone()).await;
-    assert_eq!(
-        ours.current_key().await.unwrap().public_pem.trim(),
-        pair.public_pem.trim()
-    );
-    let dave = our_kite("caller", &ours.new_kite_key("dave").await.unwrap(), false);
-    assert_eq!(dave.config().kontrol_url, our_url);
-    our_find_and_call(&dave, "alice", "math", &id, 9.0).await;
-
-    ours.close();
+    assert_same_registry(store.clone(), &pair, &id).await;
     // Our kite closes cleanly: its `unregister` gets the Go Kontrol's methodNotFound, which
     // is ignored (no delay beyond the answer); the Go Kontrol drops the kite when its
     // heartbeats stop, as it always did, so the row is still there right after.

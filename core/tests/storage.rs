@@ -114,6 +114,8 @@ mod postgres {
 
     use super::postgres_server::PgServer;
     use super::*;
+    use futures_util::stream::BoxStream;
+    use kite::auth::KeyPair;
     use kite::kontrol::storage::postgres::Postgres;
     use sqlx::Row;
 
@@ -335,24 +337,14 @@ mod postgres {
         let (go_key, old_key) = (key_pair(), key_pair());
         let (live, stale) = (uuid(), uuid());
         let u = user();
-        server
-            .execute(
-                &reference,
-                &format!(
-                    "INSERT INTO kite.key (id, public, private) VALUES \
-                       ('{}', '{}', '{}'), ('{}', '{}', '{}');
-                     UPDATE kite.key SET deleted_at = (now() at time zone 'utc') WHERE id = '{}';
-                     INSERT INTO kite.kite (username, environment, kitename, version, region, hostname, id, url, key_id) \
-                       VALUES ('{u}', 'prod', 'math', '1.0.0', 'eu', 'go-host', '{live}', 'http://go:6000/kite', '{}');
-                     INSERT INTO kite.kite (username, environment, kitename, version, region, hostname, id, url, key_id, updated_at) \
-                       VALUES ('{u}', 'prod', 'math', '1.0.0', 'eu', 'go-host', '{stale}', 'http://go:6001/kite', '{}', \
-                               (now() at time zone 'utc') - interval '10 minutes');",
-                    go_key.id, go_key.public_pem, go_key.private_pem,
-                    old_key.id, old_key.public_pem, old_key.private_pem,
-                    old_key.id, go_key.id, go_key.id,
-                ),
-            )
-            .await;
+        insert_reference_rows(
+            &server,
+            &reference,
+            &u,
+            (&go_key, &old_key),
+            (&live, &stale),
+        )
+        .await;
         let before = layout(&server, &reference).await;
 
         let s = Postgres::connect(&server.config_as("kontrolapplication", &reference))
@@ -398,7 +390,47 @@ mod postgres {
             &go_key,
         );
         s.upsert(&ours).await.expect("upsert");
-        let mut conn = server.connect(&reference).await;
+        assert_reference_reads(&server, &reference, &ours, &go_key).await;
+        assert_fresh_layout(&server, &reference, &before).await;
+    }
+
+    /// Writes key pairs and kites as the reference does: `go_key` active, `old_key`
+    /// deleted, kite `live` fresh and kite `stale` ten minutes old.
+    async fn insert_reference_rows(
+        server: &PgServer,
+        reference: &str,
+        u: &str,
+        (go_key, old_key): (&KeyPair, &KeyPair),
+        (live, stale): (&str, &str),
+    ) {
+        server
+            .execute(
+                reference,
+                &format!(
+                    "INSERT INTO kite.key (id, public, private) VALUES \
+                       ('{}', '{}', '{}'), ('{}', '{}', '{}');
+                     UPDATE kite.key SET deleted_at = (now() at time zone 'utc') WHERE id = '{}';
+                     INSERT INTO kite.kite (username, environment, kitename, version, region, hostname, id, url, key_id) \
+                       VALUES ('{u}', 'prod', 'math', '1.0.0', 'eu', 'go-host', '{live}', 'http://go:6000/kite', '{}');
+                     INSERT INTO kite.kite (username, environment, kitename, version, region, hostname, id, url, key_id, updated_at) \
+                       VALUES ('{u}', 'prod', 'math', '1.0.0', 'eu', 'go-host', '{stale}', 'http://go:6001/kite', '{}', \
+                               (now() at time zone 'utc') - interval '10 minutes');",
+                    go_key.id, go_key.public_pem, go_key.private_pem,
+                    old_key.id, old_key.public_pem, old_key.private_pem,
+                    old_key.id, go_key.id, go_key.id,
+                ),
+            )
+            .await;
+    }
+
+    /// The reference's view of a row we wrote: its name, URL, key pair and liveness.
+    async fn assert_reference_reads(
+        server: &PgServer,
+        reference: &str,
+        ours: &KiteRecord,
+        go_key: &KeyPair,
+    ) {
+        let mut conn = server.connect(reference).await;
         let row = sqlx::query(
             "SELECT kitename, url, key_id::text, updated_at > (now() at time zone 'utc') - interval '1 minute' \
              FROM kite.kite WHERE id = $1::uuid",
@@ -411,23 +443,27 @@ mod postgres {
         assert_eq!(row.get::<String, _>(1), "http://rs/kite");
         assert_eq!(row.get::<String, _>(2), go_key.id);
         assert!(row.get::<bool, _>(3), "updated_at in the reference's clock");
+    }
 
+    /// A fresh database is laid out as the reference's `before`, plus our lookup index;
+    /// connecting again changes nothing.
+    async fn assert_fresh_layout(server: &PgServer, reference: &str, before: &[String]) {
         // A fresh database gets the reference's layout (the key id default aside: built-in
         // gen_random_uuid() instead of uuid-ossp's), in the same column order, plus the
         // index getKites looks kites up with (the reference scans the table).
         let fresh = server.create_database().await;
-        drop(connect(&server, &fresh).await);
-        let mut expected = before.clone();
+        drop(connect(server, &fresh).await);
+        let mut expected = before.to_vec();
         expected.push("index kite_kite_query_idx".to_string());
         expected.sort();
-        assert_eq!(layout(&server, &fresh).await, expected);
+        assert_eq!(layout(server, &fresh).await, expected);
         assert_eq!(
-            kite_columns(&server, &fresh).await,
-            kite_columns(&server, &reference).await
+            kite_columns(server, &fresh).await,
+            kite_columns(server, reference).await
         );
         // Connecting again changes nothing.
-        drop(connect(&server, &fresh).await);
-        assert_eq!(layout(&server, &fresh).await, expected);
+        drop(connect(server, &fresh).await);
+        assert_eq!(layout(server, &fresh).await, expected);
     }
 
     /// While the server is down every call fails quickly with `Unavailable`; once it is back
@@ -461,14 +497,36 @@ mod postgres {
             .await
             .expect("stop");
 
+        assert_calls_fail_quickly(&s, &u, &a, &key).await;
+
+        let srv = server.clone();
+        tokio::task::spawn_blocking(move || srv.resume())
+            .await
+            .expect("resume");
+
+        // The same storage works again; the kite survived a clean shutdown.
+        assert_eq!(
+            s.get(&query([&u, "", "", "", "", "", ""]))
+                .await
+                .expect("get after restart"),
+            vec![a.clone()]
+        );
+        assert!(s.touch(&a.kite).await.expect("touch after restart"));
+
+        assert_watcher_recovers(&s, &mut events, &u, &a, &key).await;
+    }
+
+    /// Every kind of call on a storage whose server is down fails with `Unavailable` within
+    /// a few seconds.
+    async fn assert_calls_fail_quickly(s: &Postgres, u: &str, a: &KiteRecord, key: &KeyPair) {
         let started = Instant::now();
         let b = record(
-            kite([&u, "prod", "math", "1.0.0", "eu", "h2"]),
+            kite([u, "prod", "math", "1.0.0", "eu", "h2"]),
             "http://b/kite",
-            &key,
+            key,
         );
         let new_key = key_pair();
-        let everything = query([&u, "", "", "", "", "", ""]);
+        let everything = query([u, "", "", "", "", "", ""]);
         let (get, upsert, touch, by_id, add) = tokio::join!(
             s.get(&everything),
             s.upsert(&b),
@@ -488,27 +546,23 @@ mod postgres {
             "calls fail quickly: {:?}",
             started.elapsed()
         );
+    }
 
-        let srv = server.clone();
-        tokio::task::spawn_blocking(move || srv.resume())
-            .await
-            .expect("resume");
-
-        // The same storage works again; the kite survived a clean shutdown.
-        assert_eq!(
-            s.get(&query([&u, "", "", "", "", "", ""]))
-                .await
-                .expect("get after restart"),
-            vec![a.clone()]
-        );
-        assert!(s.touch(&a.kite).await.expect("touch after restart"));
-
+    /// After the outage the watcher re-listens by itself: a probe registered now is seen,
+    /// and so is the removal of `a`.
+    async fn assert_watcher_recovers(
+        s: &Postgres,
+        events: &mut BoxStream<'static, Event>,
+        u: &str,
+        a: &KiteRecord,
+        key: &KeyPair,
+    ) {
         // The watcher re-listens by itself. Changes made before it has may be missed, so
         // register probes until one is seen (each wait is bounded; no fixed sleep).
         let probe = record(
-            kite([&u, "prod", "probe", "1.0.0", "eu", "h9"]),
+            kite([u, "prod", "probe", "1.0.0", "eu", "h9"]),
             "http://probe/kite",
-            &key,
+            key,
         );
         let deadline = Instant::now() + WAIT;
         loop {
@@ -523,7 +577,7 @@ mod postgres {
         }
         assert!(s.delete(&a.kite).await.expect("delete after restart"));
         loop {
-            match next(&mut events).await {
+            match next(events).await {
                 Event::Register(r) if r == probe => continue,
                 e => {
                     assert_eq!(e, Event::Deregister(a.kite.clone()));

@@ -12,7 +12,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::service::{Inner, Kontrol};
+use super::config::heartbeat_secs;
+use super::state::{Inner, Kontrol};
 use super::storage::KiteRecord;
 use crate::protocol::{Auth, Kite as KiteIdentity};
 
@@ -91,7 +92,7 @@ async fn register(State(inner): State<Weak<Inner>>, body: axum::body::Bytes) -> 
     k.watch_heartbeats(&record, &auth.key);
     tracing::info!(kite = %kite, url = %args.url, "kite registered over HTTP");
     result.url = args.url;
-    result.heartbeat_interval = super::service::heartbeat_secs(&k.inner.config) as i64;
+    result.heartbeat_interval = heartbeat_secs(&k.inner.config) as i64;
     Json(result).into_response()
 }
 

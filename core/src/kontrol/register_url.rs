@@ -14,7 +14,7 @@ pub(crate) fn check_register_url(u: &str) -> Result<(), String> {
             parsed.scheme()
         ));
     }
-    if parsed.host_str().map_or(true, str::is_empty) {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err("invalid register URL: no host".into());
     }
     Ok(())

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::table::{Entry, PlaceError};
 use super::connection::Connection;
+use super::table::{Entry, PlaceError};
 use crate::dnode::{Arguments, Borrowed, IntoPayload, Method, Path, Segment, PLACEHOLDER};
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
 use crate::Error;

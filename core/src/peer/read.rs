@@ -7,8 +7,8 @@ use std::task::Poll;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 
-use super::table::Entry;
 use super::connection::Connection;
+use super::table::Entry;
 use crate::dnode::{Arguments, BoxFuture, LazyMessage, Message, MessageError, Method, Path};
 use crate::protocol::json::nesting_depth;
 use crate::protocol::{CallOptions, KiteError};

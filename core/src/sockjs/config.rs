@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::session::SessionLimits;
+use super::limits::SessionLimits;
 
 /// Options of one SockJS service. Every default matches the Go kite reference.
 #[derive(Debug, Clone)]

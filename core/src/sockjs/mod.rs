@@ -28,6 +28,7 @@
 pub mod client;
 mod config;
 pub mod frame;
+mod limits;
 mod parts;
 pub mod server;
 mod session;
@@ -36,7 +37,6 @@ mod ws;
 pub use client::{connect, ClientConfig, ConnectError, Transport};
 pub use config::ServerConfig;
 pub use frame::CloseReason;
+pub use limits::{SendError, SessionLimits, TryRecvError, TrySendError, INBOUND_CAPACITY};
 pub use server::{serve, ServeOptions, SockJsServer};
-pub use session::{
-    SendError, Session, SessionLimits, TryRecvError, TrySendError, INBOUND_CAPACITY,
-};
+pub use session::Session;

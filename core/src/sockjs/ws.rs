@@ -4,8 +4,11 @@
 //! application and the peer are slow).
 #![deny(clippy::arithmetic_side_effects)]
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -15,9 +18,11 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::frame::{self, parse_client_payload, parse_frame, CloseReason, Frame};
 use super::parts::Parts;
-use super::server::BoxFuture;
 use super::session::{Outgoing, Session};
-use std::pin::Pin;
+
+/// An application task driven by the websocket's own task (see [`pump`]); the server's
+/// handler for a session is one.
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// How messages are framed on this websocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,126 +66,9 @@ pub(crate) async fn pump<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let (mut sink, mut stream) = ws.split();
-    let reader = async {
-        while let Some(msg) = stream.next().await {
-            let text = match msg {
-                Ok(Message::Text(t)) => t,
-                Ok(Message::Binary(b)) if framing == Framing::Raw => {
-                    match std::str::from_utf8(&b) {
-                        Ok(s) => s.into(),
-                        Err(_) => {
-                            session.close_with(CloseReason::new(1007, "Invalid UTF-8"));
-                            return;
-                        }
-                    }
-                }
-                Ok(Message::Close(_)) => break,
-                Ok(_) => continue,
-                Err(WsError::Capacity(e)) => {
-                    tracing::debug!(session = session.id(), error = %e, "websocket message too big");
-                    session.close_with(CloseReason::too_big());
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(session = session.id(), error = %e, "websocket read failed");
-                    break;
-                }
-            };
-            let messages = match framing {
-                Framing::Raw => vec![text.to_string()],
-                Framing::Server => {
-                    if text.is_empty() {
-                        continue;
-                    }
-                    match parse_client_payload(text.as_bytes()) {
-                        Ok(m) => m,
-                        Err(_) => {
-                            tracing::debug!(
-                                session = session.id(),
-                                "broken SockJS framing from client"
-                            );
-                            session.close_with(CloseReason::broken_framing());
-                            return;
-                        }
-                    }
-                }
-                Framing::Client => match parse_frame(&text) {
-                    Ok(Frame::Messages(m)) => m,
-                    Ok(Frame::Open | Frame::Heartbeat) => continue,
-                    Ok(Frame::Close(r)) => {
-                        session.close_with(r);
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::debug!(session = session.id(), error = %e, "broken SockJS frame from server");
-                        session.close_with(CloseReason::new(1002, "Broken framing."));
-                        return;
-                    }
-                },
-            };
-            for m in messages {
-                if session.push_inbound(m).await.is_err() {
-                    return;
-                }
-            }
-        }
-        session.close_with(CloseReason::interrupted());
-    };
-    let writer = async {
-        let mut tick = heartbeat.map(|p| {
-            let start = tokio::time::Instant::now();
-            let mut i = tokio::time::interval_at(start.checked_add(p).unwrap_or(start), p);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
-        loop {
-            let out = tokio::select! {
-                out = session.next_outgoing() => out,
-                _ = async { match tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
-                    if sink.send(Message::text(frame::HEARTBEAT)).await.is_err() {
-                        session.close_with(CloseReason::interrupted());
-                        return;
-                    }
-                    continue;
-                }
-            };
-            let sent = match out {
-                Outgoing::Messages(m) => match framing {
-                    Framing::Server => sink.send(Message::text(frame::array_frame(&m))).await,
-                    Framing::Client => sink.send(Message::text(frame::client_payload(&m))).await,
-                    Framing::Raw => {
-                        let mut r = Ok(());
-                        for msg in m {
-                            r = sink.feed(Message::text(msg)).await;
-                            if r.is_err() {
-                                break;
-                            }
-                        }
-                        match r {
-                            Ok(()) => sink.flush().await,
-                            e => e,
-                        }
-                    }
-                },
-                Outgoing::Close(reason) => {
-                    if framing == Framing::Server && reason != CloseReason::broken_framing() {
-                        let _ = sink.send(Message::text(reason.frame())).await;
-                    }
-                    let close = CloseFrame {
-                        code: CloseCode::from(ws_close_code(reason.code)),
-                        reason: reason.reason.clone().into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(close))).await;
-                    return;
-                }
-            };
-            if sent.is_err() {
-                session.close_with(CloseReason::interrupted());
-                return;
-            }
-        }
-    };
+    let (sink, stream) = ws.split();
+    let reader = read(stream, &session, framing);
+    let writer = write(sink, &session, framing, heartbeat);
     // Reader, writer and application in one task, each polled only when its own waker
     // fired (see `parts`): a message passes from the socket to the application and back
     // without a trip through the scheduler. When reader or writer ends, the other gets a
@@ -215,4 +103,178 @@ pub(crate) async fn pump<S>(
             None => break,
         }
     }
+}
+
+/// What one websocket message carries for the application.
+enum Inbound {
+    /// Messages to queue.
+    Messages(Vec<String>),
+    /// Nothing (an empty or control frame).
+    Skip,
+    /// The session was closed: stop reading.
+    Stop,
+}
+
+/// The reading half of [`pump`]: queues the peer's messages until the websocket or the
+/// session closes.
+async fn read<S>(mut stream: SplitStream<WebSocketStream<S>>, session: &Session, framing: Framing)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(msg) = stream.next().await {
+        let text = match msg {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Binary(b)) if framing == Framing::Raw => match std::str::from_utf8(&b) {
+                Ok(s) => s.into(),
+                Err(_) => {
+                    session.close_with(CloseReason::new(1007, "Invalid UTF-8"));
+                    return;
+                }
+            },
+            Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(WsError::Capacity(e)) => {
+                tracing::debug!(session = session.id(), error = %e, "websocket message too big");
+                session.close_with(CloseReason::too_big());
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(session = session.id(), error = %e, "websocket read failed");
+                break;
+            }
+        };
+        let messages = match decode(&text, framing, session) {
+            Inbound::Messages(m) => m,
+            Inbound::Skip => continue,
+            Inbound::Stop => return,
+        };
+        for m in messages {
+            if session.push_inbound(m).await.is_err() {
+                return;
+            }
+        }
+    }
+    session.close_with(CloseReason::interrupted());
+}
+
+/// The messages in one websocket text message, as `framing` frames them; broken framing
+/// or a close frame closes the session.
+fn decode(text: &str, framing: Framing, session: &Session) -> Inbound {
+    match framing {
+        Framing::Raw => Inbound::Messages(vec![text.to_string()]),
+        Framing::Server => {
+            if text.is_empty() {
+                return Inbound::Skip;
+            }
+            match parse_client_payload(text.as_bytes()) {
+                Ok(m) => Inbound::Messages(m),
+                Err(_) => {
+                    tracing::debug!(session = session.id(), "broken SockJS framing from client");
+                    session.close_with(CloseReason::broken_framing());
+                    Inbound::Stop
+                }
+            }
+        }
+        Framing::Client => match parse_frame(text) {
+            Ok(Frame::Messages(m)) => Inbound::Messages(m),
+            Ok(Frame::Open | Frame::Heartbeat) => Inbound::Skip,
+            Ok(Frame::Close(r)) => {
+                session.close_with(r);
+                Inbound::Stop
+            }
+            Err(e) => {
+                tracing::debug!(session = session.id(), error = %e, "broken SockJS frame from server");
+                session.close_with(CloseReason::new(1002, "Broken framing."));
+                Inbound::Stop
+            }
+        },
+    }
+}
+
+/// The writing half of [`pump`]: sends the session's outgoing messages (and heartbeats
+/// every `heartbeat`) until the session closes, then the close frame.
+async fn write<S>(
+    mut sink: SplitSink<WebSocketStream<S>, Message>,
+    session: &Session,
+    framing: Framing,
+    heartbeat: Option<Duration>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut tick = heartbeat.map(|p| {
+        let start = tokio::time::Instant::now();
+        let mut i = tokio::time::interval_at(start.checked_add(p).unwrap_or(start), p);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
+    loop {
+        let out = tokio::select! {
+            out = session.next_outgoing() => out,
+            _ = async { match tick.as_mut() { Some(t) => { t.tick().await; } None => std::future::pending().await } } => {
+                if sink.send(Message::text(frame::HEARTBEAT)).await.is_err() {
+                    session.close_with(CloseReason::interrupted());
+                    return;
+                }
+                continue;
+            }
+        };
+        let sent = match out {
+            Outgoing::Messages(m) => send_messages(&mut sink, framing, m).await,
+            Outgoing::Close(reason) => {
+                send_close(&mut sink, framing, &reason).await;
+                return;
+            }
+        };
+        if sent.is_err() {
+            session.close_with(CloseReason::interrupted());
+            return;
+        }
+    }
+}
+
+/// Sends queued messages as `framing` frames them (raw: one websocket message each).
+async fn send_messages<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    framing: Framing,
+    m: Vec<String>,
+) -> Result<(), WsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match framing {
+        Framing::Server => sink.send(Message::text(frame::array_frame(&m))).await,
+        Framing::Client => sink.send(Message::text(frame::client_payload(&m))).await,
+        Framing::Raw => {
+            let mut r = Ok(());
+            for msg in m {
+                r = sink.feed(Message::text(msg)).await;
+                if r.is_err() {
+                    break;
+                }
+            }
+            match r {
+                Ok(()) => sink.flush().await,
+                e => e,
+            }
+        }
+    }
+}
+
+/// Sends the close: the SockJS close frame (framed server side, unless the framing was
+/// broken), then the websocket close frame.
+async fn send_close<S>(
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    framing: Framing,
+    reason: &CloseReason,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if framing == Framing::Server && *reason != CloseReason::broken_framing() {
+        let _ = sink.send(Message::text(reason.frame())).await;
+    }
+    let close = CloseFrame {
+        code: CloseCode::from(ws_close_code(reason.code)),
+        reason: reason.reason.clone().into(),
+    };
+    let _ = sink.send(Message::Close(Some(close))).await;
 }

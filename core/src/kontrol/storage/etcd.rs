@@ -17,28 +17,27 @@
 //! transaction. Watchers follow the `/kites/` prefix with the etcd watch API; a kite moved
 //! to a new key under the same id shows as one `Register`, like in the other backends.
 
+mod layout;
 mod watch;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, PutOptions, Txn, TxnOp,
 };
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{matches, Event, KiteRecord, Storage, StorageError, StorageResult};
 use crate::auth::KeyPair;
 use crate::protocol::{Kite, KiteQuery};
 
-/// Prefix of the kite keys (the reference's `KitesPrefix`).
-pub const KITES_PREFIX: &str = "/kites/";
-/// Prefix of the kite-id entries (lookup by id, liveness).
-pub const KITE_IDS_PREFIX: &str = "/kontrol/kite-ids/";
-/// Prefix of the key pairs.
-pub const KEYS_PREFIX: &str = "/kontrol/keys/";
+use layout::{
+    id_key, json, kite_from_key, kite_key, now_micros, parse, prefix_end, record_from, IdEntry,
+    KiteValue, StoredKey,
+};
+pub use layout::{KEYS_PREFIX, KITES_PREFIX, KITE_IDS_PREFIX};
 
 /// Optimistic transactions retried this often before giving up.
 const ATTEMPTS: usize = 16;
@@ -75,126 +74,8 @@ pub struct Etcd {
     lease_ttl: i64,
 }
 
-/// The reference's `RegisterValue`, stored under the kite key.
-#[derive(Serialize, Deserialize)]
-struct KiteValue {
-    url: String,
-    #[serde(default)]
-    key_id: String,
-}
-
-/// Stored under the kite-id key.
-#[derive(Serialize, Deserialize, Clone)]
-struct IdEntry {
-    /// The kite key.
-    key: String,
-    url: String,
-    key_id: String,
-    /// Unix time of the last upsert or touch, in microseconds.
-    alive_at: u64,
-}
-
-/// Stored under the key-pair key.
-#[derive(Serialize, Deserialize)]
-struct StoredKey {
-    id: String,
-    public: String,
-    private: String,
-    /// Unix time of the soft delete, in milliseconds.
-    #[serde(default)]
-    deleted_at: Option<u64>,
-}
-
-impl StoredKey {
-    fn result(self) -> StorageResult<KeyPair> {
-        match self.deleted_at {
-            Some(_) => Err(StorageError::KeyDeleted),
-            None => Ok(KeyPair {
-                id: self.id,
-                public_pem: self.public,
-                private_pem: self.private,
-            }),
-        }
-    }
-}
-
 fn unavailable(e: etcd_client::Error) -> StorageError {
     StorageError::Unavailable(format!("etcd: {e}"))
-}
-
-fn json<T: Serialize>(value: &T) -> StorageResult<String> {
-    serde_json::to_string(value).map_err(|e| StorageError::Invalid(e.to_string()))
-}
-
-fn parse<'a, T: Deserialize<'a>>(kv: &'a KeyValue) -> StorageResult<T> {
-    serde_json::from_slice(kv.value())
-        .map_err(|e| StorageError::Invalid(format!("{}: {e}", String::from_utf8_lossy(kv.key()))))
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
-
-fn kite_key(kite: &Kite) -> String {
-    format!("{KITES_PREFIX}{}", kite.values().join("/"))
-}
-
-fn id_key(id: &str) -> String {
-    format!("{KITE_IDS_PREFIX}{id}")
-}
-
-/// The kite named by a kite key, if it is one.
-fn kite_from_key(key: &[u8]) -> Option<Kite> {
-    let rest = std::str::from_utf8(key).ok()?.strip_prefix(KITES_PREFIX)?;
-    let f: Vec<&str> = rest.split('/').collect();
-    match f.as_slice() {
-        [username, environment, name, version, region, hostname, id]
-            if f.iter().all(|v| !v.is_empty()) =>
-        {
-            Some(Kite {
-                username: (*username).into(),
-                environment: (*environment).into(),
-                name: (*name).into(),
-                version: (*version).into(),
-                region: (*region).into(),
-                hostname: (*hostname).into(),
-                id: (*id).into(),
-            })
-        }
-        _ => None,
-    }
-}
-
-/// A registered kite from its kite key and value; `None` (logged) for foreign data.
-fn record_from(kv: &KeyValue) -> Option<KiteRecord> {
-    let kite = kite_from_key(kv.key());
-    let value = parse::<KiteValue>(kv);
-    match (kite, value) {
-        (Some(kite), Ok(v)) => Some(KiteRecord {
-            kite,
-            url: v.url,
-            key_id: v.key_id,
-        }),
-        _ => {
-            let key = String::from_utf8_lossy(kv.key());
-            tracing::warn!(%key, "ignoring an etcd entry that is not a kite");
-            None
-        }
-    }
-}
-
-/// The end of the key range that starts with `prefix`.
-fn prefix_end(prefix: &str) -> Vec<u8> {
-    let mut end = prefix.as_bytes().to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 impl Etcd {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 use tokio::sync::Mutex;
 
@@ -28,14 +28,14 @@ use super::{Event, KiteRecord, Storage, StorageError, StorageResult};
 use crate::auth::KeyPair;
 use crate::protocol::{Kite, KiteQuery};
 
+mod config;
 mod schema;
 mod watch;
 
+pub use config::PostgresConfig;
+use config::Target;
+pub use watch::CHANNEL;
 use watch::{register_payload, Watcher};
-
-/// The `LISTEN`/`NOTIFY` channel that carries registry changes as JSON:
-/// `{"action":"REGISTER","kite":{…},"url":U,"keyId":K}` or `{"action":"DEREGISTER","kite":{…}}`.
-pub const CHANNEL: &str = "kite_events";
 
 /// PostgreSQL refuses `NOTIFY` payloads of 8000 bytes or more.
 const MAX_PAYLOAD: usize = 7999;
@@ -69,123 +69,6 @@ const DEREGISTER_JSON: &str =
     "json_build_object('action', 'DEREGISTER', 'kite', json_build_object(\
      'username', username, 'environment', environment, 'name', kitename, 'version', version, \
      'region', region, 'hostname', hostname, 'id', id))::text";
-
-/// Where the PostgreSQL storage connects. Field names follow the reference's
-/// `KONTROL_POSTGRES_*` settings.
-#[derive(Clone)]
-pub struct PostgresConfig {
-    /// Server host name or address, or a directory holding its Unix socket (starts with `/`).
-    /// Default: `localhost`.
-    pub host: String,
-    /// Server port. Default: 5432.
-    pub port: u16,
-    /// Role to connect as (required).
-    pub username: String,
-    /// Its password; empty for none. Default: empty.
-    pub password: String,
-    /// Database name (required).
-    pub dbname: String,
-    /// How long a call waits for a database connection before failing with
-    /// [`StorageError::Unavailable`]; dialling is retried within it. Default: 5 s.
-    pub connect_timeout: Duration,
-    /// Connections kept at most (one more is used for watching). Default: 10.
-    pub max_connections: u32,
-}
-
-impl Default for PostgresConfig {
-    fn default() -> Self {
-        Self {
-            host: "localhost".into(),
-            port: 5432,
-            username: String::new(),
-            password: String::new(),
-            dbname: String::new(),
-            connect_timeout: Duration::from_secs(5),
-            max_connections: 10,
-        }
-    }
-}
-
-impl fmt::Debug for PostgresConfig {
-    /// Never prints the password.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresConfig")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field(
-                "password",
-                &if self.password.is_empty() {
-                    ""
-                } else {
-                    "[redacted]"
-                },
-            )
-            .field("dbname", &self.dbname)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_connections", &self.max_connections)
-            .finish()
-    }
-}
-
-impl PostgresConfig {
-    fn connect_options(&self) -> PgConnectOptions {
-        let mut o = PgConnectOptions::new_without_pgpass()
-            .host(&self.host)
-            .port(self.port)
-            .username(&self.username)
-            .database(&self.dbname)
-            .ssl_mode(PgSslMode::Disable)
-            .application_name("kite-kontrol");
-        if !self.password.is_empty() {
-            o = o.password(&self.password);
-        }
-        o
-    }
-
-    /// `host:port/dbname`, for messages.
-    fn target(&self) -> String {
-        format!("{}:{}/{}", self.host, self.port, self.dbname)
-    }
-}
-
-/// What a call failed on, for messages.
-#[derive(Debug)]
-struct Target {
-    name: String,
-    timeout: Duration,
-}
-
-impl Target {
-    /// Maps a driver error: bad data to [`StorageError::Invalid`], the rest to
-    /// [`StorageError::Unavailable`].
-    fn err(&self, e: sqlx::Error) -> StorageError {
-        match e {
-            sqlx::Error::PoolTimedOut => StorageError::Unavailable(format!(
-                "postgres: no connection to {} within {:?} (is the server running?)",
-                self.name, self.timeout
-            )),
-            sqlx::Error::PoolClosed => StorageError::Unavailable(format!(
-                "postgres: connection pool for {} is closed",
-                self.name
-            )),
-            sqlx::Error::Io(e) => StorageError::Unavailable(format!(
-                "postgres: connection to {} failed: {e}",
-                self.name
-            )),
-            sqlx::Error::Database(d) => {
-                let code = d.code().unwrap_or_default().into_owned();
-                // Classes 22 (data exception) and 23 (integrity violation) are the caller's data.
-                if code.starts_with("22") || code.starts_with("23") {
-                    StorageError::Invalid(format!("postgres: {}", d.message()))
-                } else {
-                    StorageError::Unavailable(format!("postgres: {} ({code})", d.message()))
-                }
-            }
-            other => StorageError::Unavailable(format!("postgres: {}: {other}", self.name)),
-        }
-    }
-}
 
 /// SQLSTATE of a database error, if `e` is one.
 fn sqlstate(e: &sqlx::Error) -> Option<String> {

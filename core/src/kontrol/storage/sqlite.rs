@@ -8,7 +8,6 @@
 //! is opened and updated by every write after it commits: a lookup then costs a B-tree
 //! range scan in this process instead of a round trip to SQLite's worker thread.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +21,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Executor as _, Row};
 use tokio::sync::{broadcast, Mutex};
+
+mod mirror;
+
+use mirror::Mirror;
 
 use super::{Event, KiteRecord, Storage, StorageError, StorageResult};
 use crate::auth::KeyPair;
@@ -75,79 +78,6 @@ pub struct Sqlite {
     path: PathBuf,
     /// The `kite` table as committed (see the module docs); changed only under `write`.
     kites: RwLock<Mirror>,
-}
-
-/// Kite rows in memory, ordered by the query fields so that a query (a prefix of them set,
-/// see [`crate::kontrol::query`]) is one range scan.
-#[derive(Default)]
-struct Mirror {
-    /// [`Kite::values`] order → (URL, key pair id).
-    by_fields: BTreeMap<[String; 7], (String, String)>,
-    /// Kite id → its fields.
-    by_id: HashMap<String, [String; 7]>,
-}
-
-impl Mirror {
-    fn put(&mut self, record: &KiteRecord) {
-        let fields = record.kite.values().map(str::to_string);
-        if let Some(old) = self.by_id.insert(record.kite.id.clone(), fields.clone()) {
-            self.by_fields.remove(&old);
-        }
-        self.by_fields
-            .insert(fields, (record.url.clone(), record.key_id.clone()));
-    }
-
-    fn remove(&mut self, id: &str) {
-        if let Some(fields) = self.by_id.remove(id) {
-            self.by_fields.remove(&fields);
-        }
-    }
-
-    fn record(fields: &[String; 7], (url, key_id): &(String, String)) -> KiteRecord {
-        let [username, environment, name, version, region, hostname, id] = fields.clone();
-        KiteRecord {
-            kite: Kite {
-                username,
-                environment,
-                name,
-                version,
-                region,
-                hostname,
-                id,
-            },
-            url: url.clone(),
-            key_id: key_id.clone(),
-        }
-    }
-
-    /// Rows whose fields equal every non-empty field of `query`: the range of the leading
-    /// set fields, filtered by any set after a gap.
-    fn get(&self, query: &KiteQuery) -> Vec<KiteRecord> {
-        let wanted = query.values();
-        let prefix = wanted.iter().take_while(|v| !v.is_empty()).count();
-        // The empty string sorts first, so this is the first key with that prefix.
-        let mut from: [String; 7] = Default::default();
-        for (slot, value) in from.iter_mut().zip(&wanted[..prefix]) {
-            *slot = (*value).to_string();
-        }
-        self.by_fields
-            .range(from..)
-            .take_while(|(fields, _)| fields.iter().zip(&wanted[..prefix]).all(|(f, w)| f == w))
-            .filter(|(fields, _)| {
-                fields
-                    .iter()
-                    .zip(&wanted)
-                    .all(|(f, w)| w.is_empty() || f == w)
-            })
-            .map(|(fields, row)| Mirror::record(fields, row))
-            .collect()
-    }
-
-    fn get_by_id(&self, id: &str) -> Option<KiteRecord> {
-        let fields = self.by_id.get(id)?;
-        let row = self.by_fields.get(fields)?;
-        Some(Mirror::record(fields, row))
-    }
 }
 
 impl std::fmt::Debug for Sqlite {

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use super::super::frame::{client_payload, parse_frame, CloseReason, Frame};
 use super::super::session::{Outgoing, Session};
-use super::{ClientConfig, ConnectError, Target};
+use super::dial::{http_client, is_tls_url, plain_on_tls, tls_for};
+use super::options::{ClientConfig, ConnectError, Target};
 
 fn io(url: &str, e: reqwest::Error) -> ConnectError {
     if let Some(r) = crate::tls::find_rustls_error(&e) {
@@ -34,13 +35,13 @@ pub(super) async fn connect(
     let http = match &config.http {
         Some(h) => h.clone(),
         None => {
-            let tls = if super::is_tls_url(url) {
-                Some(super::tls_for(url, config)?)
+            let tls = if is_tls_url(url) {
+                Some(tls_for(url, config)?)
             } else {
                 // Plain URLs never use it; a broken trust configuration is not their error.
                 crate::tls::default_client_config().ok()
             };
-            super::http_client(tls, config.connect_timeout).map_err(ConnectError::Io)?
+            http_client(tls, config.connect_timeout).map_err(ConnectError::Io)?
         }
     };
     let open = || {
@@ -71,9 +72,7 @@ pub(super) async fn connect(
         // The first chunk only: enough for a TLS port's answer, and bounded.
         let mut resp = resp;
         let head = resp.chunk().await.ok().flatten();
-        return Err(
-            super::plain_on_tls(url, head.as_deref()).unwrap_or(ConnectError::Refused(status))
-        );
+        return Err(plain_on_tls(url, head.as_deref()).unwrap_or(ConnectError::Refused(status)));
     }
     let body = resp.text().await.map_err(|e| io(url, e))?;
     match parse_frame(body.lines().next().unwrap_or("")) {

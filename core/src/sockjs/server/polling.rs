@@ -9,7 +9,7 @@ use http::StatusCode;
 use super::super::frame::{self, parse_client_payload, CloseReason, PayloadError};
 use super::super::session::{Attach, Outgoing, Session};
 use super::http::{self as h, CT_JS, CT_PLAIN};
-use super::{read_body, BodyError, Ctx, Inner};
+use super::sessions::{read_body, BodyError, Ctx, Inner};
 use std::sync::Arc;
 
 /// Detaches the receiver when dropped: as an abort if the request future was dropped
@@ -93,21 +93,22 @@ pub(super) async fn xhr(ctx: Ctx, session_id: String) -> Response {
     r
 }
 
-/// The `c` (or `callback`) query parameter of JSONP and htmlfile, validated.
-pub(super) fn callback_param(ctx: &Ctx) -> Result<String, Response> {
+/// The `c` (or `callback`) query parameter of JSONP and htmlfile, validated (`Err`: the
+/// refusal, boxed as it is the rare path).
+pub(super) fn callback_param(ctx: &Ctx) -> Result<String, Box<Response>> {
     let query = ctx.req.uri().query().unwrap_or("");
     let cb = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "c" || k == "callback")
         .map(|(_, v)| v.into_owned());
     match cb {
-        None => Err(h::server_error("\"callback\" parameter required")),
+        None => Err(Box::new(h::server_error("\"callback\" parameter required"))),
         Some(cb)
             if cb.is_empty()
                 || !cb
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
         {
-            Err(h::server_error("invalid \"callback\" parameter"))
+            Err(Box::new(h::server_error("invalid \"callback\" parameter")))
         }
         Some(cb) => Ok(cb),
     }
@@ -116,7 +117,7 @@ pub(super) fn callback_param(ctx: &Ctx) -> Result<String, Response> {
 pub(super) async fn jsonp(ctx: Ctx, session_id: String) -> Response {
     let callback = match callback_param(&ctx) {
         Ok(cb) => cb,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let f = match ctx.server.get_or_create(&session_id, "jsonp", &ctx) {
         Ok(session) => poll_frame(&ctx.server, &session).await,

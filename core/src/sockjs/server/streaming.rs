@@ -15,7 +15,7 @@ use super::super::frame::{self, CloseReason};
 use super::super::session::{Attach, Outgoing, Session};
 use super::http::{self as h, CT_HTML, CT_JS};
 use super::polling::{callback_param, AttachGuard};
-use super::{Ctx, Inner};
+use super::sessions::{Ctx, Inner};
 
 /// Which streaming transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub(super) async fn serve(ctx: Ctx, session_id: String, kind: Kind) -> Response 
     let callback = if kind == Kind::HtmlFile {
         match callback_param(&ctx) {
             Ok(cb) => cb,
-            Err(r) => return r,
+            Err(r) => return *r,
         }
     } else {
         String::new()

@@ -5,11 +5,15 @@
 //! some proxies, e.g. HAProxy health checks) are served too.
 #![deny(clippy::arithmetic_side_effects)]
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::OriginalUri;
 use axum::response::Response;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -19,7 +23,7 @@ use super::super::frame;
 use super::super::session::Session;
 use super::super::ws::{pump, ws_config, Framing};
 use super::http::{self as h, CT_PLAIN};
-use super::Ctx;
+use super::sessions::{Ctx, Inner};
 
 fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
@@ -30,25 +34,25 @@ fn header_has(headers: &HeaderMap, name: header::HeaderName, token: &str) -> boo
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Checks the upgrade request; `Err` is the refusal.
-fn check(ctx: &Ctx) -> Result<(), Response> {
+/// Checks the upgrade request; `Err` is the refusal (boxed: the rare path).
+fn check(ctx: &Ctx) -> Result<(), Box<Response>> {
     let req = &ctx.req;
     if req.method() != Method::GET {
-        return Err(h::method_not_allowed("GET"));
+        return Err(Box::new(h::method_not_allowed("GET")));
     }
     if !header_has(req.headers(), header::UPGRADE, "websocket") {
-        return Err(h::text(
+        return Err(Box::new(h::text(
             StatusCode::BAD_REQUEST,
             CT_PLAIN,
             "Can \"Upgrade\" only to \"WebSocket\".",
-        ));
+        )));
     }
     if !header_has(req.headers(), header::CONNECTION, "upgrade") {
-        return Err(h::text(
+        return Err(Box::new(h::text(
             StatusCode::BAD_REQUEST,
             CT_PLAIN,
             "\"Connection\" must be \"Upgrade\".",
-        ));
+        )));
     }
     Ok(())
 }
@@ -63,7 +67,7 @@ pub(super) async fn raw(ctx: Ctx) -> Response {
 
 async fn upgrade(mut ctx: Ctx, framing: Framing) -> Response {
     if let Err(r) = check(&ctx) {
-        return r;
+        return *r;
     }
     let headers = ctx.req.headers();
     if headers.get(header::SEC_WEBSOCKET_KEY).is_none()
@@ -106,43 +110,58 @@ async fn upgrade(mut ctx: Ctx, framing: Framing) -> Response {
         .cloned();
     tokio::spawn(async move {
         let _slot = slot;
-        let upgraded = match on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(error = %e, "websocket upgrade failed");
-                return;
-            }
-        };
-        let config = ws_config(server.config.max_message_size);
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        let (transport, heartbeat) = match framing {
-            Framing::Raw => ("websocket-raw", None),
-            _ => ("websocket", Some(server.config.heartbeat_delay)),
-        };
-        let session = Session::new(String::new(), transport, remote, server.config.limits);
-        session.open();
-        let mut ws = ws;
-        if framing == Framing::Server {
-            use futures_util::SinkExt;
-            if ws
-                .send(tokio_tungstenite::tungstenite::Message::text(frame::OPEN))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let app = server.start_inline(&session);
-        pump(ws, session, framing, heartbeat, app).await;
+        run_upgraded(on_upgrade, server, remote, framing).await;
     });
+    switching_protocols(&accept)
+}
+
+/// Once the connection is upgraded: opens a session on the websocket and pumps it (with the
+/// application handler) until either side closes.
+async fn run_upgraded(
+    on_upgrade: OnUpgrade,
+    server: Arc<Inner>,
+    remote: Option<SocketAddr>,
+    framing: Framing,
+) {
+    let upgraded = match on_upgrade.await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(error = %e, "websocket upgrade failed");
+            return;
+        }
+    };
+    let config = ws_config(server.config.max_message_size);
+    let ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let (transport, heartbeat) = match framing {
+        Framing::Raw => ("websocket-raw", None),
+        _ => ("websocket", Some(server.config.heartbeat_delay)),
+    };
+    let session = Session::new(String::new(), transport, remote, server.config.limits);
+    session.open();
+    let mut ws = ws;
+    if framing == Framing::Server {
+        use futures_util::SinkExt;
+        if ws
+            .send(tokio_tungstenite::tungstenite::Message::text(frame::OPEN))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let app = server.start_inline(&session);
+    pump(ws, session, framing, heartbeat, app).await;
+}
+
+/// The `101 Switching Protocols` answer carrying `Sec-WebSocket-Accept: accept`.
+fn switching_protocols(accept: &str) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    h.insert(header::SEC_WEBSOCKET_ACCEPT, h::hv(&accept));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, h::hv(accept));
     r
 }
 

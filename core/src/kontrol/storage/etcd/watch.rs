@@ -8,7 +8,7 @@ use std::time::Duration;
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse, WatchStream};
 use tokio::sync::mpsc;
 
-use super::{kite_from_key, record_from, KITES_PREFIX};
+use super::layout::{kite_from_key, record_from, KITES_PREFIX};
 use crate::kontrol::storage::Event;
 
 /// Starts watching the kite keys from revision `from` (or from now); returns the stream,

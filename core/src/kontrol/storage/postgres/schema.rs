@@ -4,9 +4,9 @@
 // than `query.execute(&mut *tx)`: the compiler cannot prove the latter's futures `Send`
 // ("implementation of `Executor` is not general enough"), which would keep
 // `Postgres::connect` out of spawned tasks.
-use sqlx::{Connection, Executor as _, PgPool, Row};
+use sqlx::{Connection, Executor as _, PgPool, Postgres, Row, Transaction};
 
-use super::Target;
+use super::config::Target;
 use crate::kontrol::storage::{StorageError, StorageResult};
 
 /// Advisory lock held while the schema is checked and migrated, so that Kontrols starting
@@ -28,6 +28,29 @@ pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()>
     tx.execute(sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SCHEMA_LOCK))
         .await
         .map_err(|e| target.err(e))?;
+    let found = inspect(&mut tx, target).await?;
+    let steps = missing_steps(&found);
+    for step in &steps {
+        tx.execute(sqlx::raw_sql(step)).await.map_err(schema_err)?;
+    }
+    create_indexes(&mut tx, target).await?;
+    tx.commit().await.map_err(|e| target.err(e))?;
+    if !steps.is_empty() {
+        tracing::info!(db = %target.name, steps = steps.len(), "postgres: schema \"kite\" prepared");
+    }
+    Ok(())
+}
+
+/// What of the reference's schema already exists.
+struct Found {
+    has_key: bool,
+    has_kite: bool,
+    has_key_id: bool,
+    has_fk: bool,
+}
+
+/// Looks up which tables, column and constraint of the schema exist.
+async fn inspect(tx: &mut Transaction<'_, Postgres>, target: &Target) -> StorageResult<Found> {
     let state = tx
         .fetch_one(sqlx::query(
             "SELECT to_regclass('kite.key') IS NOT NULL AS has_key, \
@@ -40,14 +63,23 @@ pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()>
         .await
         .map_err(|e| target.err(e))?;
     let flag = |name: &str| state.try_get::<bool, _>(name).unwrap_or(false);
-    let (has_key, has_kite, has_key_id, has_fk) = (
-        flag("has_key"),
-        flag("has_kite"),
-        flag("has_key_id"),
-        flag("has_fk"),
-    );
+    Ok(Found {
+        has_key: flag("has_key"),
+        has_kite: flag("has_kite"),
+        has_key_id: flag("has_key_id"),
+        has_fk: flag("has_fk"),
+    })
+}
 
-    let mut steps: Vec<&str> = Vec::new();
+/// The statements that create what is missing, in order.
+fn missing_steps(found: &Found) -> Vec<&'static str> {
+    let Found {
+        has_key,
+        has_kite,
+        has_key_id,
+        has_fk,
+    } = *found;
+    let mut steps: Vec<&'static str> = Vec::new();
     if !has_key || !has_kite {
         steps.push("CREATE SCHEMA IF NOT EXISTS kite");
     }
@@ -97,10 +129,11 @@ pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()>
             );
         }
     }
-    for step in &steps {
-        tx.execute(sqlx::raw_sql(step)).await.map_err(schema_err)?;
-    }
+    steps
+}
 
+/// Creates the indexes that are missing; one the role may not create is only a warning.
+async fn create_indexes(tx: &mut Transaction<'_, Postgres>, target: &Target) -> StorageResult<()> {
     // Indexes speed things up but are not required: one we may not create is a warning.
     for (index, ddl) in [
         (
@@ -141,10 +174,6 @@ pub(super) async fn migrate(pool: &PgPool, target: &Target) -> StorageResult<()>
                 savepoint.rollback().await.map_err(|e| target.err(e))?;
             }
         }
-    }
-    tx.commit().await.map_err(|e| target.err(e))?;
-    if !steps.is_empty() {
-        tracing::info!(db = %target.name, steps = steps.len(), "postgres: schema \"kite\" prepared");
     }
     Ok(())
 }

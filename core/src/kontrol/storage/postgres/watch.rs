@@ -11,9 +11,13 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
-use super::{Target, CHANNEL};
+use super::config::Target;
 use crate::kontrol::storage::{Event, KiteRecord, StorageResult};
 use crate::protocol::Kite;
+
+/// The `LISTEN`/`NOTIFY` channel that carries registry changes as JSON:
+/// `{"action":"REGISTER","kite":{…},"url":U,"keyId":K}` or `{"action":"DEREGISTER","kite":{…}}`.
+pub const CHANNEL: &str = "kite_events";
 
 /// A change as carried by `NOTIFY`.
 #[derive(Serialize, Deserialize)]

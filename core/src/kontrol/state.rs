@@ -1,0 +1,55 @@
+//! Kontrol's shared state: the `Kontrol` handle, what it holds (kite, storage, caches,
+//! live registrations) and the storage-error mapping; below every part of the service.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::config::KontrolConfig;
+use super::keys::{TokenCache, VerifierCache};
+use super::storage::{KiteRecord, Storage, StorageError};
+use crate::protocol::KiteError;
+use crate::server::Kite;
+
+pub(super) struct Registration {
+    pub(super) generation: u64,
+    pub(super) alive: Arc<Notify>,
+    /// The registered record.
+    pub(super) record: KiteRecord,
+    /// The kite key it registered with: only that key may unregister it.
+    pub(super) key: String,
+}
+
+pub(crate) struct Inner {
+    pub(crate) kite: Kite,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) config: KontrolConfig,
+    pub(crate) tokens: TokenCache,
+    pub(crate) verifiers: VerifierCache,
+    pub(super) registrations: Mutex<HashMap<String, Registration>>,
+    pub(super) generation: AtomicU64,
+    pub(super) closed: CancellationToken,
+}
+
+/// Kontrol: the registry and token authority. Cheap to clone.
+#[derive(Clone)]
+pub struct Kontrol {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Kontrol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kontrol")
+            .field("kite", &self.inner.kite)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+pub(super) fn storage_err(e: StorageError) -> anyhow::Error {
+    tracing::error!(error = %e, "kontrol storage");
+    KiteError::generic(format!("kontrol storage: {e}")).into()
+}

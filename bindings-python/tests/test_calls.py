@@ -597,7 +597,8 @@ async def test_core_logs_reach_python_logging(make_kite: MakeKite) -> None:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
     serving = [r for r in records if "serving" in r.getMessage()]
-    assert serving[0].name == "kite_rs.server.kite" and serving[0].levelno == logging.INFO
+    # The logger is the core module's path under kite_rs (the listening code's module).
+    assert serving[0].name == "kite_rs.server.listen" and serving[0].levelno == logging.INFO
     assert "kite=/testuser/" in serving[0].getMessage()
 
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::protocol::{ErrorKind, KiteError};
+use crate::protocol::{format_duration, ErrorKind, KiteError};
 use crate::sockjs::ConnectError;
 
 /// Errors of kite operations. A remote kite's error is kept whole as [`Error::Remote`].
@@ -305,29 +305,6 @@ impl From<KiteError> for Error {
     }
 }
 
-/// Go-style duration text (`15s`, `1.5s`, `250ms`), as in the reference's timeout message.
-pub(crate) fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return format!("{}µs", d.as_micros());
-    }
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = d.as_secs_f64();
-    if secs < 60.0 {
-        let s = format!("{secs:.3}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        return format!("{s}s");
-    }
-    let m = d.as_secs() / 60;
-    let s = d.as_secs() % 60;
-    if m < 60 {
-        format!("{m}m{s}s")
-    } else {
-        format!("{}h{}m{s}s", m / 60, m % 60)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -4,16 +4,20 @@
 //! framework: every kite is both an RPC server and a client, speaking dnode-style JSON over
 //! SockJS, authenticating callers with JWTs and finding other kites through Kontrol.
 //!
-//! The crate is layered; each layer only uses the ones below it:
+//! The crate is layered; each layer only uses the ones below it, and no two files import
+//! each other (`lib.rs` only declares and re-exports):
 //!
 //! | module | layer |
 //! |---|---|
 //! | [`protocol`] | IO-free wire types: Kite identity, call options, responses, errors |
-//! | [`dnode`] | dnode messages, callbacks across the wire, argument decoding |
+//! | [`auth`], [`tls`] | JWT kite keys and tokens; the TLS trust of dials |
+//! | [`dnode`] | dnode messages; values plus the functions beside them, at explicit paths |
 //! | [`sockjs`] | SockJS 0.3.3 server (axum) and client (websocket, XHR polling) |
-//! | [`server`] | the [`Kite`]: methods, handlers, authentication, default methods |
-//! | [`client`] | [`Client`] and [`Connection`]: dialing, calls, callbacks, events |
-//! | [`auth`] | JWT kite keys and tokens: verification, minting, the kite.key file |
+//! | [`Error`] | what a call, a dial or a kite operation fails with |
+//! | [`peer`] | one dnode [`Connection`]: read loop, callback table, calls; hands incoming calls up through [`peer::Dispatch`] |
+//! | [`server`] | the [`Kite`]: method table, authentication, [`Request`], default methods; implements `Dispatch` |
+//! | [`client`] | [`Client`]: dialing, redialing, calls, events |
+//! | [`kontrol`] | Kontrol: the registry service, its storage, and a kite's Kontrol client |
 //!
 //! Every byte from the network is hostile. The modules that handle wire values (durations,
 //! sizes, indices, counts: `protocol`, dnode messages, the SockJS session, frames and

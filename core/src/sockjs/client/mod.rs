@@ -106,7 +106,7 @@ async fn open_stream(
             url: url.to_string(),
             reason: format!(
                 "TLS handshake did not complete within {}",
-                crate::error::format_duration(config.connect_timeout)
+                crate::protocol::format_duration(config.connect_timeout)
             ),
         }),
     }

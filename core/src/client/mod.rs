@@ -5,7 +5,10 @@
 pub use crate::peer::Connection;
 
 use std::future::IntoFuture;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -21,7 +24,7 @@ use crate::{DialError, Error};
 
 type Hook = Arc<dyn Fn() + Send + Sync>;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Hooks {
     connect: Vec<Hook>,
     disconnect: Vec<Hook>,
@@ -32,15 +35,15 @@ struct Hooks {
 struct Inner {
     local: Kite,
     url: String,
-    transport: RwLock<Transport>,
-    auth: RwLock<Option<Auth>>,
-    remote: RwLock<KiteIdentity>,
+    transport: ArcSwap<Transport>,
+    auth: ArcSwapOption<Auth>,
+    remote: ArcSwap<KiteIdentity>,
     conn: watch::Sender<Option<Connection>>,
-    hooks: RwLock<Hooks>,
+    hooks: ArcSwap<Hooks>,
     closed: CancellationToken,
-    forever: Mutex<bool>,
+    forever: AtomicBool,
     /// Where the URL came from (kite.key, an environment variable, a flag), for errors.
-    origin: RwLock<Option<String>>,
+    origin: ArcSwapOption<String>,
     /// Dial attempts finished so far, and the failure of the last one (`None`: it connected).
     attempts: watch::Sender<(u64, Option<DialError>)>,
     /// Wakes a [`Client::dial_forever`] loop sleeping between attempts.
@@ -120,14 +123,14 @@ impl Client {
             inner: Arc::new(Inner {
                 local,
                 url: url.to_string(),
-                transport: RwLock::new(transport),
-                auth: RwLock::new(auth),
-                remote: RwLock::new(KiteIdentity::default()),
+                transport: ArcSwap::from_pointee(transport),
+                auth: ArcSwapOption::new(auth.map(Arc::new)),
+                remote: ArcSwap::from_pointee(KiteIdentity::default()),
                 conn: watch::channel(None).0,
-                hooks: RwLock::new(Hooks::default()),
+                hooks: ArcSwap::default(),
                 closed: CancellationToken::new(),
-                forever: Mutex::new(false),
-                origin: RwLock::new(None),
+                forever: AtomicBool::new(false),
+                origin: ArcSwapOption::empty(),
                 attempts: watch::channel((0, None)).0,
                 retry_now: Notify::new(),
                 redialing: std::sync::atomic::AtomicBool::new(false),
@@ -157,7 +160,7 @@ impl Client {
     /// Names where the URL came from (`kite.key at …`, `KITE_KONTROL_URL`, a flag); dial
     /// errors then say it.
     pub fn set_url_origin(&self, origin: Option<String>) {
-        *self.inner.origin.write().unwrap_or_else(|e| e.into_inner()) = origin;
+        self.inner.origin.store(origin.map(Arc::new));
     }
 
     /// Why the last dial failed; `None` when it succeeded or none was made yet.
@@ -167,16 +170,12 @@ impl Client {
 
     /// Uses `transport` for the next dial (default: the kite's, i.e. `KITE_TRANSPORT` or auto).
     pub fn set_transport(&self, transport: Transport) {
-        *self
-            .inner
-            .transport
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = transport;
+        self.inner.transport.store(Arc::new(transport));
     }
 
     /// Sends `auth` with every call (default: the kite's kite key, if it has one).
     pub fn set_auth(&self, auth: Option<Auth>) {
-        *self.inner.auth.write().unwrap_or_else(|e| e.into_inner()) = auth.clone();
+        self.inner.auth.store(auth.clone().map(Arc::new));
         if let Some(c) = self.connection() {
             c.set_auth(auth);
         }
@@ -184,16 +183,12 @@ impl Client {
 
     /// The credentials sent with calls.
     pub fn auth(&self) -> Option<Auth> {
-        self.inner
-            .auth
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.auth.load().as_deref().cloned()
     }
 
     /// Records the remote kite's identity (e.g. from Kontrol).
     pub fn set_remote_kite(&self, k: KiteIdentity) {
-        *self.inner.remote.write().unwrap_or_else(|e| e.into_inner()) = k.clone();
+        self.inner.remote.store(Arc::new(k.clone()));
         if let Some(c) = self.connection() {
             c.set_remote_kite(k);
         }
@@ -201,11 +196,7 @@ impl Client {
 
     /// The remote kite's identity, when known.
     pub fn remote_kite(&self) -> KiteIdentity {
-        self.inner
-            .remote
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        KiteIdentity::clone(&self.inner.remote.load())
     }
 
     /// The current connection, if connected.
@@ -230,13 +221,7 @@ impl Client {
             return Err(Error::Send("client is closed".into()));
         }
         let dialer = dialer(&self.inner.local);
-        let origin = || {
-            self.inner
-                .origin
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        };
+        let origin = || self.inner.origin.load().as_deref().cloned();
         // Every failed attempt is recorded, so that waiters get its cause at once.
         let failed = |failure: DialError| -> Error {
             self.inner.attempts.send_modify(|(n, last)| {
@@ -255,11 +240,7 @@ impl Client {
             Err(e) => return Err(e),
         };
         let config = sockjs::ClientConfig {
-            transport: *self
-                .inner
-                .transport
-                .read()
-                .unwrap_or_else(|e| e.into_inner()),
+            transport: **self.inner.transport.load(),
             connect_timeout: timeout,
             tls,
             http: dialer.http(),
@@ -280,12 +261,7 @@ impl Client {
         let weak = Arc::downgrade(&self.inner);
         conn.on_token_expired(Arc::new(move || {
             if let Some(inner) = weak.upgrade() {
-                let hooks = inner
-                    .hooks
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .token_expire
-                    .clone();
+                let hooks = inner.hooks.load().token_expire.clone();
                 hooks.iter().for_each(|h| h());
             }
         }));
@@ -298,7 +274,7 @@ impl Client {
         tokio::spawn(async move {
             conn.run().await;
             this.fire(|h| &h.disconnect);
-            let forever = *this.inner.forever.lock().unwrap_or_else(|e| e.into_inner());
+            let forever = this.inner.forever.load(Ordering::Acquire);
             if forever && !this.stopped() {
                 this.redial_loop().await;
             }
@@ -318,7 +294,7 @@ impl Client {
     /// Redials (as [`Client::dial_forever`] does) whenever the connection drops, without
     /// dialing now.
     pub(crate) fn keep_connected(&self) {
-        *self.inner.forever.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.inner.forever.store(true, Ordering::Release);
     }
 
     /// Closed, or its kite is: no more redialing (a connection of a closed kite ends at
@@ -505,42 +481,22 @@ impl Client {
 
     /// Runs `f` after every successful dial.
     pub fn on_connect(&self, f: impl Fn() + Send + Sync + 'static) {
-        self.inner
-            .hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .connect
-            .push(Arc::new(f));
+        self.add_hook(|h| &mut h.connect, Arc::new(f));
     }
 
     /// Runs `f` when the connection drops.
     pub fn on_disconnect(&self, f: impl Fn() + Send + Sync + 'static) {
-        self.inner
-            .hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .disconnect
-            .push(Arc::new(f));
+        self.add_hook(|h| &mut h.disconnect, Arc::new(f));
     }
 
     /// Runs `f` when a call fails with "token is expired".
     pub fn on_token_expire(&self, f: impl Fn() + Send + Sync + 'static) {
-        self.inner
-            .hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .token_expire
-            .push(Arc::new(f));
+        self.add_hook(|h| &mut h.token_expire, Arc::new(f));
     }
 
     /// Runs `f` when the token was renewed.
     pub fn on_token_renew(&self, f: impl Fn() + Send + Sync + 'static) {
-        self.inner
-            .hooks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .token_renew
-            .push(Arc::new(f));
+        self.add_hook(|h| &mut h.token_renew, Arc::new(f));
     }
 
     /// Replaces the token sent with calls and fires the token-renew events.
@@ -549,8 +505,17 @@ impl Client {
         self.fire(|h| &h.token_renew);
     }
 
+    /// Adds a hook (a copy of the hook lists replaces them; firing takes no lock).
+    fn add_hook(&self, pick: impl Fn(&mut Hooks) -> &mut Vec<Hook>, hook: Hook) {
+        self.inner.hooks.rcu(|current| {
+            let mut hooks = Hooks::clone(current);
+            pick(&mut hooks).push(hook.clone());
+            hooks
+        });
+    }
+
     fn fire(&self, pick: impl Fn(&Hooks) -> &Vec<Hook>) {
-        let hooks = pick(&self.inner.hooks.read().unwrap_or_else(|e| e.into_inner())).clone();
+        let hooks = pick(&self.inner.hooks.load()).clone();
         hooks.iter().for_each(|h| h());
     }
 }

@@ -123,7 +123,8 @@ export declare class Client {
   /**
    * Calls `method` on the remote kite. `args` is the argument list (an array; any other
    * value is one argument; functions in it become callbacks the remote side can call,
-   * any number of times, while the connection lasts). Resolves with the result; rejects
+   * any number of times, while the connection lasts). Resolves with the result (functions
+   * inside it are async functions calling the remote side); rejects
    * with a `KiteError` (`code`: the remote kind, or `timeout`, `disconnect`, `sendError`).
    */
   tell(method: string, args?: any, options?: TellOptions | undefined | null): Promise<any>
@@ -157,7 +158,8 @@ export declare class Connection {
   /**
    * Calls `method` on the remote kite. `args` is the argument list (an array; any other
    * value is one argument; functions in it become callbacks the remote side can call).
-   * Resolves with the result; rejects with a `KiteError`.
+   * Resolves with the result (functions inside it are async functions); rejects with a
+   * `KiteError`.
    */
   tell(method: string, args?: any, options?: TellOptions | undefined | null): Promise<any>
   /** Closes the connection. */
@@ -358,7 +360,8 @@ export declare class Kontrol {
 
 /**
  * A registered method: add handlers and change its settings; every call returns the
- * method, so they chain.
+ * method, so they chain. The core's methods are immutable: each change replaces the
+ * method whole.
  */
 export declare class Method {
   /**

@@ -89,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         matches!(r, Err(e) if e.to_kite_error().kind.as_str() == k)
     }
 
-    scenario!("square", c.call("square", &[4]).timeout(T), |r: &Result<
+    scenario!("square", c.call("square", [4]).timeout(T), |r: &Result<
         Value,
         Error,
     >| matches!(r, Ok(v) if num(v) == Some(16.0)));
@@ -101,10 +101,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     scenario!(
         "echoScalar",
-        c.call("echo", &[5]).timeout(T),
+        c.call("echo", [5]).timeout(T),
         |r: &Result<Value, Error>| matches!(r, Ok(v) if *v == json!([5]) || *v == json!(5))
     );
-    scenario!("echoNull", c.call("echo", &()).timeout(T), |r: &Result<
+    scenario!("echoNull", c.call("echo", ()).timeout(T), |r: &Result<
         Value,
         Error,
     >| matches!(r, Ok(v) if v.is_null() || *v == json!([])));
@@ -179,27 +179,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             r.as_ref().err(),
         );
     }
-    scenario!("fail", c.call("fail", &()).timeout(T), |r: &Result<
+    scenario!("fail", c.call("fail", ()).timeout(T), |r: &Result<
         Value,
         Error,
     >| matches!(r, Err(e) if e.to_kite_error().kind.as_str() == "genericError" && e.to_kite_error().message == "boom"));
     scenario!(
         "methodNotFound",
-        c.call("noSuchMethod", &()).timeout(T),
+        c.call("noSuchMethod", ()).timeout(T),
         |r: &Result<Value, Error>| kind(r, "methodNotFound")
     );
     scenario!(
         "argumentError",
-        c.call("needString", &[1]).timeout(T),
+        c.call("needString", [1]).timeout(T),
         |r: &Result<Value, Error>| kind(r, "argumentError")
     );
-    scenario!("ping", c.call("kite.ping", &()).timeout(T), |r: &Result<
+    scenario!("ping", c.call("kite.ping", ()).timeout(T), |r: &Result<
         Value,
         Error,
     >| matches!(r, Ok(v) if *v == json!("pong")));
     scenario!(
         "systemInfo",
-        c.call("kite.systemInfo", &()).timeout(T),
+        c.call("kite.systemInfo", ()).timeout(T),
         |r: &Result<Value, Error>| matches!(r, Ok(v) if v.get("state").is_some())
     );
     if want("heartbeat") {
@@ -230,7 +230,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     scenario!(
         "callMeBack",
-        c.call("callMeBack", &json!(["square", [3]])).timeout(T),
+        c.call("callMeBack", json!(["square", [3]])).timeout(T),
         |r: &Result<Value, Error>| matches!(r, Ok(v) if num(v) == Some(9.0))
     );
     if let Some(path) = &args.kite_key {
@@ -239,7 +239,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         c.set_auth(Some(Auth::kite_key(key.trim())));
         scenario!(
             "secretWithKey",
-            c.call("secret", &()).timeout(T),
+            c.call("secret", ()).timeout(T),
             |r: &Result<Value, Error>| matches!(r, Ok(v) if *v == json!(sub))
         );
     }
@@ -248,19 +248,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         c.set_auth(Some(Auth::token(token.clone())));
         scenario!(
             "secretWithToken",
-            c.call("secret", &()).timeout(T),
+            c.call("secret", ()).timeout(T),
             |r: &Result<Value, Error>| matches!(r, Ok(v) if *v == json!(sub))
         );
     }
     c.set_auth(None);
     scenario!(
         "secretWithout",
-        c.call("secret", &()).timeout(T),
+        c.call("secret", ()).timeout(T),
         |r: &Result<Value, Error>| kind(r, "authenticationError")
     );
     if want("limited") {
-        let first = c.call("limited", &()).timeout(T).await;
-        let second = c.call("limited", &()).timeout(T).await;
+        let first = c.call("limited", ()).timeout(T).await;
+        let second = c.call("limited", ()).timeout(T).await;
         let ok = first.is_ok() && kind(&second, "requestLimitError");
         report(
             "limited",

@@ -111,7 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     k.add_method(
         kite::Method::new("needString", |r: Request| async move {
-            Ok::<_, kite::KiteError>(r.args().one::<String>()?)
+            r.args().one::<String>()
         })
         .disable_authentication(),
     )?;

@@ -236,7 +236,7 @@ async fn hostile_messages_table() {
         }
         // The healthy client is unaffected throughout.
         assert_eq!(
-            within(healthy.call("square", &[3])).await.unwrap(),
+            within(healthy.call("square", [3])).await.unwrap(),
             json!(9.0),
             "{name}"
         );
@@ -257,7 +257,7 @@ async fn hostile_messages_table() {
         }
     }
     assert_eq!(
-        within(healthy.call("square", &[4])).await.unwrap(),
+        within(healthy.call("square", [4])).await.unwrap(),
         json!(16.0)
     );
     let (mut again, _) = within(tokio_tungstenite::connect_async(&raw_url))

@@ -133,7 +133,7 @@ async fn no_credentials_in_logs_at_trace_level() {
     let token = c.auth().unwrap().key;
     secrets.extend(jwt_parts(&token));
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+    assert_eq!(within(c.call("square", [5])).await.unwrap(), json!(25.0));
     let forced = within(caller.get_token_force(&c.remote_kite()))
         .await
         .unwrap();
@@ -145,7 +145,7 @@ async fn no_credentials_in_logs_at_trace_level() {
     direct.set_auth(Some(Auth::kite_key(caller.kite_key())));
     within(direct.dial()).await.unwrap();
     assert_eq!(
-        within(direct.call("square", &[2])).await.unwrap(),
+        within(direct.call("square", [2])).await.unwrap(),
         json!(4.0)
     );
     let foreign = kite::auth::KeyPair::generate().unwrap();
@@ -154,10 +154,10 @@ async fn no_credentials_in_logs_at_trace_level() {
     secrets.extend(jwt_parts(&forged));
     secrets.push(foreign.private_pem.trim().to_string());
     direct.set_auth(Some(Auth::kite_key(forged)));
-    assert!(within(direct.call("square", &[2])).await.is_err());
+    assert!(within(direct.call("square", [2])).await.is_err());
     let broken = format!("{}x", token);
     direct.set_auth(Some(Auth::token(broken.clone())));
-    assert!(within(direct.call("square", &[2])).await.is_err());
+    assert!(within(direct.call("square", [2])).await.is_err());
     secrets.push(broken);
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();

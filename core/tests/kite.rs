@@ -97,29 +97,29 @@ async fn calls_results_and_errors() {
         let c = caller().client(&url);
         c.set_transport(transport);
         within(c.dial()).await.unwrap();
-        assert_eq!(within(c.call("square", &[4])).await.unwrap(), json!(16.0));
+        assert_eq!(within(c.call("square", [4])).await.unwrap(), json!(16.0));
         assert_eq!(
-            within(c.call("echo", &json!([{"a": 1}, [true, null]])))
+            within(c.call("echo", json!([{"a": 1}, [true, null]])))
                 .await
                 .unwrap(),
             json!([{"a": 1}, [true, null]])
         );
-        assert_eq!(within(c.call("echo", &())).await.unwrap(), json!([]));
-        assert_eq!(within(c.call("echo", &5)).await.unwrap(), json!([5]));
+        assert_eq!(within(c.call("echo", ())).await.unwrap(), json!([]));
+        assert_eq!(within(c.call("echo", 5)).await.unwrap(), json!([5]));
         assert_eq!(
-            within(c.call("kite.ping", &())).await.unwrap(),
+            within(c.call("kite.ping", ())).await.unwrap(),
             json!("pong")
         );
-        let e = within(c.call("fail", &())).await.unwrap_err();
+        let e = within(c.call("fail", ())).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::GenericError);
         assert!(e.to_string().starts_with("boom ("), "{e}");
-        let e = within(c.call("nope", &())).await.unwrap_err();
+        let e = within(c.call("nope", ())).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::MethodNotFound);
         assert_eq!(e.to_kite_error().message, "Method not found: nope");
-        let e = within(c.call("square", &["x"])).await.unwrap_err();
+        let e = within(c.call("square", ["x"])).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ArgumentError);
         assert_eq!(e.to_kite_error().id.len(), 16);
-        let e = within(c.call("secret", &())).await.unwrap_err();
+        let e = within(c.call("secret", ())).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AuthenticationError);
         assert_eq!(
             e.to_kite_error().message,
@@ -155,11 +155,11 @@ async fn callbacks_both_ways_and_no_leaks() {
     // The user callback stays (it may be called again); response callbacks are gone.
     assert_eq!(conn.callback_count(), 1);
     for _ in 0..50 {
-        within(c.call("square", &[2])).await.unwrap();
+        within(c.call("square", [2])).await.unwrap();
     }
     assert_eq!(conn.callback_count(), 1);
     // Timeouts free their response callback too.
-    let e = within(c.call("slow", &()).timeout(Duration::from_millis(100)))
+    let e = within(c.call("slow", ()).timeout(Duration::from_millis(100)))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
@@ -195,7 +195,7 @@ async fn server_calls_back_over_the_same_connection() {
     let c = local.client(&url);
     within(c.dial()).await.unwrap();
     assert_eq!(
-        within(c.call("callMeBack", &json!(["double", [21]])))
+        within(c.call("callMeBack", json!(["double", [21]])))
             .await
             .unwrap(),
         json!(42)
@@ -225,7 +225,7 @@ async fn disconnect_fails_calls_in_flight_and_cancels_requests() {
     within(c.dial()).await.unwrap();
     let c1 = c.clone();
     let pending =
-        tokio::spawn(async move { c1.call("hang", &()).timeout(Duration::from_secs(60)).await });
+        tokio::spawn(async move { c1.call("hang", ()).timeout(Duration::from_secs(60)).await });
     // Wait until the call is in flight (its response callback is registered).
     let conn = c.connection().unwrap();
     while conn.callback_count() == 0 {
@@ -251,7 +251,7 @@ async fn kite_key_and_token_authentication() {
     let c = caller().client(&url);
     c.set_auth(Some(Auth::kite_key(key)));
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("secret", &())).await.unwrap(), json!("alice"));
+    assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("alice"));
 
     let token = mint_token(
         &kontrol,
@@ -263,7 +263,7 @@ async fn kite_key_and_token_authentication() {
     )
     .unwrap();
     c.set_auth(Some(Auth::token(token)));
-    assert_eq!(within(c.call("secret", &())).await.unwrap(), json!("bob"));
+    assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("bob"));
 
     // Wrong audience, foreign signer, unknown type.
     let other = mint_token(
@@ -277,7 +277,7 @@ async fn kite_key_and_token_authentication() {
     .unwrap();
     c.set_auth(Some(Auth::token(other)));
     assert_eq!(
-        within(c.call("secret", &())).await.unwrap_err().kind(),
+        within(c.call("secret", ())).await.unwrap_err().kind(),
         ErrorKind::AuthenticationError
     );
     let foreign = KeyPair::generate().unwrap();
@@ -296,7 +296,7 @@ async fn kite_key_and_token_authentication() {
     c.on_token_expire(move || {
         e2.fetch_add(1, Ordering::SeqCst);
     });
-    let e = within(c.call("secret", &()))
+    let e = within(c.call("secret", ()))
         .await
         .unwrap_err()
         .to_kite_error();
@@ -306,7 +306,7 @@ async fn kite_key_and_token_authentication() {
         kind: "magic".into(),
         key: "x".into(),
     }));
-    let e = within(c.call("secret", &()))
+    let e = within(c.call("secret", ()))
         .await
         .unwrap_err()
         .to_kite_error();
@@ -323,13 +323,13 @@ async fn kite_key_and_token_authentication() {
         kind: "magic".into(),
         key: "open sesame".into(),
     }));
-    assert_eq!(within(c.call("secret", &())).await.unwrap(), json!("ali"));
+    assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("ali"));
     c.set_auth(Some(Auth {
         kind: "magic".into(),
         key: "nope".into(),
     }));
     assert_eq!(
-        within(c.call("secret", &()))
+        within(c.call("secret", ()))
             .await
             .unwrap_err()
             .to_kite_error()
@@ -375,11 +375,11 @@ async fn handlers_chain_throttle_and_duplicates() {
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
     assert_eq!(
-        within(c.call("chain", &())).await.unwrap(),
+        within(c.call("chain", ())).await.unwrap(),
         json!("final:post")
     );
-    within(c.call("limited", &())).await.unwrap();
-    let e = within(c.call("limited", &()))
+    within(c.call("limited", ())).await.unwrap();
+    let e = within(c.call("limited", ()))
         .await
         .unwrap_err()
         .to_kite_error();
@@ -396,7 +396,7 @@ async fn heartbeat_and_system_info() {
     let url = start(&k).await;
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
-    let info = within(c.call("kite.systemInfo", &())).await.unwrap();
+    let info = within(c.call("kite.systemInfo", ())).await.unwrap();
     assert_eq!(info["state"], "RUNNING");
     assert!(info["diskTotal"].as_u64().unwrap() > 0);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -425,14 +425,14 @@ async fn dial_forever_reconnects() {
         n.fetch_add(1, Ordering::SeqCst);
     });
     within(c.dial_forever()).await;
-    assert_eq!(within(c.call("square", &[3])).await.unwrap(), json!(9.0));
+    assert_eq!(within(c.call("square", [3])).await.unwrap(), json!(9.0));
     // Drop the connection from our side's transport: the client redials.
     c.connection().unwrap().close();
     while connects.load(Ordering::SeqCst) < 2 {
         within(c.connected()).await;
         tokio::task::yield_now().await;
     }
-    assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+    assert_eq!(within(c.call("square", [5])).await.unwrap(), json!(25.0));
     c.close();
 }
 
@@ -505,9 +505,9 @@ async fn raw_websocket_urls_skip_sockjs() {
     let c = caller().client(&raw);
     within(c.dial()).await.unwrap();
     assert_eq!(c.connection().unwrap().transport(), "websocket-raw");
-    assert_eq!(within(c.call("square", &[6])).await.unwrap(), json!(36.0));
+    assert_eq!(within(c.call("square", [6])).await.unwrap(), json!(36.0));
     assert_eq!(
-        within(c.call("echo", &json!([1, "two"]))).await.unwrap(),
+        within(c.call("echo", json!([1, "two"]))).await.unwrap(),
         json!([1, "two"])
     );
 }
@@ -531,7 +531,7 @@ async fn closed_kites_are_freed() {
     let from = caller();
     let c = from.client(&url);
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("square", &[3])).await.unwrap(), json!(9.0));
+    assert_eq!(within(c.call("square", [3])).await.unwrap(), json!(9.0));
     let (weak_k, weak_caller) = (k.downgrade(), from.downgrade());
     k.close();
     from.close();
@@ -546,7 +546,7 @@ async fn closed_kites_are_freed() {
     drop(k);
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("square", &[4])).await.unwrap(), json!(16.0));
+    assert_eq!(within(c.call("square", [4])).await.unwrap(), json!(16.0));
     weak.upgrade().expect("a listening kite is alive").close();
     freed(&weak).await;
 

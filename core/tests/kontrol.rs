@@ -105,7 +105,7 @@ async fn register_find_and_call_with_token() {
     assert_eq!(c.auth().unwrap().kind, "token");
     within(c.dial()).await.unwrap();
     // `square` requires authentication: the token from Kontrol is accepted by `math`.
-    assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+    assert_eq!(within(c.call("square", [5])).await.unwrap(), json!(25.0));
 
     // Version constraints.
     let mut q = query("alice", "math");

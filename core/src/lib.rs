@@ -28,6 +28,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kontrol;
+pub mod logging;
 pub mod protocol;
 pub mod server;
 pub mod sockjs;

@@ -6,11 +6,13 @@ mod client;
 mod http;
 mod keys;
 pub mod query;
+mod register_mode;
 mod register_url;
 mod service;
 pub mod storage;
 
 pub use client::{RENEW_BEFORE, RETRY_INTERVAL};
+pub use register_mode::RegisterMode;
 pub use service::{
     allow_all_machines, KiteWithToken, Kontrol, KontrolConfig, MachineCheck, RegisterResult,
     METHOD_GET_KEY, METHOD_GET_KITES, METHOD_GET_TOKEN, METHOD_REGISTER, METHOD_REGISTER_MACHINE,

@@ -8,6 +8,7 @@ mod defaults;
 mod drain;
 mod kite;
 mod method;
+mod options;
 mod request;
 mod routes;
 
@@ -18,5 +19,6 @@ pub(crate) use drain::closing_error;
 pub use drain::shutdown_signal;
 pub use kite::{AuthCheck, Authenticator, Kite, WeakKite};
 pub use method::{argument_error, HandlerResult, MethodBuilder, MethodHandling};
+pub use options::{Options, TimeUnit, TlsFiles};
 pub use request::{ArgsShape, Request};
 pub use routes::{HttpRequest, HttpResponse, MAX_ROUTE_BODY};

@@ -32,13 +32,18 @@ fn wire_error(py: Python<'_>, kind: &str, message: &str, code: &str, id: &str) -
 
 /// The Python exception for a kite operation's error.
 pub(crate) fn error_to_py(py: Python<'_>, e: &kite::Error) -> PyErr {
+    // Local mistakes are Python's own exception classes; every other error is the
+    // `KiteError` subclass of its code (`kite::Error::code`), remote or local.
     match e {
-        kite::Error::Connect(c) => wire_error(py, "dialError", &c.to_string(), "", ""),
         kite::Error::Config(m) => PyValueError::new_err(m.clone()),
         kite::Error::DuplicateMethod(_) => PyValueError::new_err(e.to_string()),
-        kite::Error::Auth(m) => wire_error(py, "authenticationError", m, "", ""),
         kite::Error::Io(io) => PyOSError::new_err(io.to_string()),
-        other => kite_error_to_py(py, &other.to_kite_error()),
+        kite::Error::Remote(k) => kite_error_to_py(py, k),
+        other => {
+            let k = other.to_kite_error();
+            let message = other.dial_error().map_or(k.message, |d| d.to_string());
+            wire_error(py, other.code(), &message, &k.code, &k.id)
+        }
     }
 }
 

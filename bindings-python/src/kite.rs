@@ -3,7 +3,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use kite::server::MethodBuilder;
+use kite::kontrol::RegisterMode;
+use kite::server::{MethodBuilder, TimeUnit};
 use kite::Config;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -118,6 +119,24 @@ pub(crate) fn fire_hook(
     }));
 }
 
+/// Keyword arguments as the JSON object of [`kite::server::Options`] (paths as strings).
+fn options_json(options: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    for (k, v) in options.into_iter().flatten() {
+        let v = if v.is_instance(&py_pathlike(v.py())?)? {
+            v.py().import("os")?.call_method1("fspath", (v,))?
+        } else {
+            v
+        };
+        map.insert(k.extract()?, crate::convert::to_json(&v)?);
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
+fn py_pathlike(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    py.import("os")?.getattr("PathLike")
+}
+
 fn seconds(name: &str, s: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| {
         PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
@@ -168,84 +187,22 @@ impl Kite {
 #[pymethods]
 impl Kite {
     #[new]
-    #[pyo3(signature = (name, version, *, username=None, environment=None, region=None, id=None,
-        hostname=None, ip=None, port=None, kite_key=None, kontrol_url=None, kontrol_key=None,
-        kontrol_user=None, disable_authentication=None, disable_concurrency=None, transport=None,
-        timeout=None, verify_ttl=None, handshake_timeout=None, tls_cert=None, tls_key=None,
-        workers=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, version, *, workers=None, **options))]
     fn new(
         py: Python<'_>,
         name: &str,
         version: &str,
-        username: Option<String>,
-        environment: Option<String>,
-        region: Option<String>,
-        id: Option<String>,
-        hostname: Option<String>,
-        ip: Option<String>,
-        port: Option<u16>,
-        kite_key: Option<String>,
-        kontrol_url: Option<String>,
-        kontrol_key: Option<String>,
-        kontrol_user: Option<String>,
-        disable_authentication: Option<bool>,
-        disable_concurrency: Option<bool>,
-        transport: Option<String>,
-        timeout: Option<f64>,
-        verify_ttl: Option<f64>,
-        handshake_timeout: Option<f64>,
-        tls_cert: Option<std::path::PathBuf>,
-        tls_key: Option<std::path::PathBuf>,
         workers: Option<usize>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         crate::logging::refresh(py);
+        let options = kite::server::Options::from_json(options_json(options)?, TimeUnit::Seconds)
+            .map_err(|e| error_to_py(py, &e))?;
+        let handling = options.method_handling().map_err(|e| error_to_py(py, &e))?;
         let mut c = py
             .detach(Config::from_env)
             .map_err(|e| error_to_py(py, &e))?;
-        if let Some(k) = kite_key {
-            c.use_kite_key(&k).map_err(|e| error_to_py(py, &e))?;
-        }
-        let set = |field: &mut String, v: Option<String>| {
-            if let Some(v) = v {
-                *field = v;
-            }
-        };
-        set(&mut c.username, username);
-        set(&mut c.environment, environment);
-        set(&mut c.region, region);
-        set(&mut c.id, id);
-        set(&mut c.hostname, hostname);
-        set(&mut c.ip, ip);
-        set(&mut c.kontrol_url, kontrol_url);
-        set(&mut c.kontrol_key, kontrol_key);
-        set(&mut c.kontrol_user, kontrol_user);
-        if let Some(p) = port {
-            c.port = p;
-        }
-        if let Some(d) = disable_authentication {
-            c.disable_authentication = d;
-        }
-        if let Some(d) = disable_concurrency {
-            c.disable_concurrency = d;
-        }
-        if let Some(t) = transport {
-            c.transport = t.parse().map_err(PyValueError::new_err)?;
-        }
-        if let Some(t) = timeout {
-            c.timeout = seconds("timeout", t)?;
-        }
-        if let Some(t) = verify_ttl {
-            c.verify_ttl = seconds("verify_ttl", t)?;
-        }
-        if let Some(t) = handshake_timeout {
-            c.handshake_timeout = seconds("handshake_timeout", t)?;
-        }
-        match (tls_cert, tls_key) {
-            (Some(cert), Some(key)) => c.tls = Some((cert, key)),
-            (None, None) => {}
-            _ => return Err(PyValueError::new_err("tls_cert and tls_key go together")),
-        }
+        options.apply(&mut c).map_err(|e| error_to_py(py, &e))?;
         let workers = workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get() + 4)
@@ -258,6 +215,9 @@ impl Kite {
         // Creating a kite starts nothing; the runtime is only needed to serve and dial.
         let _ = bridge::runtime();
         let inner = kite::Kite::with_config(name, version, c).map_err(|e| error_to_py(py, &e))?;
+        if let Some(m) = handling {
+            inner.set_method_handling(m);
+        }
         Ok(Kite {
             inner,
             shared: Arc::new(Shared {
@@ -558,7 +518,7 @@ impl Kite {
     /// configuration) with ``url`` (default: the kite's own URL); returns Kontrol's answer.
     #[pyo3(signature = (url=None))]
     fn register<'py>(&self, py: Python<'py>, url: Option<String>) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, false, false)
+        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::ONCE)
     }
 
     /// Registers now (retrying every 10 s until it succeeds) and again after every
@@ -569,7 +529,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, true, false)
+        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::FOREVER)
     }
 
     /// Registers over HTTP and keeps sending HTTP heartbeats.
@@ -579,7 +539,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, false, true)
+        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::HTTP)
     }
 
     /// Registers over HTTP, retrying with backoff until it succeeds, and again whenever
@@ -590,7 +550,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, true, true)
+        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::HTTP_FOREVER)
     }
 
     /// Kites matching the query (a ``KiteInfo`` and/or keyword fields, general to

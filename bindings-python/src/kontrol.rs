@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kite::kontrol::storage::StorageSpec;
-use kite::kontrol::{allow_all_machines, KontrolConfig, RegisterResult};
+use kite::kontrol::{allow_all_machines, KontrolConfig, RegisterMode, RegisterResult};
 use kite::protocol::KiteQuery;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -42,32 +42,25 @@ fn registered(r: Result<RegisterResult, kite::Error>) -> Result<Json, Failure> {
     Ok(Json(v))
 }
 
-/// The URL to register: the given one, or the kite's own once it listens.
-pub(crate) fn register_url(k: &kite::Kite, url: Option<String>) -> PyResult<String> {
-    url.or_else(|| k.register_url())
-        .ok_or_else(|| PyRuntimeError::new_err("start the kite first, or pass the URL to register"))
-}
-
 /// The kite's side of Kontrol (methods of `Kite`).
 pub(crate) mod kite_side {
     use super::*;
 
+    /// One of the four registrations; no URL yet is a `RuntimeError` (the kite's state),
+    /// raised before the coroutine.
     pub(crate) fn register<'py>(
         py: Python<'py>,
         k: &kite::Kite,
         url: Option<String>,
-        forever: bool,
-        http: bool,
+        mode: RegisterMode,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let url = register_url(k, url)?;
+        let url = k.url_to_register(url).map_err(|e| match e {
+            kite::Error::Config(m) => PyRuntimeError::new_err(m),
+            other => error_to_py(py, &other),
+        })?;
         let k = k.clone();
         crate::bridge::future_into_py(py, async move {
-            match (forever, http) {
-                (false, false) => registered(k.register(&url).await),
-                (true, false) => registered(Ok(k.register_forever(&url).await)),
-                (false, true) => registered(k.register_http(&url).await),
-                (true, true) => registered(Ok(k.register_http_forever(&url).await)),
-            }
+            registered(k.register_with(mode, Some(url)).await)
         })
     }
 

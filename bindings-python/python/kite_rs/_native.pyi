@@ -305,7 +305,11 @@ class Kite:
     """A kite: serves methods to other kites and calls theirs.
 
     Configuration comes from ``kite.key`` and the ``KITE_*`` environment, then from the
-    keyword arguments. Durations are in seconds.
+    keyword arguments. Durations are in seconds. The keyword arguments other than ``workers``
+    are the core's kite options (``kite::server::Options``, the same as the Node binding's
+    ``KiteOptions``): an unknown name or a bad value raises ``ValueError`` naming it.
+    ``method_handling`` (``"method"``, ``"first"`` or ``"latest"``) is the default handling
+    mode of the kite's methods.
     """
 
     def __new__(
@@ -332,6 +336,7 @@ class Kite:
         handshake_timeout: Optional[float] = None,
         tls_cert: Optional[Union[str, PathLike[str]]] = None,
         tls_key: Optional[Union[str, PathLike[str]]] = None,
+        method_handling: Optional[str] = None,
         workers: Optional[int] = None,
     ) -> Kite: ...
     @property

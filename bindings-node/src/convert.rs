@@ -17,6 +17,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::bridge::{self, Bridge};
 use crate::errors;
+use crate::jsfn;
 
 /// Deepest nesting converted (a cycle ends here too).
 const MAX_DEPTH: usize = 128;
@@ -63,7 +64,7 @@ fn to_value(
                 return Err(invalid("a function cannot be sent here"));
             };
             let f = Function::<'_>::from_unknown(v)?;
-            let cb = bridge::callback(bridge, bridge::keep(&f)?);
+            let cb = bridge::callback(bridge, jsfn::keep(&f)?);
             // Outside a call, a callback serializes to a marker the core places when the
             // value is sent.
             serde_json::to_value(&cb).map_err(|e| invalid(e.to_string()))?

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, Weak};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use crate::errors::Failure;
+
 /// Work to run on the loop's thread, with the GIL held.
 pub(crate) type Job = Box<dyn FnOnce(Python<'_>) + Send>;
 
@@ -357,35 +359,6 @@ impl Worker {
                     None => break,
                 }
             }
-        }
-    }
-}
-
-/// Why a Rust future handed to Python failed; turned into an exception on the loop's thread.
-pub(crate) enum Failure {
-    /// A kite operation's error (becomes the matching `KiteError` subclass).
-    Kite(kite::Error),
-    /// A Python exception.
-    Py(PyErr),
-}
-
-impl From<kite::Error> for Failure {
-    fn from(e: kite::Error) -> Self {
-        Failure::Kite(e)
-    }
-}
-
-impl From<PyErr> for Failure {
-    fn from(e: PyErr) -> Self {
-        Failure::Py(e)
-    }
-}
-
-impl Failure {
-    fn into_py(self, py: Python<'_>) -> PyErr {
-        match self {
-            Failure::Kite(e) => crate::errors::error_to_py(py, &e),
-            Failure::Py(e) => e,
         }
     }
 }

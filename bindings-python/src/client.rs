@@ -10,11 +10,13 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use serde_json::Value;
 
+use crate::arg::Outgoing;
 use crate::bridge::{runtime, Dispatcher};
-use crate::convert::{to_arg, to_py, Outgoing};
+use crate::convert::to_arg;
 use crate::errors::{error_to_py, to_py_err};
-use crate::kite::{ensure_callable, fire_hook, Shared};
-use crate::request::{Auth, KiteInfo};
+use crate::identity::{Auth, KiteInfo};
+use crate::shared::{ensure_callable, fire_hook, Shared};
+use crate::values::to_py;
 
 fn timeout_of(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout

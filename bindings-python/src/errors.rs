@@ -49,8 +49,8 @@ pub(crate) fn error_to_py(py: Python<'_>, e: &kite::Error) -> PyErr {
 
 /// A kite error as the failure of a future handed to Python (converted on the loop's
 /// thread, never on a tokio thread).
-pub(crate) fn to_py_err(e: kite::Error) -> crate::bridge::Failure {
-    crate::bridge::Failure::Kite(e)
+pub(crate) fn to_py_err(e: kite::Error) -> Failure {
+    Failure::Kite(e)
 }
 
 /// The wire error for an exception raised by a handler: a `KiteError` keeps its kind, message
@@ -87,4 +87,34 @@ pub(crate) fn py_to_kite_error(py: Python<'_>, err: &PyErr) -> KiteError {
         return KiteError::generic(name);
     }
     KiteError::generic(text)
+}
+
+/// Why a Rust future handed to Python failed; turned into an exception on the loop's thread.
+pub(crate) enum Failure {
+    /// A kite operation's error (becomes the matching `KiteError` subclass).
+    Kite(kite::Error),
+    /// A Python exception.
+    Py(PyErr),
+}
+
+impl From<kite::Error> for Failure {
+    fn from(e: kite::Error) -> Self {
+        Failure::Kite(e)
+    }
+}
+
+impl From<PyErr> for Failure {
+    fn from(e: PyErr) -> Self {
+        Failure::Py(e)
+    }
+}
+
+impl Failure {
+    /// The exception (made on the loop's thread).
+    pub(crate) fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            Failure::Kite(e) => error_to_py(py, &e),
+            Failure::Py(e) => e,
+        }
+    }
 }

@@ -12,7 +12,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use kite::{KiteError, MethodHandling};
+use kite::KiteError;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -20,12 +20,15 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::arg::{Arg, Outgoing};
 use crate::bridge::{self, Dispatcher};
-use crate::convert::{to_arg, to_json, to_py, Arg, Outgoing};
+use crate::convert::RemoteFunction;
+use crate::convert::{to_arg, to_json};
 use crate::errors::{kite_error_to_py, py_to_kite_error};
-use crate::kite::Shared;
-use crate::remote::{Outbox, RemoteFunction};
+use crate::outbox::Outbox;
 use crate::request::Request;
+use crate::shared::Shared;
+use crate::values::to_py;
 
 /// What a handler is for; decides its parameters and its result.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -193,6 +196,24 @@ fn check_for(py: Python<'_>, ann: &Bound<'_, PyAny>) -> PyResult<Check> {
         return Ok(Check::Union(checks));
     }
     Ok(Check::Any)
+}
+
+/// Handlers made for a kite.
+impl Shared {
+    /// Inspects a Python handler; the first plain `def` starts the worker threads.
+    pub(crate) fn handler(
+        &self,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        role: Role,
+        label: &str,
+    ) -> PyResult<Arc<PyHandler>> {
+        let h = PyHandler::inspect(py, func, role, label)?;
+        if !h.is_async() {
+            self.ensure_pool(py)?;
+        }
+        Ok(Arc::new(h))
+    }
 }
 
 /// A Python callable registered as a handler, inspected once.
@@ -748,36 +769,5 @@ impl Reply {
             log_handler_error(py, &self.label, &err);
         }
         self.send(|input| input.error(py_to_kite_error(py, &err)));
-    }
-}
-
-/// Method handling modes, as Python sees them.
-#[pyclass(
-    eq,
-    eq_int,
-    hash,
-    frozen,
-    from_py_object,
-    module = "kite_rs",
-    name = "MethodHandling"
-)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-pub(crate) enum PyMethodHandling {
-    /// Return the main handler's result (default).
-    RETURN_METHOD,
-    /// Return the first non-null result of pre, main and post handlers.
-    RETURN_FIRST,
-    /// Return the last non-null result.
-    RETURN_LATEST,
-}
-
-impl From<PyMethodHandling> for MethodHandling {
-    fn from(m: PyMethodHandling) -> Self {
-        match m {
-            PyMethodHandling::RETURN_METHOD => MethodHandling::ReturnMethod,
-            PyMethodHandling::RETURN_FIRST => MethodHandling::ReturnFirst,
-            PyMethodHandling::RETURN_LATEST => MethodHandling::ReturnLatest,
-        }
     }
 }

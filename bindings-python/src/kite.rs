@@ -1,123 +1,24 @@
 //! The `Kite` class: configuration, decorator handlers, events, serving and clients.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use kite::kontrol::RegisterMode;
 use kite::server::{MethodBuilder, TimeUnit};
 use kite::Config;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{self, Dispatcher, WorkerPool};
+use crate::bridge;
 use crate::client::{Client, Connection};
 use crate::errors::{error_to_py, to_py_err};
-use crate::handler::{PyHandler, PyMethodHandling, Role};
-use crate::kontrol;
-use crate::request::{Auth, KiteInfo};
-
-/// State shared by a kite's handlers, clients and hooks.
-pub(crate) struct Shared {
-    dispatcher: RwLock<Option<Arc<Dispatcher>>>,
-    /// Threads for plain `def` handlers, started with the first one registered.
-    pool: std::sync::OnceLock<Arc<WorkerPool>>,
-    workers: usize,
-    closed: CancellationToken,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        if let Some(p) = self.pool.get() {
-            p.close();
-        }
-    }
-}
-
-impl Shared {
-    /// The worker threads of plain `def` handlers (none before the first is registered).
-    pub(crate) fn pool(&self) -> Option<&Arc<WorkerPool>> {
-        self.pool.get()
-    }
-
-    /// Inspects a Python handler; the first plain `def` starts the worker threads.
-    pub(crate) fn handler(
-        &self,
-        py: Python<'_>,
-        func: &Bound<'_, PyAny>,
-        role: Role,
-        label: &str,
-    ) -> PyResult<Arc<PyHandler>> {
-        let h = PyHandler::inspect(py, func, role, label)?;
-        if !h.is_async() {
-            self.ensure_pool(py)?;
-        }
-        Ok(Arc::new(h))
-    }
-
-    /// Starts the worker threads if they are not running yet.
-    pub(crate) fn ensure_pool(&self, py: Python<'_>) -> PyResult<()> {
-        if self.pool.get().is_none() {
-            let pool = WorkerPool::start(py, self.workers)?;
-            if let Err(extra) = self.pool.set(pool) {
-                extra.close();
-            }
-        }
-        Ok(())
-    }
-
-    /// The event loop the kite's `async def` handlers run on.
-    pub(crate) fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
-        self.dispatcher
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Uses the running event loop from now on (called from `start`, `dial`, …).
-    pub(crate) fn bind_running_loop(&self, py: Python<'_>) -> PyResult<Arc<Dispatcher>> {
-        let d = Dispatcher::require(py, "this")?;
-        *self.dispatcher.write().unwrap_or_else(|e| e.into_inner()) = Some(d.clone());
-        Ok(d)
-    }
-
-    /// Binds the running loop when there is one and none is bound yet.
-    pub(crate) fn bind_if_unbound(&self, py: Python<'_>) -> PyResult<()> {
-        if self.dispatcher().is_none() {
-            if let Some(d) = Dispatcher::current(py)? {
-                *self.dispatcher.write().unwrap_or_else(|e| e.into_inner()) = Some(d);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Calls a user hook on the kite's loop; a coroutine it returns runs as a task.
-pub(crate) fn fire_hook(
-    shared: &Arc<Shared>,
-    bound: Option<&Arc<Dispatcher>>,
-    func: &Arc<Py<PyAny>>,
-    make_args: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyTuple>> + Send + 'static,
-) {
-    let Some(d) = bound.cloned().or_else(|| shared.dispatcher()) else {
-        tracing::debug!("event hook skipped: the kite has no event loop");
-        return;
-    };
-    let (func, d2) = (func.clone(), d.clone());
-    d.push(Box::new(move |py| {
-        let r = make_args(py).and_then(|args| {
-            let out = func.bind(py).call1(args)?;
-            if bridge::is_awaitable(&out)? {
-                bridge::spawn(py, &d2, out)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = r {
-            crate::logging::log_exception(py, "kite event hook failed", &e);
-        }
-    }));
-}
+use crate::handler::Role;
+use crate::identity::{Auth, KiteInfo};
+use crate::method::PyMethodHandling;
+use crate::method::{seconds, Method};
+use crate::registry::kite_side;
+use crate::shared::{ensure_callable, fire_hook, Shared};
 
 /// Keyword arguments as the JSON object of [`kite::server::Options`] (paths as strings).
 fn options_json(options: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {
@@ -135,12 +36,6 @@ fn options_json(options: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Val
 
 fn py_pathlike(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     py.import("os")?.getattr("PathLike")
-}
-
-fn seconds(name: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| {
-        PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
-    })
 }
 
 /// A kite: serves methods to other kites and calls theirs.
@@ -518,7 +413,7 @@ impl Kite {
     /// configuration) with ``url`` (default: the kite's own URL); returns Kontrol's answer.
     #[pyo3(signature = (url=None))]
     fn register<'py>(&self, py: Python<'py>, url: Option<String>) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::ONCE)
+        kite_side::register(py, &self.inner, url, RegisterMode::ONCE)
     }
 
     /// Registers now (retrying every 10 s until it succeeds) and again after every
@@ -529,7 +424,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::FOREVER)
+        kite_side::register(py, &self.inner, url, RegisterMode::FOREVER)
     }
 
     /// Registers over HTTP and keeps sending HTTP heartbeats.
@@ -539,7 +434,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::HTTP)
+        kite_side::register(py, &self.inner, url, RegisterMode::HTTP)
     }
 
     /// Registers over HTTP, retrying with backoff until it succeeds, and again whenever
@@ -550,7 +445,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, RegisterMode::HTTP_FOREVER)
+        kite_side::register(py, &self.inner, url, RegisterMode::HTTP_FOREVER)
     }
 
     /// Kites matching the query (a ``KiteInfo`` and/or keyword fields, general to
@@ -571,11 +466,11 @@ impl Kite {
         hostname: Option<String>,
         id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let q = kontrol::kite_side::query(
+        let q = kite_side::query(
             query,
             [username, environment, name, version, region, hostname, id],
         );
-        kontrol::kite_side::get_kites(py, &self.inner, &self.shared, q)
+        kite_side::get_kites(py, &self.inner, &self.shared, q)
     }
 
     /// A token for calling ``kite`` (from Kontrol's cache, or freshly minted with
@@ -587,12 +482,12 @@ impl Kite {
         kite: KiteInfo,
         force: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::get_token(py, &self.inner, kite, force)
+        kite_side::get_token(py, &self.inner, kite, force)
     }
 
     /// Kontrol's current public key (also adopted as this kite's trusted Kontrol key).
     fn get_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::get_key(py, &self.inner)
+        kite_side::get_key(py, &self.inner)
     }
 
     /// Fetches Kontrol's public key every ``interval`` seconds until the kite closes, so
@@ -646,7 +541,7 @@ impl Kite {
 
     /// Calls ``func(result)`` after every successful registration (decorator).
     fn on_register<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::on_register(&self.inner, &self.shared, &func)?;
+        kite_side::on_register(&self.inner, &self.shared, &func)?;
         Ok(func)
     }
 
@@ -740,96 +635,5 @@ impl Registration {
             self.handling,
         )?;
         Ok(func)
-    }
-}
-
-/// A registered method: add per-method pre/post handlers and final functions, or change its
-/// authentication, throttling and handling mode.
-#[pyclass(frozen, module = "kite_rs")]
-pub(crate) struct Method {
-    builder: MethodBuilder,
-    shared: Arc<Shared>,
-    name: String,
-}
-
-#[pymethods]
-impl Method {
-    /// The method name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Adds a pre handler ``(req)``; returns it (usable as a decorator).
-    fn pre_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let h = self
-            .shared
-            .handler(py, func.bind(py), Role::Chain, &self.name)?;
-        let shared = self.shared.clone();
-        let _ = self
-            .builder
-            .clone()
-            .pre_handle(move |req| h.clone().call(shared.clone(), req));
-        Ok(func)
-    }
-
-    /// Adds a post handler ``(req)``; returns it (usable as a decorator).
-    fn post_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let h = self
-            .shared
-            .handler(py, func.bind(py), Role::Chain, &self.name)?;
-        let shared = self.shared.clone();
-        let _ = self
-            .builder
-            .clone()
-            .post_handle(move |req| h.clone().call(shared.clone(), req));
-        Ok(func)
-    }
-
-    /// Adds a final function ``(req, result, error)``; returns it (usable as a decorator).
-    fn final_func(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let h = self
-            .shared
-            .handler(py, func.bind(py), Role::Final, &self.name)?;
-        let shared = self.shared.clone();
-        let _ = self.builder.clone().final_func(move |req, result, error| {
-            h.clone().call_final(shared.clone(), req, result, error)
-        });
-        Ok(func)
-    }
-
-    /// Serves the method without authentication.
-    fn disable_authentication(slf: Py<Self>) -> Py<Self> {
-        let _ = slf.get().builder.clone().disable_authentication();
-        slf
-    }
-
-    /// Token bucket: ``capacity`` calls at once, one more every ``interval`` seconds.
-    fn throttle(slf: Py<Self>, interval: f64, capacity: u32) -> PyResult<Py<Self>> {
-        let _ = slf
-            .get()
-            .builder
-            .clone()
-            .throttle(seconds("interval", interval)?, capacity);
-        Ok(slf)
-    }
-
-    /// Sets how the result is chosen when pre/post handlers return values.
-    fn set_handling(slf: Py<Self>, handling: PyMethodHandling) -> Py<Self> {
-        let _ = slf.get().builder.clone().method_handling(handling.into());
-        slf
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<Method {}>", self.name)
-    }
-}
-
-/// Rejects a non-callable hook early.
-pub(crate) fn ensure_callable(f: &Bound<'_, PyAny>) -> PyResult<()> {
-    if f.is_callable() {
-        Ok(())
-    } else {
-        Err(PyTypeError::new_err("expected a callable"))
     }
 }

@@ -29,18 +29,24 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod arg;
 mod bridge;
 mod client;
 mod convert;
 mod errors;
 mod handler;
 mod hooks;
+mod identity;
 mod kite;
 mod kontrol;
 mod lifecycle;
 mod logging;
-mod remote;
+mod method;
+mod outbox;
+mod registry;
 mod request;
+mod shared;
+mod values;
 
 /// The native module.
 #[pymodule]
@@ -49,16 +55,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lifecycle::install(m)?;
     logging::install(py);
     m.add_class::<kite::Kite>()?;
-    m.add_class::<kite::Method>()?;
+    m.add_class::<method::Method>()?;
     m.add_class::<kontrol::Kontrol>()?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::Connection>()?;
     m.add_class::<request::Request>()?;
-    m.add_class::<request::KiteInfo>()?;
-    m.add_class::<request::Auth>()?;
-    m.add_class::<remote::RemoteFunction>()?;
+    m.add_class::<identity::KiteInfo>()?;
+    m.add_class::<identity::Auth>()?;
+    m.add_class::<convert::RemoteFunction>()?;
     m.add_class::<hooks::PyHttpRequest>()?;
-    m.add_class::<handler::PyMethodHandling>()?;
+    m.add_class::<method::PyMethodHandling>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

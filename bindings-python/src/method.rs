@@ -1,0 +1,133 @@
+//! The `Method` class (a registered method: its pre/post handlers, final functions and
+//! settings) and `MethodHandling`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kite::server::MethodBuilder;
+use kite::MethodHandling;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::handler::Role;
+use crate::shared::Shared;
+
+/// `s` seconds as a duration, or a `ValueError` naming `name`.
+pub(crate) fn seconds(name: &str, s: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
+    })
+}
+
+/// A registered method: add per-method pre/post handlers and final functions, or change its
+/// authentication, throttling and handling mode.
+#[pyclass(frozen, module = "kite_rs")]
+pub(crate) struct Method {
+    pub(crate) builder: MethodBuilder,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) name: String,
+}
+
+#[pymethods]
+impl Method {
+    /// The method name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a pre handler ``(req)``; returns it (usable as a decorator).
+    fn pre_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Chain, &self.name)?;
+        let shared = self.shared.clone();
+        let _ = self
+            .builder
+            .clone()
+            .pre_handle(move |req| h.clone().call(shared.clone(), req));
+        Ok(func)
+    }
+
+    /// Adds a post handler ``(req)``; returns it (usable as a decorator).
+    fn post_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Chain, &self.name)?;
+        let shared = self.shared.clone();
+        let _ = self
+            .builder
+            .clone()
+            .post_handle(move |req| h.clone().call(shared.clone(), req));
+        Ok(func)
+    }
+
+    /// Adds a final function ``(req, result, error)``; returns it (usable as a decorator).
+    fn final_func(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        let h = self
+            .shared
+            .handler(py, func.bind(py), Role::Final, &self.name)?;
+        let shared = self.shared.clone();
+        let _ = self.builder.clone().final_func(move |req, result, error| {
+            h.clone().call_final(shared.clone(), req, result, error)
+        });
+        Ok(func)
+    }
+
+    /// Serves the method without authentication.
+    fn disable_authentication(slf: Py<Self>) -> Py<Self> {
+        let _ = slf.get().builder.clone().disable_authentication();
+        slf
+    }
+
+    /// Token bucket: ``capacity`` calls at once, one more every ``interval`` seconds.
+    fn throttle(slf: Py<Self>, interval: f64, capacity: u32) -> PyResult<Py<Self>> {
+        let _ = slf
+            .get()
+            .builder
+            .clone()
+            .throttle(seconds("interval", interval)?, capacity);
+        Ok(slf)
+    }
+
+    /// Sets how the result is chosen when pre/post handlers return values.
+    fn set_handling(slf: Py<Self>, handling: PyMethodHandling) -> Py<Self> {
+        let _ = slf.get().builder.clone().method_handling(handling.into());
+        slf
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Method {}>", self.name)
+    }
+}
+
+/// Method handling modes, as Python sees them.
+#[pyclass(
+    eq,
+    eq_int,
+    hash,
+    frozen,
+    from_py_object,
+    module = "kite_rs",
+    name = "MethodHandling"
+)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+pub(crate) enum PyMethodHandling {
+    /// Return the main handler's result (default).
+    RETURN_METHOD,
+    /// Return the first non-null result of pre, main and post handlers.
+    RETURN_FIRST,
+    /// Return the last non-null result.
+    RETURN_LATEST,
+}
+
+impl From<PyMethodHandling> for MethodHandling {
+    fn from(m: PyMethodHandling) -> Self {
+        match m {
+            PyMethodHandling::RETURN_METHOD => MethodHandling::ReturnMethod,
+            PyMethodHandling::RETURN_FIRST => MethodHandling::ReturnFirst,
+            PyMethodHandling::RETURN_LATEST => MethodHandling::ReturnLatest,
+        }
+    }
+}

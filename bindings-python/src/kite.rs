@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 use crate::bridge;
 use crate::client::{Client, Connection};
 use crate::errors::{error_to_py, to_py_err};
-use crate::handler::Role;
 use crate::identity::{Auth, KiteInfo};
 use crate::method::PyMethodHandling;
 use crate::method::{seconds, Method};
 use crate::registry::kite_side;
 use crate::shared::{ensure_callable, fire_hook, Shared};
+use crate::signature::Role;
 
 /// Keyword arguments as the JSON object of [`kite::server::Options`] (paths as strings).
 fn options_json(options: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {

@@ -44,8 +44,10 @@ mod logging;
 mod method;
 mod outbox;
 mod registry;
+mod reply;
 mod request;
 mod shared;
+mod signature;
 mod values;
 
 /// The native module.

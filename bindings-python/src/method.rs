@@ -9,8 +9,8 @@ use kite::MethodHandling;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::handler::Role;
 use crate::shared::Shared;
+use crate::signature::Role;
 
 /// `s` seconds as a duration, or a `ValueError` naming `name`.
 pub(crate) fn seconds(name: &str, s: f64) -> PyResult<Duration> {

@@ -428,3 +428,13 @@ impl AbortOnCancel {
         }
     }
 }
+
+/// An asyncio future of the running loop, already resolved with `value`.
+pub(crate) fn ready_future<'py, T: IntoPyObject<'py>>(
+    py: Python<'py>,
+    value: T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let fut = get_running_loop(py)?.call_method0("create_future")?;
+    fut.call_method1("set_result", (value,))?;
+    Ok(fut)
+}

@@ -354,3 +354,19 @@ impl Connection {
         format!("<Connection to {}>", self.inner.remote_kite())
     }
 }
+
+/// The core hook of `on_connect`, `on_first_request` and `on_disconnect`: calls `func` with
+/// the `Connection` on the kite's loop.
+pub(crate) fn connection_hook(
+    shared: &Arc<Shared>,
+    func: &Bound<'_, PyAny>,
+) -> PyResult<impl Fn(&kite::Connection) + Send + Sync + 'static> {
+    ensure_callable(func)?;
+    let (f, shared) = (Arc::new(func.clone().unbind()), shared.clone());
+    Ok(move |c: &kite::Connection| {
+        let c = c.clone();
+        fire_hook(&shared, None, &f, move |py| {
+            PyTuple::new(py, [Py::new(py, Connection::new(c))?])
+        });
+    })
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use kite::dnode::{Arguments, Callback, Function};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
@@ -22,7 +22,9 @@ use crate::arg::{Arg, Outgoing};
 use crate::bridge::{self, runtime, Dispatcher};
 use crate::identity::KiteInfo;
 use crate::outbox::{Out, Outbox};
-use crate::values::{asdict, is_dataclass_instance, key_string, number_from_int, to_py};
+use crate::values::{
+    asdict, exact_scalar, is_dataclass_instance, key_string, subclass_scalar, to_py,
+};
 
 /// Converts a Python object to an outgoing value.
 pub(crate) fn to_arg(obj: &Bound<'_, PyAny>, out: &Outgoing) -> PyResult<Arg> {
@@ -55,6 +57,26 @@ fn seq_to_arg<'py>(
     }
 }
 
+fn dict_to_arg(d: &Bound<'_, PyDict>, out: &Outgoing, depth: usize) -> PyResult<Arg> {
+    let mut entries = Vec::with_capacity(d.len());
+    let mut plain = true;
+    for (k, v) in d.iter() {
+        let a = to_arg_depth(&v, out, depth + 1)?;
+        plain &= matches!(a, Arg::Json(_));
+        entries.push((key_string(&k)?, a));
+    }
+    if plain {
+        let mut map = Map::with_capacity(entries.len());
+        for (k, a) in entries {
+            if let Ok(v) = a.into_json() {
+                map.insert(k, v);
+            }
+        }
+        return Ok(Arg::Json(Value::Object(map)));
+    }
+    Ok(Arg::Map(entries))
+}
+
 fn to_arg_depth(obj: &Bound<'_, PyAny>, out: &Outgoing, depth: usize) -> PyResult<Arg> {
     if depth > MAX_DEPTH {
         return Err(pyo3::exceptions::PyValueError::new_err(
@@ -62,24 +84,8 @@ fn to_arg_depth(obj: &Bound<'_, PyAny>, out: &Outgoing, depth: usize) -> PyResul
         ));
     }
     // Exact types first: the common case, and the cheapest checks.
-    if obj.is_none() {
-        return Ok(Arg::Json(Value::Null));
-    }
-    if let Ok(s) = obj.cast_exact::<PyString>() {
-        return Ok(Arg::Json(Value::String(s.to_cow()?.into_owned())));
-    }
-    if obj.is_exact_instance_of::<PyBool>() {
-        return Ok(Arg::Json(Value::Bool(obj.is_truthy()?)));
-    }
-    if obj.is_exact_instance_of::<PyInt>() {
-        return number_from_int(obj).map(Arg::Json);
-    }
-    if let Ok(f) = obj.cast_exact::<PyFloat>() {
-        return Ok(Arg::Json(
-            Number::from_f64(f.value())
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-        ));
+    if let Some(v) = exact_scalar(obj)? {
+        return Ok(Arg::Json(v));
     }
     if let Ok(l) = obj.cast::<PyList>() {
         return seq_to_arg(l.iter(), l.len(), out, depth);
@@ -88,41 +94,11 @@ fn to_arg_depth(obj: &Bound<'_, PyAny>, out: &Outgoing, depth: usize) -> PyResul
         return seq_to_arg(t.iter(), t.len(), out, depth);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        let mut entries = Vec::with_capacity(d.len());
-        let mut plain = true;
-        for (k, v) in d.iter() {
-            let a = to_arg_depth(&v, out, depth + 1)?;
-            plain &= matches!(a, Arg::Json(_));
-            entries.push((key_string(&k)?, a));
-        }
-        if plain {
-            let mut map = Map::with_capacity(entries.len());
-            for (k, a) in entries {
-                if let Ok(v) = a.into_json() {
-                    map.insert(k, v);
-                }
-            }
-            return Ok(Arg::Json(Value::Object(map)));
-        }
-        return Ok(Arg::Map(entries));
+        return dict_to_arg(d, out, depth);
     }
     // Subclasses (IntEnum, str enums, …): bool before int.
-    if obj.is_instance_of::<PyBool>() {
-        return Ok(Arg::Json(Value::Bool(obj.is_truthy()?)));
-    }
-    if obj.is_instance_of::<PyInt>() {
-        return number_from_int(obj).map(Arg::Json);
-    }
-    if obj.is_instance_of::<PyFloat>() {
-        let f: f64 = obj.extract()?;
-        return Ok(Arg::Json(
-            Number::from_f64(f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-        ));
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Arg::Json(Value::String(s.to_cow()?.into_owned())));
+    if let Some(v) = subclass_scalar(obj)? {
+        return Ok(Arg::Json(v));
     }
     if let Ok(f) = obj.cast::<RemoteFunction>() {
         return Ok(Arg::Function(f.get().function()));

@@ -3,40 +3,22 @@
 use std::sync::{Arc, RwLock};
 
 use kite::kontrol::RegisterMode;
-use kite::server::{MethodBuilder, TimeUnit};
-use kite::Config;
+use kite::server::MethodBuilder;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge;
-use crate::client::{Client, Connection};
+use crate::client::{connection_hook, Client};
+use crate::config;
 use crate::errors::{error_to_py, to_py_err};
 use crate::identity::{Auth, KiteInfo};
 use crate::method::PyMethodHandling;
-use crate::method::{seconds, Method};
+use crate::method::{seconds, Method, Registration, Settings};
 use crate::registry::kite_side;
-use crate::shared::{ensure_callable, fire_hook, Shared};
+use crate::shared::{ensure_callable, Shared};
 use crate::signature::Role;
-
-/// Keyword arguments as the JSON object of [`kite::server::Options`] (paths as strings).
-fn options_json(options: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {
-    let mut map = serde_json::Map::new();
-    for (k, v) in options.into_iter().flatten() {
-        let v = if v.is_instance(&py_pathlike(v.py())?)? {
-            v.py().import("os")?.call_method1("fspath", (v,))?
-        } else {
-            v
-        };
-        map.insert(k.extract()?, crate::convert::to_json(&v)?);
-    }
-    Ok(serde_json::Value::Object(map))
-}
-
-fn py_pathlike(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import("os")?.getattr("PathLike")
-}
 
 /// A kite: serves methods to other kites and calls theirs.
 ///
@@ -54,28 +36,9 @@ impl Kite {
         py: Python<'_>,
         name: &str,
         func: &Bound<'_, PyAny>,
-        auth: Option<bool>,
-        throttle: Option<(f64, u32)>,
-        handling: Option<PyMethodHandling>,
+        settings: Settings,
     ) -> PyResult<MethodBuilder> {
-        let h = self.shared.handler(py, func, Role::Main, name)?;
-        let shared = self.shared.clone();
-        let mut b = self
-            .inner
-            .handle(name, move |req: kite::Request| {
-                h.clone().call(shared.clone(), req)
-            })
-            .map_err(|e| error_to_py(py, &e))?;
-        if auth == Some(false) {
-            b = b.disable_authentication();
-        }
-        if let Some((interval, capacity)) = throttle {
-            b = b.throttle(seconds("throttle interval", interval)?, capacity);
-        }
-        if let Some(m) = handling {
-            b = b.method_handling(m.into());
-        }
-        Ok(b)
+        crate::method::register(py, &self.inner, &self.shared, name, func, settings)
     }
 }
 
@@ -91,22 +54,8 @@ impl Kite {
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         crate::logging::refresh(py);
-        let options = kite::server::Options::from_json(options_json(options)?, TimeUnit::Seconds)
-            .map_err(|e| error_to_py(py, &e))?;
-        let handling = options.method_handling().map_err(|e| error_to_py(py, &e))?;
-        let mut c = py
-            .detach(Config::from_env)
-            .map_err(|e| error_to_py(py, &e))?;
-        options.apply(&mut c).map_err(|e| error_to_py(py, &e))?;
-        let workers = workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get() + 4)
-                .unwrap_or(8)
-                .min(32)
-        });
-        if workers == 0 {
-            return Err(PyValueError::new_err("workers must be at least 1"));
-        }
+        let (c, handling) = config::from_options(py, options)?;
+        let workers = config::workers(workers)?;
         // Creating a kite starts nothing; the runtime is only needed to serve and dial.
         let _ = bridge::runtime();
         let inner = kite::Kite::with_config(name, version, c).map_err(|e| error_to_py(py, &e))?;
@@ -188,7 +137,7 @@ impl Kite {
             Some(f) => {
                 let b = slf
                     .get()
-                    .register_handler(py, &name, f, auth, throttle, handling)?;
+                    .register_handler(py, &name, f, (auth, throttle, handling))?;
                 Ok(Py::new(
                     py,
                     Method {
@@ -202,11 +151,10 @@ impl Kite {
             None => Ok(Py::new(
                 py,
                 Registration {
-                    kite: slf.clone().unbind(),
+                    kite: slf.get().inner.clone(),
+                    shared: slf.get().shared.clone(),
                     name,
-                    auth,
-                    throttle,
-                    handling,
+                    settings: (auth, throttle, handling),
                 },
             )?
             .into_any()),
@@ -272,40 +220,21 @@ impl Kite {
 
     /// Calls ``func(connection)`` on every new connection.
     fn on_connect<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        ensure_callable(&func)?;
-        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
-        self.inner.on_connect(move |c: &kite::Connection| {
-            let c = c.clone();
-            fire_hook(&shared, None, &f, move |py| {
-                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
-            });
-        });
+        self.inner.on_connect(connection_hook(&self.shared, &func)?);
         Ok(func)
     }
 
     /// Calls ``func(connection)`` when a connection makes its first request.
     fn on_first_request<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        ensure_callable(&func)?;
-        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
-        self.inner.on_first_request(move |c: &kite::Connection| {
-            let c = c.clone();
-            fire_hook(&shared, None, &f, move |py| {
-                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
-            });
-        });
+        self.inner
+            .on_first_request(connection_hook(&self.shared, &func)?);
         Ok(func)
     }
 
     /// Calls ``func(connection)`` when a connection ends.
     fn on_disconnect<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        ensure_callable(&func)?;
-        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
-        self.inner.on_disconnect(move |c: &kite::Connection| {
-            let c = c.clone();
-            fire_hook(&shared, None, &f, move |py| {
-                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
-            });
-        });
+        self.inner
+            .on_disconnect(connection_hook(&self.shared, &func)?);
         Ok(func)
     }
 
@@ -334,27 +263,7 @@ impl Kite {
         host: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.prepare_start(py, port, host)?;
-        let k = self.inner.clone();
-        let shared = self.shared.clone();
-        struct CloseOnDrop(kite::Kite, Arc<Shared>);
-        impl Drop for CloseOnDrop {
-            fn drop(&mut self) {
-                self.0.close();
-                self.1.closed.cancel();
-            }
-        }
-        // Made here, not in the future: cancelling before the future first runs drops it
-        // unpolled, and must close the kite too.
-        let guard = CloseOnDrop(k.clone(), shared.clone());
-        crate::bridge::future_into_py(py, async move {
-            let guard = guard;
-            if k.port().is_none() {
-                k.listen().await.map_err(to_py_err)?;
-            }
-            shared.closed.cancelled().await;
-            drop(guard);
-            Ok(())
-        })
+        self.shared.serve(py, &self.inner)
     }
 
     /// Serves in a new event loop until ``close()`` or Ctrl-C (blocking).
@@ -546,13 +455,7 @@ impl Kite {
     }
 
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let fut = py
-            .import("asyncio")?
-            .call_method0("get_running_loop")?
-            .call_method0("create_future")?;
-        fut.call_method1("set_result", (slf,))?;
-        Ok(fut)
+        bridge::ready_future(slf.py(), slf)
     }
 
     #[pyo3(signature = (*_exc))]
@@ -562,12 +465,7 @@ impl Kite {
         _exc: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.close();
-        let fut = py
-            .import("asyncio")?
-            .call_method0("get_running_loop")?
-            .call_method0("create_future")?;
-        fut.call_method1("set_result", (false,))?;
-        Ok(fut)
+        bridge::ready_future(py, false)
     }
 
     fn __repr__(&self) -> String {
@@ -588,52 +486,11 @@ impl Kite {
         port: Option<u16>,
         host: Option<String>,
     ) -> PyResult<()> {
-        self.shared.bind_running_loop(py)?;
-        crate::logging::refresh(py);
-        self.configure_listen(port, host);
-        Ok(())
+        self.shared.prepare_start(py, &self.inner, port, host)
     }
 
     /// Closes the kite (for `Kontrol.close`).
     pub(crate) fn close_kite(&self) {
         self.close();
-    }
-
-    fn configure_listen(&self, port: Option<u16>, host: Option<String>) {
-        if port.is_some() || host.is_some() {
-            self.inner.configure(|c| {
-                if let Some(p) = port {
-                    c.port = p;
-                }
-                if let Some(h) = host {
-                    c.ip = h;
-                }
-            });
-        }
-    }
-}
-
-/// The decorator returned by ``kite.handle(name, …)``.
-#[pyclass(frozen, module = "kite_rs._native")]
-pub(crate) struct Registration {
-    kite: Py<Kite>,
-    name: String,
-    auth: Option<bool>,
-    throttle: Option<(f64, u32)>,
-    handling: Option<PyMethodHandling>,
-}
-
-#[pymethods]
-impl Registration {
-    fn __call__(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        self.kite.get().register_handler(
-            py,
-            &self.name,
-            func.bind(py),
-            self.auth,
-            self.throttle,
-            self.handling,
-        )?;
-        Ok(func)
     }
 }

@@ -9,6 +9,7 @@ use kite::MethodHandling;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::errors::error_to_py;
 use crate::shared::Shared;
 use crate::signature::Role;
 
@@ -129,5 +130,61 @@ impl From<PyMethodHandling> for MethodHandling {
             PyMethodHandling::RETURN_FIRST => MethodHandling::ReturnFirst,
             PyMethodHandling::RETURN_LATEST => MethodHandling::ReturnLatest,
         }
+    }
+}
+
+/// How a method is registered: authentication (`Some(false)`: none), throttle (interval in
+/// seconds, capacity), handling mode.
+pub(crate) type Settings = (Option<bool>, Option<(f64, u32)>, Option<PyMethodHandling>);
+
+/// Registers the Python handler `func` for method `name` of `kite`.
+pub(crate) fn register(
+    py: Python<'_>,
+    kite: &kite::Kite,
+    shared: &Arc<Shared>,
+    name: &str,
+    func: &Bound<'_, PyAny>,
+    (auth, throttle, handling): Settings,
+) -> PyResult<MethodBuilder> {
+    let h = shared.handler(py, func, Role::Main, name)?;
+    let shared = shared.clone();
+    let mut b = kite
+        .handle(name, move |req: kite::Request| {
+            h.clone().call(shared.clone(), req)
+        })
+        .map_err(|e| error_to_py(py, &e))?;
+    if auth == Some(false) {
+        b = b.disable_authentication();
+    }
+    if let Some((interval, capacity)) = throttle {
+        b = b.throttle(seconds("throttle interval", interval)?, capacity);
+    }
+    if let Some(m) = handling {
+        b = b.method_handling(m.into());
+    }
+    Ok(b)
+}
+
+/// The decorator returned by ``kite.handle(name, …)``.
+#[pyclass(frozen, module = "kite_rs._native")]
+pub(crate) struct Registration {
+    pub(crate) kite: kite::Kite,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) name: String,
+    pub(crate) settings: Settings,
+}
+
+#[pymethods]
+impl Registration {
+    fn __call__(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
+        register(
+            py,
+            &self.kite,
+            &self.shared,
+            &self.name,
+            func.bind(py),
+            self.settings,
+        )?;
+        Ok(func)
     }
 }

@@ -104,3 +104,58 @@ pub(crate) fn ensure_callable(f: &Bound<'_, PyAny>) -> PyResult<()> {
         Err(PyTypeError::new_err("expected a callable"))
     }
 }
+
+impl Shared {
+    /// Binds the running loop, refreshes the log level and applies the listen address.
+    pub(crate) fn prepare_start(
+        &self,
+        py: Python<'_>,
+        kite: &kite::Kite,
+        port: Option<u16>,
+        host: Option<String>,
+    ) -> PyResult<()> {
+        self.bind_running_loop(py)?;
+        crate::logging::refresh(py);
+        if port.is_some() || host.is_some() {
+            kite.configure(|c| {
+                if let Some(p) = port {
+                    c.port = p;
+                }
+                if let Some(h) = host {
+                    c.ip = h;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// A future that serves `kite` (listening if it does not yet) until it is closed; the
+    /// kite is closed when the future ends or is cancelled.
+    pub(crate) fn serve<'py>(
+        self: &Arc<Self>,
+        py: Python<'py>,
+        kite: &kite::Kite,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let k = kite.clone();
+        let shared = self.clone();
+        struct CloseOnDrop(kite::Kite, Arc<Shared>);
+        impl Drop for CloseOnDrop {
+            fn drop(&mut self) {
+                self.0.close();
+                self.1.closed.cancel();
+            }
+        }
+        // Made here, not in the future: cancelling before the future first runs drops it
+        // unpolled, and must close the kite too.
+        let guard = CloseOnDrop(k.clone(), shared.clone());
+        bridge::future_into_py(py, async move {
+            let guard = guard;
+            if k.port().is_none() {
+                k.listen().await.map_err(crate::errors::to_py_err)?;
+            }
+            shared.closed.cancelled().await;
+            drop(guard);
+            Ok(())
+        })
+    }
+}

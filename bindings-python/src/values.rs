@@ -93,3 +93,51 @@ pub(crate) fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAn
         }
     })
 }
+
+/// `None` and objects of exactly `str`, `bool`, `int` or `float` as JSON (`None` for any
+/// other object).
+pub(crate) fn exact_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Value>> {
+    if obj.is_none() {
+        return Ok(Some(Value::Null));
+    }
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        return Ok(Some(Value::String(s.to_cow()?.into_owned())));
+    }
+    if obj.is_exact_instance_of::<PyBool>() {
+        return Ok(Some(Value::Bool(obj.is_truthy()?)));
+    }
+    if obj.is_exact_instance_of::<PyInt>() {
+        return number_from_int(obj).map(Some);
+    }
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Ok(Some(
+            Number::from_f64(f.value())
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        ));
+    }
+    Ok(None)
+}
+
+/// Objects of subclasses of `bool`, `int`, `float` or `str` (IntEnum, str enums, …) as
+/// JSON, `bool` before `int` (`None` for any other object).
+pub(crate) fn subclass_scalar(obj: &Bound<'_, PyAny>) -> PyResult<Option<Value>> {
+    if obj.is_instance_of::<PyBool>() {
+        return Ok(Some(Value::Bool(obj.is_truthy()?)));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return number_from_int(obj).map(Some);
+    }
+    if obj.is_instance_of::<PyFloat>() {
+        let f: f64 = obj.extract()?;
+        return Ok(Some(
+            Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        ));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Some(Value::String(s.to_cow()?.into_owned())));
+    }
+    Ok(None)
+}

@@ -136,9 +136,8 @@ impl Kite {
     #[napi(constructor)]
     pub fn new(env: &Env, options: KiteOptions) -> napi::Result<Kite> {
         crate::logging::install();
-        let (name, version) = (options.name.clone(), options.version.clone());
-        let kite =
-            configured(&name, &version, &options).map_err(|e| errors::throw_error(env, &e))?;
+        let kite = configured(&options.name, &options.version, &options)
+            .map_err(|e| errors::throw_error(env, &e))?;
         let bridge = new_bridge(env)?;
         let owner = bridge.new_owner();
         Ok(Kite {

@@ -46,13 +46,15 @@ test('options the core refuses throw configError naming the option', () => {
     [{ port: 70000 }, /70000/],
     [{ transport: 'pigeon' }, /transport/],
     [{ timeout: -5 }, /timeout must be a non-negative number of milliseconds/],
-    [{ handshakeTimeout: 'soon' }, /handshakeTimeout/],
     [{ methodHandling: 'best' }, /method handling/],
   ];
   for (const [options, message] of bad) {
     assert.throws(() => new Kite({ name: 'x', version: '1.0.0', ...options }),
       (e) => e instanceof KiteError && e.code === 'configError' && message.test(e.message), JSON.stringify(options));
   }
+  // A value of the wrong type is refused by the addon's typed options, before the core.
+  assert.throws(() => new Kite({ name: 'x', version: '1.0.0', handshakeTimeout: 'soon' }),
+    /KiteOptions\.handshakeTimeout/);
   const k = new Kite({ name: 'x', version: '1.0.0', methodHandling: 'latest', timeout: 2500, tls: undefined });
   k.close();
 });

@@ -3,9 +3,10 @@
 //! `getKey`), which are methods of `Kite`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use kite::kontrol::storage::StorageSpec;
 use kite::kontrol::RegisterMode;
+use kite::server::TimeUnit;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 
@@ -14,9 +15,20 @@ use crate::errors;
 use crate::kite::Kite;
 use crate::types::{duration, KiteQuery, RegisterResult};
 
-/// Options of a Kontrol.
+/// The storage spec and configuration of `options`, checked by the core
+/// (`kite::kontrol::KontrolOptions`, times in milliseconds).
+fn kontrol_config(
+    options: &KontrolOptions,
+) -> Result<(StorageSpec, kite::kontrol::KontrolConfig), kite::Error> {
+    let json = serde_json::to_value(options).map_err(|e| kite::Error::Config(e.to_string()))?;
+    let o = kite::kontrol::KontrolOptions::from_json(json, TimeUnit::Milliseconds)?;
+    Ok((o.storage()?, o.config()?))
+}
+
+/// Options of a Kontrol (checked by the core, like Python's keyword arguments of `Kontrol`).
 #[napi(object)]
-#[derive(Default)]
+#[derive(Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KontrolOptions {
     /// Where kites and key pairs are kept: `memory`, `sqlite:PATH` (a SQLite file, created
     /// if missing) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (PostgreSQL, on the
@@ -60,22 +72,15 @@ impl Kontrol {
         options: Option<KontrolOptions>,
     ) -> napi::Result<PromiseRaw<'e, Kontrol>> {
         let o = options.unwrap_or_default();
-        let defaults = kite::kontrol::KontrolConfig::default();
-        let ms = |v: Option<f64>, d: Duration| v.map(duration).unwrap_or(d);
-        let config = kite::kontrol::KontrolConfig {
-            heartbeat_interval: ms(o.heartbeat_interval, defaults.heartbeat_interval),
-            heartbeat_delay: ms(o.heartbeat_delay, defaults.heartbeat_delay),
-            expire_after: ms(o.expire_after, defaults.expire_after),
-            register_url: o.register_url,
-            machine_check: None,
-        };
-        let storage = o.storage.unwrap_or_else(|| "memory".into());
+        // Checked now, reported as the promise's rejection (like a storage that cannot open).
+        let checked = kontrol_config(&o);
         let state = kite.state().clone();
         let core = state.kite.clone();
         errors::promise(
             env,
             async move {
-                let storage = kite::kontrol::storage::open(&storage).await?;
+                let (storage, config) = checked?;
+                let storage = storage.open().await?;
                 kite::kontrol::Kontrol::new(core, storage, config).await
             },
             move |_env, kontrol| {

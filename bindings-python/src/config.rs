@@ -10,8 +10,8 @@ use pyo3::types::PyDict;
 
 use crate::errors::error_to_py;
 
-/// Keyword arguments as the JSON object of [`kite::server::Options`] (paths as strings).
-fn options_json(options: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {
+/// Keyword arguments as the JSON object of the core's options (paths as strings).
+pub(crate) fn options_json(options: Option<&Bound<'_, PyDict>>) -> PyResult<serde_json::Value> {
     let mut map = serde_json::Map::new();
     for (k, v) in options.into_iter().flatten() {
         let v = if v.is_instance(&py_pathlike(v.py())?)? {

@@ -1,14 +1,16 @@
-//! Kontrol from Python: running a Kontrol ([`Kontrol`]) and the kite's side of it
-//! (register, find kites, tokens), as `Kite` methods.
+//! Kontrol from Python: running a Kontrol ([`Kontrol`]), configured through the core's
+//! `kite::kontrol::KontrolOptions` (the kite's side of Kontrol is in `registry.rs`).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kite::kontrol::storage::StorageSpec;
-use kite::kontrol::{allow_all_machines, KontrolConfig};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use kite::kontrol::{KontrolConfig, KontrolOptions};
+use kite::server::TimeUnit;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
+use crate::config::options_json;
 use crate::errors::{error_to_py, to_py_err};
 use crate::kite::Kite;
 
@@ -27,15 +29,6 @@ pub(crate) struct Kontrol {
     inner: Arc<Mutex<Option<kite::kontrol::Kontrol>>>,
 }
 
-fn seconds(name: &str, s: Option<f64>, default: Duration) -> PyResult<Duration> {
-    match s {
-        None => Ok(default),
-        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
-            PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
-        }),
-    }
-}
-
 impl Kontrol {
     fn running(&self) -> PyResult<kite::kontrol::Kontrol> {
         self.inner
@@ -49,32 +42,14 @@ impl Kontrol {
 #[pymethods]
 impl Kontrol {
     #[new]
-    #[pyo3(signature = (kite, *, storage="memory", heartbeat_interval=None, heartbeat_delay=None,
-        expire_after=None, register_url=None, allow_machines=false))]
-    fn new(
-        py: Python<'_>,
-        kite: Py<Kite>,
-        storage: &str,
-        heartbeat_interval: Option<f64>,
-        heartbeat_delay: Option<f64>,
-        expire_after: Option<f64>,
-        register_url: Option<String>,
-        allow_machines: bool,
-    ) -> PyResult<Self> {
-        // A bad spec, or a backend not compiled in: ValueError now, not at start().
-        let storage = StorageSpec::parse(storage).map_err(|e| error_to_py(py, &e))?;
-        let d = KontrolConfig::default();
-        let config = KontrolConfig {
-            heartbeat_interval: seconds(
-                "heartbeat_interval",
-                heartbeat_interval,
-                d.heartbeat_interval,
-            )?,
-            heartbeat_delay: seconds("heartbeat_delay", heartbeat_delay, d.heartbeat_delay)?,
-            expire_after: seconds("expire_after", expire_after, d.expire_after)?,
-            register_url,
-            machine_check: allow_machines.then(allow_all_machines),
-        };
+    #[pyo3(signature = (kite, **options))]
+    fn new(py: Python<'_>, kite: Py<Kite>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        // The core's Kontrol options (times in seconds); a bad spec, or a backend not
+        // compiled in, is a ValueError now, not at start().
+        let options = KontrolOptions::from_json(options_json(options)?, TimeUnit::Seconds)
+            .map_err(|e| error_to_py(py, &e))?;
+        let storage = options.storage().map_err(|e| error_to_py(py, &e))?;
+        let config = options.config().map_err(|e| error_to_py(py, &e))?;
         Ok(Kontrol {
             kite,
             storage,

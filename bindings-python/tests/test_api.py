@@ -91,6 +91,12 @@ def test_options_go_through_the_core(tmp_path: Any) -> None:
         Kite("x", "1.0.0", port=70000)
     with pytest.raises(ValueError, match="method handling"):
         Kite("x", "1.0.0", method_handling="best")
+    # Kontrol's keyword arguments are the core's Kontrol options the same way (seconds).
+    with pytest.raises(ValueError, match='unknown option "colour"'):
+        kite_rs.Kontrol(Kite("kontrol", "1.0.0"), colour="red")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="expireAfter must be a non-negative number of seconds"):
+        kite_rs.Kontrol(Kite("kontrol", "1.0.0"), expire_after=-1)
+    assert kite_rs.Kontrol(Kite("kontrol", "1.0.0"), heartbeat_interval=0.5).storage == "memory"
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     k = Kite("x", "1.0.0", tls_cert=cert, tls_key=str(key), timeout=2, port=None,
              method_handling="latest", username="alice")

@@ -503,7 +503,9 @@ class Kontrol:
     Kontrol's schema; parameters ``sslmode=disable``, ``connect_timeout=SECONDS``). A malformed
     spec raises ``ValueError`` here; storage that cannot be opened, in ``start()``.
     ``await kontrol.start(port=0)`` serves it. Kites register to it and find each other
-    through it (``kite.register()``, ``kite.get_kites(…)``).
+    through it (``kite.register()``, ``kite.get_kites(…)``). The keyword arguments are the
+    core's Kontrol options (``kite::kontrol::KontrolOptions``, the same as the Node binding's
+    ``KontrolOptions``; times in seconds): an unknown name or a bad value raises ``ValueError``.
     """
 
     def __new__(

@@ -5,6 +5,7 @@ mod cache;
 mod client;
 mod http;
 mod keys;
+mod options;
 pub mod query;
 mod register_mode;
 mod register_url;
@@ -12,6 +13,7 @@ mod service;
 pub mod storage;
 
 pub use client::{RENEW_BEFORE, RETRY_INTERVAL};
+pub use options::KontrolOptions;
 pub use register_mode::RegisterMode;
 pub use service::{
     allow_all_machines, KiteWithToken, Kontrol, KontrolConfig, MachineCheck, RegisterResult,

@@ -8,7 +8,7 @@ mod defaults;
 mod drain;
 mod kite;
 mod method;
-mod options;
+pub(crate) mod options;
 mod request;
 mod routes;
 

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -36,7 +37,7 @@ impl TimeUnit {
     }
 
     /// `n` of this unit as a duration, or an error naming `option`.
-    fn duration(self, option: &str, n: f64) -> Result<Duration, Error> {
+    pub(crate) fn duration(self, option: &str, n: f64) -> Result<Duration, Error> {
         let secs = match self {
             TimeUnit::Milliseconds => n / 1000.0,
             TimeUnit::Seconds => n,
@@ -156,37 +157,9 @@ impl Options {
     /// The options of a JSON object (`null` values are left out), times in `unit`. An
     /// unknown name or a value of the wrong type is an [`Error::Config`] naming the option.
     pub fn from_json(value: Value, unit: TimeUnit) -> Result<Options, Error> {
-        let map = match value {
-            Value::Null => Map::new(),
-            Value::Object(m) => m,
-            other => {
-                return Err(Error::Config(format!(
-                    "options must be an object, not {other}"
-                )))
-            }
-        };
-        let mut options = match serde_json::from_value::<Options>(Value::Object(map.clone())) {
-            Ok(o) => o,
-            Err(whole) => return Err(Self::culprit(map, whole)),
-        };
+        let mut options: Options = from_json_object(value)?;
         options.time_unit = unit;
         Ok(options)
-    }
-
-    /// The error of the first option that fails on its own (serde's error names no field).
-    fn culprit(map: Map<String, Value>, whole: serde_json::Error) -> Error {
-        for (key, v) in map {
-            let one = Value::Object(Map::from_iter([(key.clone(), v)]));
-            if let Err(e) = serde_json::from_value::<Options>(one) {
-                let text = e.to_string();
-                return Error::Config(if text.starts_with("unknown field") {
-                    format!("unknown option {key:?}")
-                } else {
-                    format!("option {}: {text}", canonical(&key))
-                });
-            }
-        }
-        Error::Config(format!("bad options: {whole}"))
     }
 
     /// Sets every given option on `config`; fails (leaving `config` partly set) on a bad
@@ -259,6 +232,37 @@ impl Options {
     pub fn method_handling(&self) -> Result<Option<MethodHandling>, Error> {
         self.method_handling.as_deref().map(str::parse).transpose()
     }
+}
+
+/// `map` as options of type `T`; an unknown name or a value of the wrong type is an
+/// [`Error::Config`] naming the option (serde's own error names no field, so the first
+/// option that fails on its own is found).
+pub(crate) fn from_json_object<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    let map = match value {
+        Value::Null => Map::new(),
+        Value::Object(m) => m,
+        other => {
+            return Err(Error::Config(format!(
+                "options must be an object, not {other}"
+            )))
+        }
+    };
+    let whole = match serde_json::from_value::<T>(Value::Object(map.clone())) {
+        Ok(o) => return Ok(o),
+        Err(e) => e,
+    };
+    for (key, v) in map {
+        let one = Value::Object(Map::from_iter([(key.clone(), v)]));
+        if let Err(e) = serde_json::from_value::<T>(one) {
+            let text = e.to_string();
+            return Err(Error::Config(if text.starts_with("unknown field") {
+                format!("unknown option {key:?}")
+            } else {
+                format!("option {}: {text}", canonical(&key))
+            }));
+        }
+    }
+    Err(Error::Config(format!("bad options: {whole}")))
 }
 
 impl FromStr for MethodHandling {

@@ -544,7 +544,7 @@ export interface KiteQuery {
   id?: string
 }
 
-/** Options of a Kontrol. */
+/** Options of a Kontrol (checked by the core, like Python's keyword arguments of `Kontrol`). */
 export interface KontrolOptions {
   /**
    * Where kites and key pairs are kept: `memory`, `sqlite:PATH` (a SQLite file, created

@@ -58,9 +58,11 @@ export type MethodHandling = 'method' | 'first' | 'latest'
 /**
  * One call of one of the kite's methods, as handlers see it. The same object goes to the
  * method's pre handlers, main handler, post handlers and final functions of one call, so a
- * pre handler may leave values on it for the others.
+ * pre handler may leave values on it for the others. The kite makes one per call
+ * (`lib/request.js`); `req instanceof Request` holds, `new Request()` throws.
  */
-export interface Request {
+export declare class Request {
+  private constructor()
   /** The request id: 16 random characters, also the `requestId` of errors sent back. */
   readonly id: string
   /** The method called. */
@@ -463,7 +465,8 @@ export interface KiteIdentity {
 /**
  * Options of a new kite. Every field but `name` and `version` defaults to the `KITE_*`
  * environment, then `kite.key` (`$KITE_HOME/kite.key`, default `~/.kite/kite.key`), then the
- * reference's defaults.
+ * reference's defaults. The core checks them (`kite::server::Options`, the same options as
+ * Python's keyword arguments): a bad value throws `configError` naming the option.
  */
 export interface KiteOptions {
   /** The kite's name, e.g. `math`. */
@@ -544,7 +547,7 @@ export interface KiteQuery {
   id?: string
 }
 
-/** Options of a Kontrol. */
+/** Options of a Kontrol (checked by the core, like Python's keyword arguments of `Kontrol`). */
 export interface KontrolOptions {
   /**
    * Where kites and key pairs are kept: `memory`, `sqlite:PATH` (a SQLite file, created

@@ -2,7 +2,7 @@
 //! 10,000 kites are registered, on SQLite and on PostgreSQL.
 //!
 //! ```text
-//! cargo run --release --example kontrol-bench [-- --kites 10000 --registrations 1000 --concurrency 32 --seconds 5]
+//! cargo run --release -p kite-rs-bench --bin kontrol-bench [-- --kites 10000 --registrations 1000 --concurrency 32 --seconds 5]
 //! ```
 //!
 //! For each backend a Kontrol (default settings: heartbeats every 10 s) listens on
@@ -28,8 +28,7 @@
 //! (`core/tests/common/postgres.rs`: Debian's binaries, a scratch cluster, 127.0.0.1 on a free
 //! port); without those binaries it is skipped with a message saying how to install them.
 
-#[cfg(feature = "postgres")]
-#[path = "../tests/common/postgres.rs"]
+#[path = "../core/tests/common/postgres.rs"]
 mod postgres_server;
 
 use std::sync::Arc;
@@ -364,7 +363,6 @@ async fn sqlite(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Erro
     figures.map(Some)
 }
 
-#[cfg(feature = "postgres")]
 async fn postgres(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Error>> {
     use kite::kontrol::storage::postgres::Postgres;
     use postgres_server::{find_server_bin, PgServer};
@@ -387,12 +385,6 @@ async fn postgres(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Er
     let figures = bench("postgres", Arc::new(storage), args, cpu).await;
     drop(server);
     figures.map(Some)
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn postgres(_: &Args) -> Result<Option<Figures>, Box<dyn std::error::Error>> {
-    eprintln!("[postgres] skipped: kite was built without the `postgres` feature");
-    Ok(None)
 }
 
 /// `process µs` or `process µs + db µs`.

@@ -233,6 +233,11 @@ pub fn compare(
         }
     }
     println!();
+    compare_memory(old, new);
+}
+
+/// Memory per connection of `old` and `new`: medians, new/old, each round.
+fn compare_memory(old: &Results, new: &Results) {
     let (o, n) = (old.median_memory().ok(), new.median_memory().ok());
     println!(
         "memory per connection (KiB of server RSS, median of {} and {} round(s))",

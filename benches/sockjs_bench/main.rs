@@ -261,22 +261,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.size < 16 {
         return Err("--size must be at least 16".into());
     }
-    let oneway_c = args.connections.unwrap_or(8);
-    let mut cases = match (args.connections, args.in_flight) {
-        (None, None) => vec![
-            Case::RoundTrip { c: 1, k: 1 },
-            Case::RoundTrip { c: 8, k: 16 },
-            Case::RoundTrip { c: 64, k: 1 },
-        ],
-        (c, k) => vec![Case::RoundTrip {
-            c: c.unwrap_or(8),
-            k: k.unwrap_or(1),
-        }],
-    };
-    if !args.no_oneway {
-        cases.push(Case::Push { c: oneway_c });
-        cases.push(Case::Sink { c: oneway_c });
-    }
+    let cases = cases(&args);
 
     let plain_listener = TcpListener::bind("127.0.0.1:0").await?;
     let sockjs_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -298,6 +283,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("plain: tokio-tungstenite on :{plain_port}; sockjs: kite::sockjs on :{sockjs_port}");
     println!();
 
+    let rows = measure(cases, plain_port, sockjs_port, &args).await;
+    print_table(&rows);
+    Ok(())
+}
+
+/// The cases `--connections`, `--in-flight` and `--no-oneway` ask for.
+fn cases(args: &Args) -> Vec<Case> {
+    let oneway_c = args.connections.unwrap_or(8);
+    let mut cases = match (args.connections, args.in_flight) {
+        (None, None) => vec![
+            Case::RoundTrip { c: 1, k: 1 },
+            Case::RoundTrip { c: 8, k: 16 },
+            Case::RoundTrip { c: 64, k: 1 },
+        ],
+        (c, k) => vec![Case::RoundTrip {
+            c: c.unwrap_or(8),
+            k: k.unwrap_or(1),
+        }],
+    };
+    if !args.no_oneway {
+        cases.push(Case::Push { c: oneway_c });
+        cases.push(Case::Sink { c: oneway_c });
+    }
+    cases
+}
+
+/// A case's best run on each server: (case, plain, sockjs).
+type Row = (Case, Result<Measured, String>, Result<Measured, String>);
+
+/// Every case, `--repeat` times, plain and SockJS alternating; each server's best run.
+async fn measure(cases: Vec<Case>, plain_port: u16, sockjs_port: u16, args: &Args) -> Vec<Row> {
     let mut rows = Vec::new();
     for case in cases {
         let mut best: [Result<Measured, String>; 2] =
@@ -311,7 +327,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if args.only.as_deref().is_some_and(|o| o != framing.name()) {
                     continue;
                 }
-                let m = run_case(case, port, framing, &args).await;
+                let m = run_case(case, port, framing, args).await;
                 match &m {
                     Ok(m) => eprintln!(
                         "  {:<16} {:<6} {:>10} msg/s {:>10} ws-msg/s in  p50/p99 {:>10} us  cpu {} us/msg",
@@ -338,6 +354,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows.push((case, plain, sockjs));
     }
 
+    rows
+}
+
+/// The table of every case, and the target of the SockJS issue.
+fn print_table(rows: &[Row]) {
     println!();
     println!(
         "{:<15} {:>12} {:>12} {:>6} {:>15} {:>15} {:>13} {:>8}",
@@ -356,7 +377,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("{}", "-".repeat(103));
     let mut target = None;
-    for (case, plain, sockjs) in &rows {
+    for (case, plain, sockjs) in rows {
         let unit = match case {
             Case::RoundTrip { .. } => "rt",
             _ => "msg",
@@ -405,6 +426,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ratio = sockjs/plain rate; cpu = process CPU (servers + load generator) per message \
          or round trip; msg/fr = SockJS messages per websocket frame received by the client"
     );
+    print_goal(target);
+}
+
+/// Whether the SockJS layer keeps 85% of the plain rate at 8x16: (rate ratio, CPU ratio).
+fn print_goal(target: Option<(Option<f64>, Option<f64>)>) {
     let goal = "target: 8x16 round trips, sockjs/plain >= 0.85";
     match target {
         Some((Some(r), cpu_ratio)) => println!(
@@ -418,5 +444,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some((None, _)) => println!("{goal}: UNKNOWN (a run failed or was skipped)"),
         None => println!("{goal}: not run (it runs without --connections/--in-flight)"),
     }
-    Ok(())
 }

@@ -259,6 +259,27 @@ async fn get_kites_load(
             .map(|(a, b)| per_call(b.saturating_sub(a))),
     })
 }
+/// Writes `seeds` kite records straight through `Storage::upsert`, `concurrency` at a time;
+/// returns records/s.
+async fn seed(
+    storage: &Arc<dyn Storage>,
+    key_id: &str,
+    seeds: usize,
+    concurrency: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let results: Vec<_> = stream::iter(0..seeds)
+        .map(|n| {
+            let storage = storage.clone();
+            let record = seeded(n, key_id);
+            async move { storage.upsert(&record).await }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(rate(seeds, started.elapsed()))
+}
 
 async fn bench(
     backend: &'static str,
@@ -273,18 +294,7 @@ async fn bench(
     // Seed through the Storage trait.
     let seeds = args.kites.saturating_sub(args.registrations);
     eprintln!("[{backend}] seeding {seeds} kites through Storage::upsert");
-    let started = Instant::now();
-    let results: Vec<_> = stream::iter(0..seeds)
-        .map(|n| {
-            let storage = storage.clone();
-            let record = seeded(n, &key_id);
-            async move { storage.upsert(&record).await }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let seeded_per_sec = rate(seeds, started.elapsed());
+    let seeded_per_sec = seed(&storage, &key_id, seeds, concurrency).await?;
 
     // Real registrations over connections dialed beforehand.
     eprintln!(

@@ -136,16 +136,15 @@ pub async fn rt_conn(
     };
     let mut seq = 0u64;
     let mut inflight: VecDeque<(u64, Instant)> = VecDeque::with_capacity(k);
-    for _ in 0..k {
-        inflight.push_back((seq, Instant::now()));
-        if let Err(e) = ws.feed(encode(framing, seq, size, &pad)).await {
-            res.errors.push(e.to_string());
-            return res;
-        }
-        seq += 1;
-    }
-    if let Err(e) = ws.flush().await {
-        res.errors.push(e.to_string());
+    let mut out = Sender {
+        framing,
+        size,
+        pad: &pad,
+        seq: &mut seq,
+        inflight: &mut inflight,
+    };
+    if let Err(e) = out.send(&mut ws, k).await {
+        res.errors.push(e);
         return res;
     }
     let mut next = ws.next().await;
@@ -166,30 +165,11 @@ pub async fn rt_conn(
             };
             let now = Instant::now();
             let in_window = now >= start && now < end;
-            let mut bad = None;
-            let n = decode(framing, &msg, |m| {
-                let got: Option<u64> = m.get(..16).and_then(|s| s.parse().ok());
-                match inflight.pop_front() {
-                    Some((want, sent)) if got == Some(want) && m.len() == size => {
-                        if in_window {
-                            let ns = now.duration_since(sent).as_nanos();
-                            res.latencies.push(ns.min(u32::MAX as u128) as u32);
-                        }
-                    }
-                    other => bad = Some(format!("expected {other:?}, got {:.20}", m)),
-                }
-            });
-            match (n, bad) {
-                (Err(e), _) | (_, Some(e)) => {
+            match check_echoes(&msg, &mut out, now, in_window, &mut res) {
+                Ok(n) => to_send += n,
+                Err(e) => {
                     res.errors.push(e);
                     break 'run;
-                }
-                (Ok(n), None) => {
-                    if in_window {
-                        res.round_trips += n as u64;
-                        res.frames += 1;
-                    }
-                    to_send += n;
                 }
             }
             match ws.next().now_or_never() {
@@ -200,22 +180,70 @@ pub async fn rt_conn(
         if Instant::now() >= end {
             break;
         }
-        for _ in 0..to_send {
-            inflight.push_back((seq, Instant::now()));
-            if let Err(e) = ws.feed(encode(framing, seq, size, &pad)).await {
-                res.errors.push(e.to_string());
-                break 'run;
-            }
-            seq += 1;
-        }
-        if let Err(e) = ws.flush().await {
-            res.errors.push(e.to_string());
+        if let Err(e) = out.send(&mut ws, to_send).await {
+            res.errors.push(e);
             break;
         }
         next = ws.next().await;
     }
     shutdown(ws).await;
     res
+}
+
+/// The sending side of a round-trip connection: numbered messages, and those in flight.
+struct Sender<'a> {
+    framing: Framing,
+    size: usize,
+    pad: &'a str,
+    seq: &'a mut u64,
+    inflight: &'a mut VecDeque<(u64, Instant)>,
+}
+
+impl Sender<'_> {
+    /// Sends `n` more messages, then flushes.
+    async fn send(&mut self, ws: &mut Ws, n: usize) -> Result<(), String> {
+        for _ in 0..n {
+            self.inflight.push_back((*self.seq, Instant::now()));
+            ws.feed(encode(self.framing, *self.seq, self.size, self.pad))
+                .await
+                .map_err(|e| e.to_string())?;
+            *self.seq += 1;
+        }
+        ws.flush().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Checks the echoes in `msg` against the messages in flight, in order, and counts them
+/// (with their latencies) when inside the window; returns how many it held.
+fn check_echoes(
+    msg: &Message,
+    out: &mut Sender<'_>,
+    now: Instant,
+    in_window: bool,
+    res: &mut RtResult,
+) -> Result<usize, String> {
+    let size = out.size;
+    let mut bad = None;
+    let n = decode(out.framing, msg, |m| {
+        let got: Option<u64> = m.get(..16).and_then(|s| s.parse().ok());
+        match out.inflight.pop_front() {
+            Some((want, sent)) if got == Some(want) && m.len() == size => {
+                if in_window {
+                    let ns = now.duration_since(sent).as_nanos();
+                    res.latencies.push(ns.min(u32::MAX as u128) as u32);
+                }
+            }
+            other => bad = Some(format!("expected {other:?}, got {:.20}", m)),
+        }
+    })?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    if in_window {
+        res.round_trips += n as u64;
+        res.frames += 1;
+    }
+    Ok(n)
 }
 
 /// `push` client: counts what the server sends until `end`.

@@ -149,6 +149,33 @@ enum Task {
     Other(Vec<String>),
 }
 
+/// One task per connection, running the case until `end`.
+fn spawn_load(
+    case: Case,
+    conns: Vec<load::Ws>,
+    framing: Framing,
+    size: usize,
+    start: Instant,
+    end: Instant,
+) -> Vec<tokio::task::JoinHandle<Task>> {
+    conns
+        .into_iter()
+        .map(|ws| match case {
+            Case::RoundTrip { k, .. } => {
+                tokio::spawn(
+                    async move { Task::Rt(rt_conn(ws, framing, k, size, start, end).await) },
+                )
+            }
+            Case::Push { .. } => {
+                tokio::spawn(async move { Task::Other(push_conn(ws, framing, end).await) })
+            }
+            Case::Sink { .. } => {
+                tokio::spawn(async move { Task::Other(sink_conn(ws, framing, size, end).await) })
+            }
+        })
+        .collect()
+}
+
 async fn run_case(
     case: Case,
     port: u16,
@@ -164,22 +191,7 @@ async fn run_case(
     let conns = connect_all(port, framing, service, c).await?;
     let start = Instant::now() + Duration::from_secs_f64(args.warmup);
     let end = start + Duration::from_secs_f64(args.seconds);
-    let handles = conns
-        .into_iter()
-        .map(|ws| match case {
-            Case::RoundTrip { k, .. } => {
-                tokio::spawn(
-                    async move { Task::Rt(rt_conn(ws, framing, k, size, start, end).await) },
-                )
-            }
-            Case::Push { .. } => {
-                tokio::spawn(async move { Task::Other(push_conn(ws, framing, end).await) })
-            }
-            Case::Sink { .. } => {
-                tokio::spawn(async move { Task::Other(sink_conn(ws, framing, size, end).await) })
-            }
-        })
-        .collect();
+    let handles = spawn_load(case, conns, framing, size, start, end);
     tokio::time::sleep_until(start).await;
     let w0 = Window::sample();
     tokio::time::sleep_until(end).await;

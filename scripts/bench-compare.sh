@@ -11,7 +11,7 @@
 #    (kept, with the worktree, so that a second run builds nothing; the files get the
 #    commit's time as mtime, so cargo sees them unchanged). Where kite-bench lives depends on
 #    the commit: `benches/` (package kite-rs-bench) or, before, `core/examples/` (an example
-#    of kite-rs). A first build reuses target/release's compiled dependencies (copied).
+#    of kite-rs). The first build compiles everything (about 10 minutes on 2 busy cores).
 # 2. This tree's kite-bench is built (target/release/kite-bench).
 # 3. This tree's kite-bench is the load generator for both servers, each started as
 #    `<kite-bench of its commit> --serve` (the load generator speaks only the wire):
@@ -57,12 +57,6 @@ else
 fi
 
 # --- build the old server (its own target directory)
-if [ ! -d "$old_target/release" ] && [ -d "$target/release/deps" ]; then
-  # Dependencies compiled for this tree are most likely the old one's too; cargo rebuilds
-  # whatever differs (fingerprints), so this only saves time.
-  echo "bench-compare: seeding $old_target/release from $target/release" >&2
-  cp -a --reflink=auto "$target/release" "$old_target/release"
-fi
 if [ -f "$tree/benches/Cargo.toml" ] && grep -q '"kite-bench"' "$tree/benches/Cargo.toml"; then
   old_build=(-p kite-rs-bench --bin kite-bench)
   old_bin=$old_target/release/kite-bench

@@ -1,5 +1,7 @@
 //! The kite peer end to end, in process: methods, arguments, callbacks both ways, errors,
 //! authentication, timeouts, disconnects and the callback table.
+// Helpers outside `#[test]` functions unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -237,24 +239,15 @@ async fn disconnect_fails_calls_in_flight_and_cancels_requests() {
     within(cancelled.notified()).await;
 }
 
-#[tokio::test]
-async fn kite_key_and_token_authentication() {
-    let kontrol = KeyPair::generate().unwrap();
-    let server_config = Config {
-        kontrol_key: kontrol.public_pem.clone(),
-        kontrol_user: "kontrol".into(),
-        ..config()
-    };
-    let server = math_kite(server_config);
-    let url = start(&server).await;
-    let key = mint_kite_key(&kontrol, "kontrol", "alice", "http://kontrol/kite").unwrap();
-    let c = caller().client(&url);
+/// A kite key and a token from `kontrol` are accepted, and `secret` sees their users.
+async fn accepts_kite_key_and_token(c: &kite::Client, kontrol: &KeyPair) {
+    let key = mint_kite_key(kontrol, "kontrol", "alice", "http://kontrol/kite").unwrap();
     c.set_auth(Some(Auth::kite_key(key)));
     within(c.dial()).await.unwrap();
     assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("alice"));
 
     let token = mint_token(
-        &kontrol,
+        kontrol,
         "kontrol",
         "bob",
         "/testuser",
@@ -264,10 +257,13 @@ async fn kite_key_and_token_authentication() {
     .unwrap();
     c.set_auth(Some(Auth::token(token)));
     assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("bob"));
+}
 
-    // Wrong audience, foreign signer, unknown type.
+/// A token for another audience and one of a foreign signer (which fires the token-expire
+/// hook once) are refused, and so is an unknown authentication type.
+async fn refuses_bad_credentials(c: &kite::Client, kontrol: &KeyPair) {
     let other = mint_token(
-        &kontrol,
+        kontrol,
         "kontrol",
         "bob",
         "/someoneelse",
@@ -311,7 +307,10 @@ async fn kite_key_and_token_authentication() {
         .unwrap_err()
         .to_kite_error();
     assert_eq!(e.message, "Unknown authentication type: magic");
-    // A custom authenticator.
+}
+
+/// A custom authenticator for the type `magic` accepts its word and refuses others.
+async fn custom_authenticator(server: &Kite, c: &kite::Client) {
     server.add_authenticator("magic", |c| async move {
         if c.auth.key == "open sesame" {
             Ok("ali".to_string())
@@ -336,6 +335,24 @@ async fn kite_key_and_token_authentication() {
             .message,
         "magic: wrong word"
     );
+}
+
+#[tokio::test]
+async fn kite_key_and_token_authentication() {
+    let kontrol = KeyPair::generate().unwrap();
+    let server_config = Config {
+        kontrol_key: kontrol.public_pem.clone(),
+        kontrol_user: "kontrol".into(),
+        ..config()
+    };
+    let server = math_kite(server_config);
+    let url = start(&server).await;
+    let c = caller().client(&url);
+    accepts_kite_key_and_token(&c, &kontrol).await;
+    // Wrong audience, foreign signer, unknown type.
+    refuses_bad_credentials(&c, &kontrol).await;
+    // A custom authenticator.
+    custom_authenticator(&server, &c).await;
 }
 
 #[tokio::test]

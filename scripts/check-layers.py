@@ -68,6 +68,7 @@ CRATES = [
 LAYERS: dict[str, tuple[int, str]] = {
     "protocol": (0, "IO-free wire types"),
     "tls": (1, "TLS configuration"),
+    "logging": (1, "tracing events as plain records, for the bindings' log sinks"),
     "auth": (1, "JWT keys and tokens"),
     "dnode": (2, "dnode messages and arguments"),
     "sockjs": (3, "SockJS transport"),

@@ -1,5 +1,8 @@
 //! Kontrol end to end on in-memory storage: register, find, tokens, keys, heartbeats,
 //! watching, HTTP registration and bad input. (The storage backends have their own suite.)
+// Test helpers outside #[test] functions unwrap too (clippy's allow-unwrap-in-tests covers
+// only the test functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

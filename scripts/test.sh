@@ -5,6 +5,8 @@
 # scripts/setup.sh (first line) installs and builds everything these need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One full build per run: incremental caches would only add gigabytes to target/.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 bash scripts/setup.sh
 cargo fmt --all -- --check

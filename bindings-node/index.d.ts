@@ -521,6 +521,28 @@ export interface KiteOptions {
    * Default: `method`.
    */
   methodHandling?: MethodHandling
+  /** How long `close()` lets calls in flight finish, in milliseconds. Default: 10000. */
+  drainTimeout?: number
+  /** Time a client has to send a whole HTTP request head, in milliseconds. Default: 10000. */
+  headerReadTimeout?: number
+  /** Time allowed to receive a whole `xhr_send` body, in milliseconds. Default: 10000. */
+  bodyReadTimeout?: number
+  /** Connections served at once; further clients wait in the backlog. Default: 20000. */
+  maxConnections?: number
+  /** Incoming calls of one connection in flight at once; reading pauses beyond. Default: 128. */
+  maxCallsInFlight?: number
+  /** Bytes of incoming calls of one connection in flight; reading pauses beyond. Default: 8 MiB. */
+  maxBytesInFlight?: number
+  /** Entries in one connection's callback table; beyond, a clear error. Default: 10000. */
+  maxCallbacks?: number
+  /** Largest message accepted from a peer, in bytes. Default: 16 MiB. */
+  maxMessageSize?: number
+  /** HTTP-transport (XHR) sessions open at once. Default: 10000. */
+  maxSessions?: number
+  /** HTTP-transport sessions open at once per client address. Default: 100. */
+  maxSessionsPerClient?: number
+  /** IP addresses of proxies whose `X-Forwarded-For` names the client. Default: none. */
+  trustedProxies?: string[]
 }
 
 /**

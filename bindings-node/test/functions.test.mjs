@@ -6,9 +6,8 @@
 // so that each frame's `callbacks` map is checked, not what a client makes of it.
 
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import { connect, signal, startKite, within } from './helpers.mjs';
+import { RawPeer, connect, signal, startKite, within } from './helpers.mjs';
 
 /** Every string kite-rs ever used as an in-band function marker, and the placeholder. */
 function formerMarkers() {
@@ -17,42 +16,6 @@ function formerMarkers() {
     out.push(`\0kite.callback:${n}`, `\0kite.callback#${n}`, `\0kite.function:${n}`);
   }
   return out;
-}
-
-/** A dnode peer over SockJS XHR polling, written from the protocol, not our client. */
-class RawPeer {
-  constructor(url) {
-    this.base = `${url}/000/${randomUUID().replaceAll('-', '')}`;
-    this.next = 1000;
-    this.inbox = [];
-  }
-
-  async post(path, body) {
-    const r = await within(fetch(this.base + path, { method: 'POST', body }), 10_000, path);
-    return r.text();
-  }
-
-  async open() {
-    const frame = await this.post('/xhr');
-    assert.ok(frame.startsWith('o'), frame);
-  }
-
-  async send(msg) {
-    await this.post('/xhr_send', JSON.stringify([JSON.stringify(msg)]));
-  }
-
-  /** Calls `method`; resolves with the whole response message. */
-  async call(method, withArgs) {
-    const id = ++this.next;
-    const options = { kite: { name: 'raw' }, withArgs, responseCallback: '[Function]' };
-    await this.send({ method, arguments: [options], callbacks: { [id]: [0, 'responseCallback'] } });
-    for (;;) {
-      const i = this.inbox.findIndex((m) => m.method === id);
-      if (i >= 0) return this.inbox.splice(i, 1)[0];
-      const frame = await this.post('/xhr');
-      if (frame.startsWith('a')) this.inbox.push(...JSON.parse(frame.slice(1)).map((m) => JSON.parse(m)));
-    }
-  }
 }
 
 /** `echo`, `give` (returns a function), `leak` (returns a function; its post handler throws). */

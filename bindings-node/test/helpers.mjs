@@ -252,3 +252,39 @@ export async function startPostgres() {
     },
   };
 }
+
+/** A dnode peer over SockJS XHR polling, written from the protocol, not our client. */
+export class RawPeer {
+  constructor(url) {
+    this.base = `${url}/000/${randomUUID().replaceAll('-', '')}`;
+    this.next = 1000;
+    this.inbox = [];
+  }
+
+  async post(path, body) {
+    const r = await within(fetch(this.base + path, { method: 'POST', body }), 10_000, path);
+    return r.text();
+  }
+
+  async open() {
+    const frame = await this.post('/xhr');
+    if (!frame.startsWith('o')) throw new Error(`expected an open frame, got ${frame}`);
+  }
+
+  async send(msg) {
+    await this.post('/xhr_send', JSON.stringify([JSON.stringify(msg)]));
+  }
+
+  /** Calls `method`; resolves with the whole response message. */
+  async call(method, withArgs) {
+    const id = ++this.next;
+    const options = { kite: { name: 'raw' }, withArgs, responseCallback: '[Function]' };
+    await this.send({ method, arguments: [options], callbacks: { [id]: [0, 'responseCallback'] } });
+    for (;;) {
+      const i = this.inbox.findIndex((m) => m.method === id);
+      if (i >= 0) return this.inbox.splice(i, 1)[0];
+      const frame = await this.post('/xhr');
+      if (frame.startsWith('a')) this.inbox.push(...JSON.parse(frame.slice(1)).map((m) => JSON.parse(m)));
+    }
+  }
+}

@@ -13,6 +13,7 @@ from typing import (
     List,
     Literal,
     Optional,
+    Sequence,
     Tuple,
     Type,
     TypeVar,
@@ -311,7 +312,8 @@ class Kite:
     are the core's kite options (``kite::server::Options``, the same as the Node binding's
     ``KiteOptions``): an unknown name or a bad value raises ``ValueError`` naming it.
     ``method_handling`` (``"method"``, ``"first"`` or ``"latest"``) is the default handling
-    mode of the kite's methods.
+    mode of the kite's methods. The limits per peer (``max_*``, ``trusted_proxies``, the
+    ``*_timeout`` of requests) are those of the README's table "Limits per peer".
     """
 
     def __new__(
@@ -339,6 +341,17 @@ class Kite:
         tls_cert: Optional[Union[str, PathLike[str]]] = None,
         tls_key: Optional[Union[str, PathLike[str]]] = None,
         method_handling: Optional[str] = None,
+        drain_timeout: Optional[float] = None,
+        header_read_timeout: Optional[float] = None,
+        body_read_timeout: Optional[float] = None,
+        max_connections: Optional[int] = None,
+        max_calls_in_flight: Optional[int] = None,
+        max_bytes_in_flight: Optional[int] = None,
+        max_callbacks: Optional[int] = None,
+        max_message_size: Optional[int] = None,
+        max_sessions: Optional[int] = None,
+        max_sessions_per_client: Optional[int] = None,
+        trusted_proxies: Optional[Sequence[str]] = None,
         workers: Optional[int] = None,
     ) -> Kite: ...
     @property

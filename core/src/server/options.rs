@@ -131,6 +131,45 @@ pub struct Options {
     /// Default: `method`.
     #[serde(alias = "method_handling")]
     pub method_handling: Option<String>,
+    /// How long closing the kite lets calls in flight finish. Default:
+    /// `KITE_DRAIN_TIMEOUT` or 10 s.
+    #[serde(alias = "drain_timeout")]
+    pub drain_timeout: Option<f64>,
+    /// Time a client has to send a whole HTTP request head. Default:
+    /// `KITE_HEADER_READ_TIMEOUT` or 10 s.
+    #[serde(alias = "header_read_timeout")]
+    pub header_read_timeout: Option<f64>,
+    /// Time allowed to receive a whole `xhr_send` body. Default: 10 s.
+    #[serde(alias = "body_read_timeout")]
+    pub body_read_timeout: Option<f64>,
+    /// Connections served at once. Default: `KITE_MAX_CONNECTIONS` or 20,000.
+    #[serde(alias = "max_connections")]
+    pub max_connections: Option<usize>,
+    /// Incoming calls of one connection in flight at once (reading pauses beyond it).
+    /// Default: `KITE_MAX_CALLS_IN_FLIGHT` or 128.
+    #[serde(alias = "max_calls_in_flight")]
+    pub max_calls_in_flight: Option<usize>,
+    /// Bytes of incoming calls of one connection in flight at once (reading pauses beyond
+    /// it). Default: `KITE_MAX_BYTES_IN_FLIGHT` or 8 MiB.
+    #[serde(alias = "max_bytes_in_flight")]
+    pub max_bytes_in_flight: Option<usize>,
+    /// Entries in one connection's callback table. Default: `KITE_MAX_CALLBACKS` or 10,000.
+    #[serde(alias = "max_callbacks")]
+    pub max_callbacks: Option<usize>,
+    /// Largest message accepted from a peer, in bytes. Default: 16 MiB.
+    #[serde(alias = "max_message_size")]
+    pub max_message_size: Option<usize>,
+    /// HTTP-transport (XHR) sessions open at once. Default: `KITE_MAX_SESSIONS` or 10,000.
+    #[serde(alias = "max_sessions")]
+    pub max_sessions: Option<usize>,
+    /// HTTP-transport sessions open at once per client address. Default:
+    /// `KITE_MAX_SESSIONS_PER_CLIENT` or 100.
+    #[serde(alias = "max_sessions_per_client")]
+    pub max_sessions_per_client: Option<usize>,
+    /// Proxies (IP addresses) whose `X-Forwarded-For` names the client. Default:
+    /// `KITE_TRUSTED_PROXIES` or none.
+    #[serde(alias = "trusted_proxies")]
+    pub trusted_proxies: Option<Vec<String>>,
     /// The unit of the time options. Default: milliseconds.
     #[serde(skip)]
     pub time_unit: TimeUnit,
@@ -208,11 +247,49 @@ impl Options {
                 "handshakeTimeout",
             ),
             (&mut config.verify_ttl, self.verify_ttl, "verifyTtl"),
+            (&mut config.drain_timeout, self.drain_timeout, "drainTimeout"),
+            (
+                &mut config.header_read_timeout,
+                self.header_read_timeout,
+                "headerReadTimeout",
+            ),
+            (
+                &mut config.sockjs.body_read_timeout,
+                self.body_read_timeout,
+                "bodyReadTimeout",
+            ),
         ];
         for (field, v, name) in times {
             if let Some(n) = v {
                 *field = unit.duration(name, n)?;
             }
+        }
+        let limits = [
+            (&mut config.max_connections, self.max_connections),
+            (&mut config.max_calls_in_flight, self.max_calls_in_flight),
+            (&mut config.max_bytes_in_flight, self.max_bytes_in_flight),
+            (&mut config.max_callbacks, self.max_callbacks),
+            (&mut config.sockjs.max_message_size, self.max_message_size),
+            (&mut config.sockjs.max_sessions, self.max_sessions),
+            (
+                &mut config.sockjs.max_sessions_per_client,
+                self.max_sessions_per_client,
+            ),
+        ];
+        for (field, v) in limits {
+            if let Some(n) = v {
+                *field = n;
+            }
+        }
+        if let Some(list) = &self.trusted_proxies {
+            config.sockjs.trusted_proxies = list
+                .iter()
+                .map(|s| {
+                    s.trim().parse().map_err(|_| {
+                        Error::Config(format!("trustedProxies: {s:?} is not an IP address"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
         }
         config.tls = match (self.tls, self.tls_cert, self.tls_key) {
             (Some(t), None, None) => Some((t.cert, t.key)),
@@ -345,6 +422,30 @@ mod tests {
         assert!(message(applied(json!([1]), ms)).contains("object"));
         let both = json!({"tls": {"cert": "c", "key": "k"}, "tlsCert": "c", "tlsKey": "k"});
         assert!(message(applied(both, ms)).contains("not both"));
+    }
+
+    #[test]
+    fn limits_and_their_timeouts() {
+        let c = applied(
+            json!({"max_calls_in_flight": 4, "maxCallbacks": 9, "maxSessions": 2,
+                   "max_sessions_per_client": 1, "maxConnections": 50, "maxBytesInFlight": 1024,
+                   "maxMessageSize": 4096, "trustedProxies": ["10.0.0.1", " ::1 "],
+                   "headerReadTimeout": 2, "body_read_timeout": 3, "drainTimeout": 0.5}),
+            TimeUnit::Seconds,
+        )
+        .unwrap();
+        assert_eq!((c.max_calls_in_flight, c.max_callbacks, c.max_connections), (4, 9, 50));
+        assert_eq!((c.max_bytes_in_flight, c.sockjs.max_message_size), (1024, 4096));
+        assert_eq!((c.sockjs.max_sessions, c.sockjs.max_sessions_per_client), (2, 1));
+        let proxies: Vec<std::net::IpAddr> = vec!["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(c.sockjs.trusted_proxies, proxies);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.sockjs.body_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.drain_timeout, Duration::from_millis(500));
+        let ms = TimeUnit::Milliseconds;
+        assert!(message(applied(json!({"trustedProxies": ["proxy.local"]}), ms))
+            .contains("trustedProxies: \"proxy.local\" is not an IP address"));
+        assert!(message(applied(json!({"maxCallbacks": -1}), ms)).contains("maxCallbacks"));
     }
 
     #[test]

@@ -171,6 +171,10 @@ impl Kite {
         for m in super::defaults::methods() {
             kite.add_method(m)?;
         }
+        if kite.inner.config.use_webrtc {
+            let relay = kite.extension::<super::webrtc::Relay>();
+            kite.add_method(super::webrtc::relay_method(relay))?;
+        }
         Ok(kite)
     }
 

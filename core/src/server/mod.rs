@@ -14,6 +14,7 @@ mod listen;
 mod method;
 mod request;
 mod routes;
+mod webrtc;
 
 pub use authn::{AuthCheck, Authenticator, Keys};
 pub use config::{kite_log_level, parse_duration, Config};
@@ -23,3 +24,4 @@ pub use kite::{Kite, WeakKite};
 pub use method::{argument_error, HandlerResult, Method, MethodHandling};
 pub use request::{ArgsShape, Request};
 pub use routes::{HttpRequest, HttpResponse, MAX_ROUTE_BODY};
+pub use webrtc::{DST_NOT_REGISTERED, DST_NOT_SET};

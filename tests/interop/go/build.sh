@@ -14,6 +14,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export GOFLAGS="-mod=mod${GOFLAGS:+ $GOFLAGS}"
 mkdir -p bin
-for cmd in server client mint capture kontrol kontrolpeer; do
+for cmd in server client mint capture kontrol kontrolpeer webrtcpeer; do
   go build -o "bin/$cmd" "./$cmd"
 done

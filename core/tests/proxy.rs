@@ -1,0 +1,339 @@
+//! The reverse proxy (issue 14): kites register their URL to our `ReverseProxy` and are
+//! called through the public URL it hands out, over websocket and XHR, with callbacks both
+//! ways; the proxy forwards without parsing, carries several kites, forgets a kite that
+//! leaves, refuses bad registrations, bounds a backend that never answers, and gets its
+//! kites back after a restart. Kites and the proxy trust keys from our Kontrol (in process).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kite::kontrol::storage::memory::Memory;
+use kite::kontrol::{Kontrol, KontrolConfig};
+use kite::protocol::KiteQuery;
+use kite::proxy::{ProxyRegistration, ReverseProxy, ReverseProxyConfig};
+use kite::sockjs::Transport;
+use kite::{Callback, Config, Error, ErrorKind, Kite, KiteError, Payload, Request};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn within<F: std::future::IntoFuture>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(WAIT, f.into_future())
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {WAIT:?}: {what}"))
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    within(what, async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+}
+
+async fn start_kontrol() -> Kontrol {
+    let kite = Kite::with_config(
+        "kontrol",
+        "0.0.4",
+        Config {
+            ip: "127.0.0.1".into(),
+            username: "kontrol".into(),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let k = Kontrol::new(kite, Arc::new(Memory::new()), KontrolConfig::default())
+        .await
+        .unwrap();
+    within("Kontrol listens", k.listen()).await.unwrap();
+    k
+}
+
+async fn config_from(kontrol: &Kontrol, user: &str) -> Config {
+    let mut c = Config {
+        ip: "127.0.0.1".into(),
+        environment: "test".into(),
+        ..Config::default()
+    };
+    c.use_kite_key(&kontrol.new_kite_key(user).await.unwrap())
+        .unwrap();
+    c
+}
+
+/// Our reverse proxy on 127.0.0.1:`port` (0: any), trusting `kontrol`'s keys.
+async fn start_proxy(kontrol: &Kontrol, port: u16) -> ReverseProxy {
+    let mut c = config_from(kontrol, "kontrol").await;
+    c.port = port;
+    let kite = Kite::with_config("proxy", "0.0.1", c).unwrap();
+    let p = ReverseProxy::new(
+        kite,
+        ReverseProxyConfig {
+            backend_timeout: Duration::from_secs(1),
+            ..ReverseProxyConfig::default()
+        },
+    )
+    .unwrap();
+    // A restarted proxy takes its old port once the old listener is gone.
+    within("the proxy listens", async {
+        while let Err(e) = p.kite().listen().await {
+            assert!(port != 0, "listen: {e}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    p
+}
+
+/// A kite behind the proxy: `square` (authenticated) and `twice(n, cb)`, which calls
+/// `cb(2n)` back and returns a function that adds one.
+async fn math_kite(kontrol: &Kontrol, name: &str) -> Kite {
+    let k = Kite::with_config(name, "1.0.0", config_from(kontrol, "alice").await).unwrap();
+    k.handle("square", |r: Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok::<_, KiteError>(n * n)
+    })
+    .unwrap();
+    k.handle("twice", |r: Request| async move {
+        let n: f64 = r.args().at(0)?;
+        r.args().function(1)?.call([n * 2.0]).await?;
+        let plus_one = Callback::new(|args: kite::Arguments| {
+            let n: f64 = args.at(0).unwrap_or(0.0);
+            if let Ok(f) = args.function(1) {
+                tokio::spawn(async move { f.call([n + 1.0]).await });
+            }
+        });
+        Ok::<_, KiteError>(Payload::list().callback(plus_one).into_list())
+    })
+    .unwrap();
+    within("the kite listens", k.listen()).await.unwrap();
+    k
+}
+
+/// Calls `square` and `twice` through `url` over `transport`, as `caller`.
+async fn call_through(caller: &Kite, url: &str, transport: Transport) {
+    let c = caller.client(url);
+    c.set_transport(transport);
+    within("dial through the proxy", c.dial()).await.unwrap();
+    let conn = c.connection().unwrap();
+    assert_eq!(
+        conn.transport(),
+        if transport == Transport::WebSocket {
+            "websocket"
+        } else {
+            "xhr-polling"
+        }
+    );
+    let got = within("square", c.call("square", [7.0])).await.unwrap();
+    assert_eq!(got, json!(49.0));
+    // Callbacks both ways: the kite calls ours, and hands us one of its own.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cb = Callback::new(move |args: kite::Arguments| {
+        let _ = tx.send(args.at::<f64>(0).unwrap());
+    });
+    let result = within(
+        "twice",
+        conn.call_full("twice", Payload::list().arg(5.0).callback(cb), None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(within("our callback", rx.recv()).await, Some(10.0));
+    let plus_one = result.function_at([0, 0]).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let back = Callback::new(move |args: kite::Arguments| {
+        let _ = tx.send(args.at::<f64>(0).unwrap());
+    });
+    within(
+        "its callback",
+        plus_one.call(Payload::list().arg(41.0).callback(back)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(within("its answer", rx.recv()).await, Some(42.0));
+    c.close();
+}
+
+fn registration(proxy: &ReverseProxy, kite: &Kite) -> ProxyRegistration {
+    ProxyRegistration {
+        proxy_url: Some(proxy.kite().url().unwrap()),
+        retry: Duration::from_millis(100),
+        ..ProxyRegistration::reverse(kite, &kite.url().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn kites_behind_our_reverse_proxy_are_called_over_websocket_and_xhr() {
+    let kontrol = start_kontrol().await;
+    let proxy = start_proxy(&kontrol, 0).await;
+    let proxy_port = proxy.kite().port().unwrap();
+    let m1 = math_kite(&kontrol, "math1").await;
+    let m2 = math_kite(&kontrol, "math2").await;
+    let u1 = within(
+        "math1 registers",
+        m1.register_to_proxy(registration(&proxy, &m1)),
+    )
+    .await;
+    let u2 = within(
+        "math2 registers",
+        m2.register_to_proxy(registration(&proxy, &m2)),
+    )
+    .await;
+    assert_eq!(
+        u1,
+        format!("http://127.0.0.1:{proxy_port}/proxy/{}", m1.identity().id)
+    );
+    assert_eq!(
+        u2,
+        format!("http://127.0.0.1:{proxy_port}/proxy/{}", m2.identity().id)
+    );
+    let mut both = vec![m1.identity().id.clone(), m2.identity().id.clone()];
+    both.sort();
+    assert_eq!(proxy.kites(), both);
+
+    // Kontrol hands out the public URL.
+    let caller = Kite::with_config("caller", "1.0.0", config_from(&kontrol, "bob").await).unwrap();
+    let found = within(
+        "get_kites",
+        caller.get_kites(&KiteQuery {
+            username: "alice".into(),
+            environment: "test".into(),
+            name: "math1".into(),
+            ..KiteQuery::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found[0].url(), u1);
+    within("call with Kontrol's token", async {
+        found[0].dial().await.unwrap();
+        assert_eq!(found[0].call("square", [3.0]).await.unwrap(), json!(9.0));
+    })
+    .await;
+    found[0].close();
+
+    for url in [&u1, &u2] {
+        call_through(&caller, url, Transport::WebSocket).await;
+        call_through(&caller, url, Transport::XhrPolling).await;
+    }
+
+    // math2 leaves: its entry goes, its public URL answers 404, math1 is unaffected.
+    m2.shutdown().await;
+    until("math2 leaves the proxy", || {
+        proxy.kites() == vec![m1.identity().id.clone()]
+    })
+    .await;
+    let c = caller.client(&u2);
+    c.set_transport(Transport::XhrPolling);
+    let e = within("dial a kite that left", c.dial()).await.unwrap_err();
+    assert!(e.to_string().contains("404"), "{e}");
+    call_through(&caller, &u1, Transport::WebSocket).await;
+
+    // The proxy restarts on the same port: math1 registers again by itself.
+    proxy.kite().shutdown().await;
+    let proxy = start_proxy(&kontrol, proxy_port).await;
+    until("math1 is back", || {
+        proxy.kites() == vec![m1.identity().id.clone()]
+    })
+    .await;
+    call_through(&caller, &u1, Transport::XhrPolling).await;
+
+    m1.shutdown().await;
+    until("the proxy's table empties", || proxy.kites().is_empty()).await;
+    proxy.kite().shutdown().await;
+    kontrol.close();
+}
+
+#[tokio::test]
+async fn bad_registrations_and_silent_backends_are_bounded() {
+    let kontrol = start_kontrol().await;
+    let proxy = start_proxy(&kontrol, 0).await;
+    let m1 = math_kite(&kontrol, "math1").await;
+    let u1 = within(
+        "math1 registers",
+        m1.register_to_proxy(registration(&proxy, &m1)),
+    )
+    .await;
+
+    // Bad URLs are argument errors.
+    let k = Kite::with_config("bad", "1.0.0", config_from(&kontrol, "mallory").await).unwrap();
+    let c = k.client(&proxy.kite().url().unwrap());
+    within("dial", c.dial()).await.unwrap();
+    for (arg, want) in [
+        (json!(["not a url"]), "invalid kite URL"),
+        (json!(["ftp://host/kite"]), "want http(s)://host:port/path"),
+        (json!([42]), "invalid type"),
+        (json!([]), ""),
+    ] {
+        let e = within("register", c.call("register", arg.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ArgumentError, "{arg}: {e}");
+        assert!(e.to_string().contains(want), "{arg}: {e}");
+    }
+    c.close();
+
+    // A kite claiming math1's id is refused while math1 is connected.
+    let mut cfg = config_from(&kontrol, "mallory").await;
+    cfg.id = m1.identity().id.clone();
+    let mallory = Kite::with_config("mallory", "1.0.0", cfg).unwrap();
+    let c = mallory.client(&proxy.kite().url().unwrap());
+    within("dial", c.dial()).await.unwrap();
+    let e = within("register", c.call("register", ["http://127.0.0.1:1/kite"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::Remote(r) if r.message.contains("held by another live connection")),
+        "{e}"
+    );
+    c.close();
+
+    // A backend that accepts connections and never answers: the client gets 504 within
+    // the backend timeout (1 s here); math1 is unaffected.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/kite", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            conns.push(s);
+        }
+    });
+    let sk = Kite::with_config("silent", "1.0.0", config_from(&kontrol, "carol").await).unwrap();
+    let c = sk.client(&proxy.kite().url().unwrap());
+    within("dial", c.dial()).await.unwrap();
+    let public: String = serde_json::from_value(
+        within("register", c.call("register", [silent_url]))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let resp = within("through the proxy", reqwest::get(format!("{public}/info")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("did not answer within 1s"));
+    let resp = reqwest::get(format!(
+        "http://{}/proxy/nobody/info",
+        proxy.kite().ready().await
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 404);
+    let caller = Kite::with_config("caller", "1.0.0", config_from(&kontrol, "bob").await).unwrap();
+    call_through(&caller, &u1, Transport::WebSocket).await;
+    c.close();
+    held.abort();
+
+    m1.shutdown().await;
+    until("the proxy's table empties", || proxy.kites().is_empty()).await;
+    proxy.kite().shutdown().await;
+    kontrol.close();
+}

@@ -1,8 +1,12 @@
-//! The reverse proxy (issue 14): kites register their URL to our `ReverseProxy` and are
+//! The reverse and tunnel proxies (issue 14). Reverse proxy: kites register their URL to our `ReverseProxy` and are
 //! called through the public URL it hands out, over websocket and XHR, with callbacks both
 //! ways; the proxy forwards without parsing, carries several kites, forgets a kite that
 //! leaves, refuses bad registrations, bounds a backend that never answers, and gets its
-//! kites back after a restart. Kites and the proxy trust keys from our Kontrol (in process).
+//! kites back after a restart. Tunnel proxy: a kite that never listens is called through
+//! the proxy's public URL (websocket and XHR, callbacks both ways, many clients at once),
+//! and bad input (a kite that disappears mid-request, one that never answers or never
+//! opens its tunnel, floods of registrations, a stolen id, a bogus tunnel) is bounded,
+//! with the tables back to empty. Kites and the proxy trust keys from our Kontrol (in process).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -13,7 +17,10 @@ use std::time::Duration;
 use kite::kontrol::storage::memory::Memory;
 use kite::kontrol::{Kontrol, KontrolConfig};
 use kite::protocol::KiteQuery;
-use kite::proxy::{ProxyRegistration, ReverseProxy, ReverseProxyConfig};
+use kite::proxy::{
+    ProxyRegistration, ReverseProxy, ReverseProxyConfig, TunnelProxy, TunnelProxyConfig,
+    TUNNEL_PROXY_NAME, TUNNEL_PROXY_VERSION,
+};
 use kite::sockjs::Transport;
 use kite::{Callback, Config, Error, ErrorKind, Kite, KiteError, Payload, Request};
 use serde_json::json;
@@ -334,6 +341,335 @@ async fn bad_registrations_and_silent_backends_are_bounded() {
 
     m1.shutdown().await;
     until("the proxy's table empties", || proxy.kites().is_empty()).await;
+    proxy.kite().shutdown().await;
+    kontrol.close();
+}
+
+// ---------------------------------------------------------------------------------------
+// The tunnel proxy.
+
+/// Our tunnel proxy on 127.0.0.1:`port` (0: any), trusting `kontrol`'s keys, registered to
+/// Kontrol as `kontrol/test/tunnelproxy`.
+async fn start_tunnel_proxy(
+    kontrol: &Kontrol,
+    port: u16,
+    config: TunnelProxyConfig,
+) -> TunnelProxy {
+    let mut c = config_from(kontrol, "kontrol").await;
+    c.port = port;
+    let kite = Kite::with_config(TUNNEL_PROXY_NAME, TUNNEL_PROXY_VERSION, c).unwrap();
+    let p = TunnelProxy::new(kite, config).unwrap();
+    within("the tunnel proxy listens", async {
+        while let Err(e) = p.kite().listen().await {
+            assert!(port != 0, "listen: {e}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    within(
+        "the tunnel proxy registers",
+        p.kite().register(&p.kite().url().unwrap()),
+    )
+    .await
+    .unwrap();
+    p
+}
+
+/// A kite that never listens: only dials out.
+async fn private_kite(kontrol: &Kontrol, name: &str) -> Kite {
+    let mut c = config_from(kontrol, "alice").await;
+    c.drain_timeout = Duration::from_millis(100);
+    let k = Kite::with_config(name, "1.0.0", c).unwrap();
+    k.handle("square", |r: Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok::<_, KiteError>(n * n)
+    })
+    .unwrap();
+    k.handle("twice", |r: Request| async move {
+        let n: f64 = r.args().at(0)?;
+        r.args().function(1)?.call([n * 2.0]).await?;
+        let plus_one = Callback::new(|args: kite::Arguments| {
+            let n: f64 = args.at(0).unwrap_or(0.0);
+            if let Ok(f) = args.function(1) {
+                tokio::spawn(async move { f.call([n + 1.0]).await });
+            }
+        });
+        Ok::<_, KiteError>(Payload::list().callback(plus_one).into_list())
+    })
+    .unwrap();
+    k.handle("never", |_r: Request| async move {
+        std::future::pending::<()>().await;
+        Ok::<_, KiteError>(())
+    })
+    .unwrap();
+    k
+}
+
+fn via(proxy: &TunnelProxy, kite: &Kite) -> ProxyRegistration {
+    ProxyRegistration {
+        proxy_url: Some(proxy.kite().url().unwrap()),
+        retry: Duration::from_millis(100),
+        ..ProxyRegistration::tunnel(kite)
+    }
+}
+
+#[tokio::test]
+async fn a_kite_that_only_dials_out_is_called_through_the_tunnel_proxy() {
+    let kontrol = start_kontrol().await;
+    let proxy = start_tunnel_proxy(&kontrol, 0, TunnelProxyConfig::default()).await;
+    let port = proxy.kite().port().unwrap();
+    let m1 = private_kite(&kontrol, "math1").await;
+    let m2 = private_kite(&kontrol, "math2").await;
+    // math1 finds the proxy through Kontrol (the reference's RegisterToTunnel, retrying
+    // faster than its 10 s); math2 is given its URL.
+    let through_kontrol = ProxyRegistration {
+        retry: Duration::from_millis(100),
+        ..ProxyRegistration::tunnel(&m1)
+    };
+    assert_eq!(through_kontrol.proxy_url, None);
+    let u1 = within(
+        "math1 registers",
+        m1.register_to_tunnel_with(through_kontrol),
+    )
+    .await;
+    let u2 = within(
+        "math2 registers",
+        m2.register_to_tunnel_with(via(&proxy, &m2)),
+    )
+    .await;
+    assert_eq!(
+        u1,
+        format!("http://127.0.0.1:{port}/proxy/{}", m1.identity().id)
+    );
+    assert_eq!(
+        u2,
+        format!("http://127.0.0.1:{port}/proxy/{}", m2.identity().id)
+    );
+    assert_eq!(m1.port(), None, "math1 never listens");
+
+    let caller = Kite::with_config("caller", "1.0.0", config_from(&kontrol, "bob").await).unwrap();
+    for url in [&u1, &u2] {
+        call_through(&caller, url, Transport::WebSocket).await;
+        call_through(&caller, url, Transport::XhrPolling).await;
+    }
+    // Kontrol hands out the tunnel URL.
+    let found = within(
+        "get_kites",
+        caller.get_kites(&KiteQuery {
+            username: "alice".into(),
+            environment: "test".into(),
+            name: "math2".into(),
+            ..KiteQuery::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found[0].url(), u2);
+
+    // Many clients at once, each with its own tunnel; all gone once they close.
+    let clients: Vec<_> = (0..8).map(|_| caller.client(&u1)).collect();
+    for c in &clients {
+        within("dial", c.dial()).await.unwrap();
+    }
+    let answers = futures_util::future::join_all(
+        clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| std::future::IntoFuture::into_future(c.call("square", [i as f64]))),
+    )
+    .await;
+    for (i, a) in answers.into_iter().enumerate() {
+        assert_eq!(a.unwrap(), json!((i * i) as f64));
+    }
+    assert_eq!(proxy.tunnels(), (8, 0));
+    clients.iter().for_each(|c| c.close());
+    until("the tunnels close", || proxy.tunnels() == (0, 0)).await;
+
+    // math2 leaves.
+    m2.shutdown().await;
+    until("math2 leaves the proxy", || {
+        proxy.kites() == vec![m1.identity().id.clone()]
+    })
+    .await;
+    let c = caller.client(&u2);
+    c.set_transport(Transport::XhrPolling);
+    let e = within("dial a kite that left", c.dial()).await.unwrap_err();
+    assert!(e.to_string().contains("404"), "{e}");
+
+    // The proxy restarts on the same port: math1 registers again by itself.
+    proxy.kite().shutdown().await;
+    let proxy = start_tunnel_proxy(&kontrol, port, TunnelProxyConfig::default()).await;
+    until("math1 is back", || {
+        proxy.kites() == vec![m1.identity().id.clone()]
+    })
+    .await;
+    call_through(&caller, &u1, Transport::WebSocket).await;
+
+    m1.shutdown().await;
+    until("the proxy's tables empty", || {
+        proxy.kites().is_empty() && proxy.tunnels() == (0, 0)
+    })
+    .await;
+    proxy.kite().shutdown().await;
+    kontrol.close();
+}
+
+#[tokio::test]
+async fn tunnel_proxy_bad_input_is_bounded() {
+    let kontrol = start_kontrol().await;
+    let config = TunnelProxyConfig {
+        max_kites: 6,
+        tunnel_timeout: Duration::from_secs(1),
+        ..TunnelProxyConfig::default()
+    };
+    let proxy = start_tunnel_proxy(&kontrol, 0, config).await;
+    let m1 = private_kite(&kontrol, "math1").await;
+    let u1 = within(
+        "math1 registers",
+        m1.register_to_tunnel_with(via(&proxy, &m1)),
+    )
+    .await;
+    let caller = Kite::with_config("caller", "1.0.0", config_from(&kontrol, "bob").await).unwrap();
+
+    // A proxied kite that never answers: the caller's own timeout bounds the call; the
+    // tunnel stays usable.
+    let c = caller.client(&u1);
+    within("dial", c.dial()).await.unwrap();
+    let e = within(
+        "never",
+        c.call("never", ()).timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(
+        within("square", c.call("square", [3.0])).await.unwrap(),
+        json!(9.0)
+    );
+
+    // The kite behind the tunnel disappears mid-request: the caller sees the disconnect.
+    let m3 = private_kite(&kontrol, "math3").await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    m3.handle("hang", move |_r: Request| {
+        let _ = arrived.send(());
+        async move {
+            std::future::pending::<()>().await;
+            Ok::<_, KiteError>(())
+        }
+    })
+    .unwrap();
+    let u3 = within(
+        "math3 registers",
+        m3.register_to_tunnel_with(via(&proxy, &m3)),
+    )
+    .await;
+    let c3 = caller.client(&u3);
+    within("dial", c3.dial()).await.unwrap();
+    let pending = tokio::spawn(async move { c3.call("hang", ()).timeout(WAIT).await });
+    within("the call reaches math3", arrivals.recv())
+        .await
+        .unwrap();
+    m3.shutdown().await;
+    let e = within("the call fails", pending)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnect, "{e}");
+    until("math3's tunnel closes", || proxy.tunnels() == (1, 0)).await;
+
+    // A kite whose kite.tunnel never answers: the client's session is closed after the
+    // tunnel timeout, and nothing stays pending.
+    let mut cfg = config_from(&kontrol, "alice").await;
+    cfg.drain_timeout = Duration::from_millis(100);
+    let stuck = Kite::with_config("stuck", "1.0.0", cfg).unwrap();
+    stuck
+        .handle("kite.tunnel", |_r: Request| async move {
+            std::future::pending::<()>().await;
+            Ok::<_, KiteError>(())
+        })
+        .unwrap();
+    let us = within(
+        "stuck registers",
+        stuck.register_to_proxy(via(&proxy, &stuck)),
+    )
+    .await;
+    let cs = caller.client(&us);
+    cs.set_transport(Transport::XhrPolling);
+    within("dial", cs.dial()).await.unwrap();
+    let conn = cs.connection().unwrap();
+    assert_eq!(proxy.tunnels(), (1, 1));
+    within("the session closes after the tunnel timeout", conn.closed()).await;
+    until("nothing pending", || proxy.tunnels() == (1, 0)).await;
+    cs.close();
+
+    // A tunnel with an unknown token is refused.
+    let url = format!(
+        "ws://{}/tunnel/bogus/000/bogus/websocket",
+        proxy.kite().ready().await
+    );
+    let e = within(
+        "dial a bogus tunnel",
+        kite::sockjs::client::connect_websocket(&url, &Default::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("404"), "{e}");
+
+    // A kite claiming math1's id is refused; a flood of registrations stops at max_kites.
+    let mut cfg = config_from(&kontrol, "mallory").await;
+    cfg.id = m1.identity().id.clone();
+    let mallory = Kite::with_config("mallory", "1.0.0", cfg).unwrap();
+    let mc = mallory.client(&proxy.kite().url().unwrap());
+    within("dial", mc.dial()).await.unwrap();
+    let e = within("register", mc.call("register", [""]))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("held by another live connection"),
+        "{e}"
+    );
+    mc.close();
+    let mut flood = Vec::new();
+    let mut refused = 0;
+    for i in 0..10 {
+        let k = Kite::with_config(
+            &format!("flood{i}"),
+            "1.0.0",
+            config_from(&kontrol, "eve").await,
+        )
+        .unwrap();
+        let c = k.client(&proxy.kite().url().unwrap());
+        within("dial", c.dial()).await.unwrap();
+        match within("register", c.call("register", [""])).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().contains("the proxy is full (6 kites)"), "{e}");
+                refused += 1;
+            }
+        }
+        flood.push((k, c));
+    }
+    assert_eq!(proxy.kites().len(), 6);
+    assert_eq!(refused, 6, "math1 and stuck hold 2 of the 6 places");
+    flood.iter().for_each(|(_, c)| c.close());
+    stuck.shutdown().await;
+    until("the flood leaves", || {
+        proxy.kites() == vec![m1.identity().id.clone()]
+    })
+    .await;
+
+    // math1 was unaffected throughout.
+    assert_eq!(
+        within("square", c.call("square", [4.0])).await.unwrap(),
+        json!(16.0)
+    );
+    call_through(&caller, &u1, Transport::XhrPolling).await;
+    c.close();
+    m1.shutdown().await;
+    until("the proxy's tables empty", || {
+        proxy.kites().is_empty() && proxy.tunnels() == (0, 0)
+    })
+    .await;
     proxy.kite().shutdown().await;
     kontrol.close();
 }

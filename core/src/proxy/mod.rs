@@ -13,9 +13,11 @@ mod forward;
 mod register;
 mod reverse;
 mod table;
+mod tunnel;
 
-pub use register::{ProxyRegistration, PROXY_RETRY};
+pub use register::{ProxyRegistration, METHOD_TUNNEL, PROXY_RETRY, TUNNEL_PROXY_NAME};
 pub use reverse::{
     ReverseProxy, ReverseProxyConfig, METHOD_PROXY_REGISTER, REVERSE_PROXY_NAME,
     REVERSE_PROXY_VERSION,
 };
+pub use tunnel::{TunnelProxy, TunnelProxyConfig, TUNNEL_PROXY_VERSION};

@@ -131,6 +131,12 @@ impl Kite {
             .await
     }
 
+    /// [`Kite::register_to_tunnel`] with explicit options (a proxy URL, a retry interval).
+    pub async fn register_to_tunnel_with(&self, reg: ProxyRegistration) -> String {
+        self.serve_tunnels();
+        self.register_to_proxy(reg).await
+    }
+
     /// Serves `kite.tunnel` (if not served yet): a tunnel proxy this kite registered to
     /// calls it with `{"url": "ws://…"}`; the kite dials that SockJS websocket and serves
     /// it as an accepted connection (its calls are authenticated as any other).

@@ -86,6 +86,7 @@ pub async fn connect_websocket(url: &str, config: &ClientConfig) -> Result<Sessi
     let target = Target {
         url: url.to_string(),
         session_url: String::new(),
+        query: String::new(),
         ws_url: url.to_string(),
         origin,
         session_id: random_session_id(),

@@ -413,6 +413,120 @@ fn via(proxy: &TunnelProxy, kite: &Kite) -> ProxyRegistration {
     }
 }
 
+/// Many clients at once, each with its own tunnel; all gone once they close.
+async fn assert_many_tunnels(proxy: &TunnelProxy, caller: &Kite, u1: &str) {
+    let clients: Vec<_> = (0..8).map(|_| caller.client(u1)).collect();
+    for c in &clients {
+        within("dial", c.dial()).await.unwrap();
+    }
+    let answers = futures_util::future::join_all(
+        clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| std::future::IntoFuture::into_future(c.call("square", [i as f64]))),
+    )
+    .await;
+    for (i, a) in answers.into_iter().enumerate() {
+        assert_eq!(a.unwrap(), json!((i * i) as f64));
+    }
+    assert_eq!(proxy.tunnels(), (8, 0));
+    clients.iter().for_each(|c| c.close());
+    until("the tunnels close", || proxy.tunnels() == (0, 0)).await;
+}
+
+/// A kite whose kite.tunnel never answers: the client's session is closed after the
+/// tunnel timeout, and nothing stays pending. Returns the kite (still registered).
+async fn assert_stuck_kite_times_out(
+    kontrol: &Kontrol,
+    proxy: &TunnelProxy,
+    caller: &Kite,
+) -> Kite {
+    let mut cfg = config_from(kontrol, "alice").await;
+    cfg.drain_timeout = Duration::from_millis(100);
+    let stuck = Kite::with_config("stuck", "1.0.0", cfg).unwrap();
+    stuck
+        .handle("kite.tunnel", |_r: Request| async move {
+            std::future::pending::<()>().await;
+            Ok::<_, KiteError>(())
+        })
+        .unwrap();
+    let us = within(
+        "stuck registers",
+        stuck.register_to_proxy(via(proxy, &stuck)),
+    )
+    .await;
+    let cs = caller.client(&us);
+    cs.set_transport(Transport::XhrPolling);
+    within("dial", cs.dial()).await.unwrap();
+    let conn = cs.connection().unwrap();
+    assert_eq!(proxy.tunnels(), (1, 1));
+    within("the session closes after the tunnel timeout", conn.closed()).await;
+    until("nothing pending", || proxy.tunnels() == (1, 0)).await;
+    cs.close();
+
+    stuck
+}
+
+/// A flood of registrations stops at max_kites (6; math1 and stuck hold 2 places).
+async fn assert_flood_stops_at_max(kontrol: &Kontrol, proxy: &TunnelProxy) -> Vec<kite::Client> {
+    let mut flood = Vec::new();
+    let mut refused = 0;
+    for i in 0..10 {
+        let k = Kite::with_config(
+            &format!("flood{i}"),
+            "1.0.0",
+            config_from(kontrol, "eve").await,
+        )
+        .unwrap();
+        let c = k.client(&proxy.kite().url().unwrap());
+        within("dial", c.dial()).await.unwrap();
+        match within("register", c.call("register", [""])).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(e.to_string().contains("the proxy is full (6 kites)"), "{e}");
+                refused += 1;
+            }
+        }
+        flood.push(c);
+    }
+    assert_eq!(proxy.kites().len(), 6);
+    assert_eq!(refused, 6, "math1 and stuck hold 2 of the 6 places");
+    flood
+}
+
+/// The kite behind the tunnel disappears mid-request: the caller sees the disconnect, and
+/// its tunnel closes (math1's stays).
+async fn assert_vanishing_kite_disconnects(kontrol: &Kontrol, proxy: &TunnelProxy, caller: &Kite) {
+    let m3 = private_kite(kontrol, "math3").await;
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    m3.handle("hang", move |_r: Request| {
+        let _ = arrived.send(());
+        async move {
+            std::future::pending::<()>().await;
+            Ok::<_, KiteError>(())
+        }
+    })
+    .unwrap();
+    let u3 = within(
+        "math3 registers",
+        m3.register_to_tunnel_with(via(proxy, &m3)),
+    )
+    .await;
+    let c3 = caller.client(&u3);
+    within("dial", c3.dial()).await.unwrap();
+    let pending = tokio::spawn(async move { c3.call("hang", ()).timeout(WAIT).await });
+    within("the call reaches math3", arrivals.recv())
+        .await
+        .unwrap();
+    m3.shutdown().await;
+    let e = within("the call fails", pending)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnect, "{e}");
+    until("math3's tunnel closes", || proxy.tunnels() == (1, 0)).await;
+}
+
 #[tokio::test]
 async fn a_kite_that_only_dials_out_is_called_through_the_tunnel_proxy() {
     let kontrol = start_kontrol().await;
@@ -466,24 +580,7 @@ async fn a_kite_that_only_dials_out_is_called_through_the_tunnel_proxy() {
     .unwrap();
     assert_eq!(found[0].url(), u2);
 
-    // Many clients at once, each with its own tunnel; all gone once they close.
-    let clients: Vec<_> = (0..8).map(|_| caller.client(&u1)).collect();
-    for c in &clients {
-        within("dial", c.dial()).await.unwrap();
-    }
-    let answers = futures_util::future::join_all(
-        clients
-            .iter()
-            .enumerate()
-            .map(|(i, c)| std::future::IntoFuture::into_future(c.call("square", [i as f64]))),
-    )
-    .await;
-    for (i, a) in answers.into_iter().enumerate() {
-        assert_eq!(a.unwrap(), json!((i * i) as f64));
-    }
-    assert_eq!(proxy.tunnels(), (8, 0));
-    clients.iter().for_each(|c| c.close());
-    until("the tunnels close", || proxy.tunnels() == (0, 0)).await;
+    assert_many_tunnels(&proxy, &caller, &u1).await;
 
     // math2 leaves.
     m2.shutdown().await;
@@ -547,60 +644,9 @@ async fn tunnel_proxy_bad_input_is_bounded() {
         json!(9.0)
     );
 
-    // The kite behind the tunnel disappears mid-request: the caller sees the disconnect.
-    let m3 = private_kite(&kontrol, "math3").await;
-    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    m3.handle("hang", move |_r: Request| {
-        let _ = arrived.send(());
-        async move {
-            std::future::pending::<()>().await;
-            Ok::<_, KiteError>(())
-        }
-    })
-    .unwrap();
-    let u3 = within(
-        "math3 registers",
-        m3.register_to_tunnel_with(via(&proxy, &m3)),
-    )
-    .await;
-    let c3 = caller.client(&u3);
-    within("dial", c3.dial()).await.unwrap();
-    let pending = tokio::spawn(async move { c3.call("hang", ()).timeout(WAIT).await });
-    within("the call reaches math3", arrivals.recv())
-        .await
-        .unwrap();
-    m3.shutdown().await;
-    let e = within("the call fails", pending)
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Disconnect, "{e}");
-    until("math3's tunnel closes", || proxy.tunnels() == (1, 0)).await;
+    assert_vanishing_kite_disconnects(&kontrol, &proxy, &caller).await;
 
-    // A kite whose kite.tunnel never answers: the client's session is closed after the
-    // tunnel timeout, and nothing stays pending.
-    let mut cfg = config_from(&kontrol, "alice").await;
-    cfg.drain_timeout = Duration::from_millis(100);
-    let stuck = Kite::with_config("stuck", "1.0.0", cfg).unwrap();
-    stuck
-        .handle("kite.tunnel", |_r: Request| async move {
-            std::future::pending::<()>().await;
-            Ok::<_, KiteError>(())
-        })
-        .unwrap();
-    let us = within(
-        "stuck registers",
-        stuck.register_to_proxy(via(&proxy, &stuck)),
-    )
-    .await;
-    let cs = caller.client(&us);
-    cs.set_transport(Transport::XhrPolling);
-    within("dial", cs.dial()).await.unwrap();
-    let conn = cs.connection().unwrap();
-    assert_eq!(proxy.tunnels(), (1, 1));
-    within("the session closes after the tunnel timeout", conn.closed()).await;
-    until("nothing pending", || proxy.tunnels() == (1, 0)).await;
-    cs.close();
+    let stuck = assert_stuck_kite_times_out(&kontrol, &proxy, &caller).await;
 
     // A tunnel with an unknown token is refused.
     let url = format!(
@@ -629,29 +675,8 @@ async fn tunnel_proxy_bad_input_is_bounded() {
         "{e}"
     );
     mc.close();
-    let mut flood = Vec::new();
-    let mut refused = 0;
-    for i in 0..10 {
-        let k = Kite::with_config(
-            &format!("flood{i}"),
-            "1.0.0",
-            config_from(&kontrol, "eve").await,
-        )
-        .unwrap();
-        let c = k.client(&proxy.kite().url().unwrap());
-        within("dial", c.dial()).await.unwrap();
-        match within("register", c.call("register", [""])).await {
-            Ok(_) => {}
-            Err(e) => {
-                assert!(e.to_string().contains("the proxy is full (6 kites)"), "{e}");
-                refused += 1;
-            }
-        }
-        flood.push((k, c));
-    }
-    assert_eq!(proxy.kites().len(), 6);
-    assert_eq!(refused, 6, "math1 and stuck hold 2 of the 6 places");
-    flood.iter().for_each(|(_, c)| c.close());
+    let flood = assert_flood_stops_at_max(&kontrol, &proxy).await;
+    flood.iter().for_each(|c| c.close());
     stuck.shutdown().await;
     until("the flood leaves", || {
         proxy.kites() == vec![m1.identity().id.clone()]

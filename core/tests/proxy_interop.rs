@@ -27,7 +27,6 @@ use kite::proxy::{
 };
 use kite::sockjs::Transport;
 use kite::{Config, Kite, KiteError, Request};
-use serde_json::json;
 use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(20);

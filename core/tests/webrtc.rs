@@ -215,21 +215,9 @@ async fn raw_ws_error(ws: &mut RawWs, text: &str, callback: u64) -> Value {
 type RawWs =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-#[tokio::test]
-async fn bad_signalling_messages_get_clear_errors() {
-    let kontrol = start_kontrol().await;
-    let relay = kontrol.kite().clone();
-    let (a, _a_rx) = signalling_kite(&kontrol, "alice", None).await;
-    let (b, mut b_rx) = signalling_kite(&kontrol, "bob", None).await;
-    let (a_id, b_id) = (a.identity().id.clone(), b.identity().id.clone());
-    within(
-        "b signals",
-        b.send_webrtc(&SignalMessage::new("LEAVE", "nobody", None)),
-    )
-    .await
-    .unwrap_err();
+/// Wrong shapes, unknown types, no or self destination, an unknown one: each its error.
+async fn assert_bad_messages(a: &Kite, a_id: &str, b_id: &str) {
     let kc = within("a's Kontrol connection", a.kontrol()).await.unwrap();
-
     let cases: Vec<(&str, Value, ErrorKind, &str)> = vec![
         (
             "a string",
@@ -305,33 +293,12 @@ async fn bad_signalling_messages_get_clear_errors() {
             e.message
         );
     }
-    assert!(b_rx.try_recv().is_err(), "nothing reached b");
+}
 
-    // A kite claiming a's id, while a is connected, is refused; a is unaffected.
-    let (mallory, _m_rx) = signalling_kite(&kontrol, "mallory", Some(&a_id)).await;
-    let e = remote(
-        within(
-            "mallory sends",
-            mallory.send_webrtc(&SignalMessage::new("OFFER", &b_id, None)),
-        )
-        .await
-        .unwrap_err(),
-    );
-    assert_eq!(
-        e.message,
-        format!("kite id {a_id:?} is held by another live connection")
-    );
-    assert!(b_rx.try_recv().is_err(), "nothing from mallory reached b");
-    within(
-        "a sends",
-        a.send_webrtc(&SignalMessage::new("OFFER", &b_id, None)),
-    )
-    .await
-    .unwrap();
-    assert_eq!(within("b receives", b_rx.recv()).await.unwrap().src, a_id);
-
-    // Raw frames: a lone surrogate (what invalid UTF-8 becomes) in dst, and one connection
-    // trying to signal under a second id.
+/// Raw frames: a lone surrogate (what invalid UTF-8 becomes) in dst, one connection trying
+/// to signal under a second id, and invalid UTF-8 bytes; the entry leaves with the connection.
+async fn assert_raw_frames(kontrol: &Kontrol, b_id: &str) {
+    let relay = kontrol.kite().clone();
     let key = kontrol.new_kite_key("alice").await.unwrap();
     let url = format!("ws://{}/kite/websocket", relay.ready().await);
     let (mut ws, _) = within(
@@ -386,6 +353,49 @@ async fn bad_signalling_messages_get_clear_errors() {
         !relay.webrtc_peers().contains(&"raw-1".to_string())
     })
     .await;
+}
+
+#[tokio::test]
+async fn bad_signalling_messages_get_clear_errors() {
+    let kontrol = start_kontrol().await;
+    let relay = kontrol.kite().clone();
+    let (a, _a_rx) = signalling_kite(&kontrol, "alice", None).await;
+    let (b, mut b_rx) = signalling_kite(&kontrol, "bob", None).await;
+    let (a_id, b_id) = (a.identity().id.clone(), b.identity().id.clone());
+    within(
+        "b signals",
+        b.send_webrtc(&SignalMessage::new("LEAVE", "nobody", None)),
+    )
+    .await
+    .unwrap_err();
+
+    assert_bad_messages(&a, &a_id, &b_id).await;
+    assert!(b_rx.try_recv().is_err(), "nothing reached b");
+
+    // A kite claiming a's id, while a is connected, is refused; a is unaffected.
+    let (mallory, _m_rx) = signalling_kite(&kontrol, "mallory", Some(&a_id)).await;
+    let e = remote(
+        within(
+            "mallory sends",
+            mallory.send_webrtc(&SignalMessage::new("OFFER", &b_id, None)),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        e.message,
+        format!("kite id {a_id:?} is held by another live connection")
+    );
+    assert!(b_rx.try_recv().is_err(), "nothing from mallory reached b");
+    within(
+        "a sends",
+        a.send_webrtc(&SignalMessage::new("OFFER", &b_id, None)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(within("b receives", b_rx.recv()).await.unwrap().src, a_id);
+
+    assert_raw_frames(&kontrol, &b_id).await;
 
     // Everything still works for a and b; when all leave the table empties.
     within(

@@ -1,7 +1,7 @@
 //! WebRTC signalling (`kite.handleWebRTC`): a kite with
 //! [`Config::use_webrtc`](super::Config::use_webrtc) relays signalling messages between the
 //! kites connected to it, by kite id, like the reference's `WebRTCHandler`; a kite that
-//! takes part registers its own handler with [`Kite::handle_webrtc`].
+//! takes part registers its own handler with [`Kite::handle_webrtc`](super::Kite::handle_webrtc).
 //!
 //! The relay's table is per kite: a sender is entered under the kite id of its call options
 //! when it sends, and removed when its connection ends. Unlike the reference, which lets a
@@ -10,17 +10,19 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use serde_json::Value;
 
-use super::kite::{lock, Kite};
 use super::method::Method;
 use super::request::Request;
 use crate::peer::Connection;
 use crate::protocol::{KiteError, SignalMessage, METHOD_HANDLE_WEBRTC};
 use crate::Error;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The reference's answer when a message names no destination.
 pub const DST_NOT_SET: &str = "dst not set";
@@ -94,7 +96,7 @@ impl Relay {
     }
 
     /// The ids in the table, sorted.
-    fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = lock(&self.table).by_id.keys().cloned().collect();
         ids.sort();
         ids
@@ -110,7 +112,7 @@ pub(crate) fn relay_method(relay: Arc<Relay>) -> Method {
 }
 
 /// The one argument of a signalling call.
-fn message(req: &Request) -> Result<SignalMessage, KiteError> {
+pub(crate) fn message(req: &Request) -> Result<SignalMessage, KiteError> {
     let value: &Value = req.args().values().first().ok_or_else(|| {
         KiteError::argument("invalid signalling message: want one argument, got none")
     })?;
@@ -150,30 +152,5 @@ async fn forward(relay: &Arc<Relay>, req: &Request) -> Result<(), KiteError> {
         Ok(_) => Ok(()),
         Err(Error::Remote(e)) => Err(e),
         Err(e) => Err(e.to_kite_error()),
-    }
-}
-
-impl Kite {
-    /// Registers `kite.handleWebRTC` for the signalling messages relayed to this kite (by
-    /// its Kontrol or another relay kite): `f` gets each message with `src` set by the
-    /// relay; its error goes back to the sender. A kite that is itself a relay
-    /// ([`Config::use_webrtc`](super::Config::use_webrtc)) already serves the name: this
-    /// then fails as a duplicate.
-    pub fn handle_webrtc<F, Fut>(&self, f: F) -> Result<(), Error>
-    where
-        F: Fn(SignalMessage) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), KiteError>> + Send + 'static,
-    {
-        let f = Arc::new(f);
-        self.handle(METHOD_HANDLE_WEBRTC, move |req: Request| {
-            let f = f.clone();
-            async move { f(message(&req)?).await }
-        })
-    }
-
-    /// The kite ids in this kite's signalling relay (empty unless
-    /// [`Config::use_webrtc`](super::Config::use_webrtc)), sorted.
-    pub fn webrtc_peers(&self) -> Vec<String> {
-        self.extension::<Relay>().ids()
     }
 }

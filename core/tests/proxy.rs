@@ -345,6 +345,65 @@ async fn bad_registrations_and_silent_backends_are_bounded() {
     kontrol.close();
 }
 
+/// What reaches a backend through the reverse proxy: the path under the kite's URL, the
+/// query, the backend's `Host`, and `X-Forwarded-For` naming the client (a forged one
+/// replaced); the backend's answer comes back as it was.
+#[tokio::test]
+async fn forwarded_requests_name_the_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let kontrol = start_kontrol().await;
+    let proxy = start_proxy(&kontrol, 0).await;
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = backend.local_addr().unwrap();
+    let (tx, mut heads) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = backend.accept().await {
+            let mut buf = vec![0; 4096];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).to_lowercase());
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Backend: yes\r\n\r\nhello")
+                .await;
+        }
+    });
+    let k = Kite::with_config("k", "1.0.0", config_from(&kontrol, "alice").await).unwrap();
+    let c = k.client(&proxy.kite().url().unwrap());
+    within("dial", c.dial()).await.unwrap();
+    let public: String = serde_json::from_value(
+        within(
+            "register",
+            c.call("register", [format!("http://{addr}/kite")]),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let resp = within(
+        "through the proxy",
+        reqwest::Client::new()
+            .get(format!("{public}/000/abc/xhr?x=1"))
+            .header("X-Forwarded-For", "6.6.6.6")
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-backend"], "yes");
+    assert_eq!(resp.text().await.unwrap(), "hello");
+    let head = within("the backend's request", heads.recv()).await.unwrap();
+    assert!(
+        head.starts_with("get /kite/000/abc/xhr?x=1 http/1.1\r\n"),
+        "{head}"
+    );
+    assert!(head.contains(&format!("host: {addr}\r\n")), "{head}");
+    assert!(head.contains("x-forwarded-for: 127.0.0.1\r\n"), "{head}");
+    assert!(!head.contains("6.6.6.6"), "{head}");
+    c.close();
+    until("the proxy's table empties", || proxy.kites().is_empty()).await;
+    proxy.kite().shutdown().await;
+    kontrol.close();
+}
+
 // ---------------------------------------------------------------------------------------
 // The tunnel proxy.
 

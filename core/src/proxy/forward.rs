@@ -154,10 +154,25 @@ impl Forwarder {
     }
 }
 
-/// The request for the backend: `req` with `target`'s path and query, its `Host`, and
-/// without hop-by-hop headers (but `Connection`/`Upgrade` of a websocket handshake).
+/// The request for the backend: `req` with `target`'s path and query, its `Host`, without
+/// hop-by-hop headers (but `Connection`/`Upgrade` of a websocket handshake), and with
+/// `X-Forwarded-For` set to the client's address — replaced, not appended to, since a
+/// backend that trusts the proxy (`KITE_TRUSTED_PROXIES`) takes its first address as the
+/// client's, and a client could have put any address there.
 fn outgoing(req: Request, target: &Url, upgrade: bool) -> Result<Request, Box<Response>> {
     let (mut parts, body) = req.into_parts();
+    let client = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    match client.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        Some(v) => {
+            parts.headers.insert("x-forwarded-for", v);
+        }
+        None => {
+            parts.headers.remove("x-forwarded-for");
+        }
+    }
     let path = match target.query() {
         Some(q) => format!("{}?{q}", target.path()),
         None => target.path().to_string(),

@@ -434,6 +434,9 @@ async fn start_tunnel_proxy(
     p
 }
 
+/// Calls of `never` that reached a private kite (it never answers them).
+static NEVER_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A kite that never listens: only dials out.
 async fn private_kite(kontrol: &Kontrol, name: &str) -> Kite {
     let mut c = config_from(kontrol, "alice").await;
@@ -457,6 +460,7 @@ async fn private_kite(kontrol: &Kontrol, name: &str) -> Kite {
     })
     .unwrap();
     k.handle("never", |_r: Request| async move {
+        NEVER_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::future::pending::<()>().await;
         Ok::<_, KiteError>(())
     })
@@ -586,6 +590,26 @@ async fn assert_vanishing_kite_disconnects(kontrol: &Kontrol, proxy: &TunnelProx
     until("math3's tunnel closes", || proxy.tunnels() == (1, 0)).await;
 }
 
+/// A client that disappears mid-request: its tunnel closes (math1's other tunnel stays).
+async fn assert_vanishing_client_frees_its_tunnel(proxy: &TunnelProxy, caller: &Kite, url: &str) {
+    let before = proxy.tunnels().0;
+    let c = caller.client(url);
+    c.set_transport(Transport::XhrPolling);
+    within("dial", c.dial()).await.unwrap();
+    until("its tunnel opens", || proxy.tunnels().0 == before + 1).await;
+    let conn = c.connection().unwrap();
+    let reached = NEVER_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+    let call = tokio::spawn(async move { conn.call("never", (), Some(WAIT)).await });
+    until("the call reaches the kite", || {
+        NEVER_CALLS.load(std::sync::atomic::Ordering::SeqCst) > reached
+    })
+    .await;
+    c.close();
+    let e = within("the call ends", call).await.unwrap().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnect, "{e}");
+    until("its tunnel closes", || proxy.tunnels() == (before, 0)).await;
+}
+
 #[tokio::test]
 async fn a_kite_that_only_dials_out_is_called_through_the_tunnel_proxy() {
     let kontrol = start_kontrol().await;
@@ -704,6 +728,7 @@ async fn tunnel_proxy_bad_input_is_bounded() {
     );
 
     assert_vanishing_kite_disconnects(&kontrol, &proxy, &caller).await;
+    assert_vanishing_client_frees_its_tunnel(&proxy, &caller, &u1).await;
 
     let stuck = assert_stuck_kite_times_out(&kontrol, &proxy, &caller).await;
 

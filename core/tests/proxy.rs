@@ -610,6 +610,47 @@ async fn assert_vanishing_client_frees_its_tunnel(proxy: &TunnelProxy, caller: &
     until("its tunnel closes", || proxy.tunnels() == (before, 0)).await;
 }
 
+/// More clients than `max_tunnels_per_kite` (2; one is open): the one beyond is closed at
+/// once, the others keep working.
+async fn assert_tunnel_flood_refused(proxy: &TunnelProxy, caller: &Kite, url: &str) {
+    assert_eq!(proxy.tunnels(), (1, 0));
+    let second = caller.client(url);
+    within("dial", second.dial()).await.unwrap();
+    assert_eq!(
+        within("square", second.call("square", [2.0]))
+            .await
+            .unwrap(),
+        json!(4.0)
+    );
+    let third = caller.client(url);
+    third.set_transport(Transport::XhrPolling);
+    match within("dial", third.dial()).await {
+        Ok(()) => {
+            let conn = third.connection();
+            if let Some(conn) = conn {
+                within("the third session is closed", conn.closed()).await;
+            }
+            let e = within("square", third.call("square", [3.0]))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::SendError | ErrorKind::Disconnect),
+                "{e}"
+            );
+        }
+        Err(e) => assert!(e.to_string().contains("too many tunnels"), "{e}"),
+    }
+    third.close();
+    assert_eq!(
+        within("square", second.call("square", [5.0]))
+            .await
+            .unwrap(),
+        json!(25.0)
+    );
+    second.close();
+    until("back to one tunnel", || proxy.tunnels() == (1, 0)).await;
+}
+
 #[tokio::test]
 async fn a_kite_that_only_dials_out_is_called_through_the_tunnel_proxy() {
     let kontrol = start_kontrol().await;
@@ -699,6 +740,7 @@ async fn tunnel_proxy_bad_input_is_bounded() {
     let kontrol = start_kontrol().await;
     let config = TunnelProxyConfig {
         max_kites: 6,
+        max_tunnels_per_kite: 2,
         tunnel_timeout: Duration::from_secs(1),
         ..TunnelProxyConfig::default()
     };
@@ -729,6 +771,7 @@ async fn tunnel_proxy_bad_input_is_bounded() {
 
     assert_vanishing_kite_disconnects(&kontrol, &proxy, &caller).await;
     assert_vanishing_client_frees_its_tunnel(&proxy, &caller, &u1).await;
+    assert_tunnel_flood_refused(&proxy, &caller, &u1).await;
 
     let stuck = assert_stuck_kite_times_out(&kontrol, &proxy, &caller).await;
 

@@ -825,3 +825,22 @@ async fn tunnel_proxy_bad_input_is_bounded() {
     proxy.kite().shutdown().await;
     kontrol.close();
 }
+
+/// A kite that calls the tunnel proxy's `register` again on the same connection gets the same
+/// URL and keeps its one entry.
+#[tokio::test]
+async fn registering_again_on_one_connection_keeps_the_entry() {
+    let kontrol = start_kontrol().await;
+    let proxy = start_tunnel_proxy(&kontrol, 0, TunnelProxyConfig::default()).await;
+    let k = private_kite(&kontrol, "again").await;
+    let c = k.client(&proxy.kite().url().unwrap());
+    within("dial", c.dial()).await.unwrap();
+    let first = within("register", c.call("register", [""])).await.unwrap();
+    let again = within("register", c.call("register", [""])).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(proxy.kites(), vec![k.identity().id.clone()]);
+    c.close();
+    until("the proxy's table empties", || proxy.kites().is_empty()).await;
+    proxy.kite().shutdown().await;
+    kontrol.close();
+}

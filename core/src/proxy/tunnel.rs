@@ -215,6 +215,15 @@ impl Shared {
 
     fn register(self: &Arc<Self>, req: &KiteRequest) -> Result<String, KiteError> {
         let id = req.caller().id.clone();
+        let url = format!("{}://{}/proxy/{id}", self.config.scheme, self.public_host());
+        // Registered already on this connection: its service (and sessions) stay.
+        if self
+            .kites
+            .get(&id)
+            .is_some_and(|(c, _)| c.key() == req.client().key())
+        {
+            return Ok(url);
+        }
         let weak = Arc::downgrade(self);
         let kite_id = id.clone();
         let server = SockJsServer::new(self.config.sockjs.clone(), move |session: Session| {
@@ -230,7 +239,6 @@ impl Shared {
             tunnels: AtomicUsize::new(0),
         });
         self.kites.enter(&id, req.client(), private)?;
-        let url = format!("{}://{}/proxy/{id}", self.config.scheme, self.public_host());
         tracing::info!(kite = %req.caller(), %url, "kite registered to the tunnel proxy");
         Ok(url)
     }

@@ -33,6 +33,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kontrol;
+pub mod logging;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;

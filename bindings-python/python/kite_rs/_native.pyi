@@ -307,7 +307,11 @@ class Kite:
     """A kite: serves methods to other kites and calls theirs.
 
     Configuration comes from ``kite.key`` and the ``KITE_*`` environment, then from the
-    keyword arguments. Durations are in seconds.
+    keyword arguments. Durations are in seconds. The keyword arguments other than ``workers``
+    are the core's kite options (``kite::server::Options``, the same as the Node binding's
+    ``KiteOptions``): an unknown name or a bad value raises ``ValueError`` naming it.
+    ``method_handling`` (``"method"``, ``"first"`` or ``"latest"``) is the default handling
+    mode of the kite's methods.
     """
 
     def __new__(
@@ -334,6 +338,7 @@ class Kite:
         handshake_timeout: Optional[float] = None,
         tls_cert: Optional[Union[str, PathLike[str]]] = None,
         tls_key: Optional[Union[str, PathLike[str]]] = None,
+        method_handling: Optional[str] = None,
         workers: Optional[int] = None,
     ) -> Kite: ...
     @property
@@ -500,7 +505,9 @@ class Kontrol:
     Kontrol's schema; parameters ``sslmode=disable``, ``connect_timeout=SECONDS``). A malformed
     spec raises ``ValueError`` here; storage that cannot be opened, in ``start()``.
     ``await kontrol.start(port=0)`` serves it. Kites register to it and find each other
-    through it (``kite.register()``, ``kite.get_kites(…)``).
+    through it (``kite.register()``, ``kite.get_kites(…)``). The keyword arguments are the
+    core's Kontrol options (``kite::kontrol::KontrolOptions``, the same as the Node binding's
+    ``KontrolOptions``; times in seconds): an unknown name or a bad value raises ``ValueError``.
     """
 
     def __new__(

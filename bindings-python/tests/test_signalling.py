@@ -1,0 +1,171 @@
+"""WebRTC signalling and proxies from Python: a Kontrol with ``use_webrtc`` relays
+``send_webrtc`` messages to the destination's own ``kite.handleWebRTC`` method, bad messages
+raise ``ArgumentError``, and the relay forgets a kite that leaves; ``register_to_proxy`` and
+``register_to_tunnel`` through the reference's ``reverseproxy`` and ``tunnelproxy``
+(``tests/interop/go/bin/proxypeer``, built by ``tests/interop/go/build.sh``) give public URLs
+that callers reach."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+
+from kite_rs import ArgumentError, GenericError, Kite, KiteError, Kontrol, Request
+
+pytestmark = pytest.mark.asyncio
+MakeKite = Callable[..., Kite]
+ROOT = Path(__file__).resolve().parents[2]
+PROXYPEER = ROOT / "tests" / "interop" / "go" / "bin" / "proxypeer"
+
+
+async def until(check: Callable[[], bool]) -> None:
+    for _ in range(2000):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    assert check()
+
+
+async def test_signalling_through_kontrol(make_kite: MakeKite) -> None:
+    kontrol = Kontrol(make_kite("kontrol", username="kontrol", use_webrtc=True))
+    await kontrol.start(port=0)
+    try:
+        a = make_kite("alice", kite_key=await kontrol.new_kite_key("alice"), username="alice")
+        b = make_kite("bob", kite_key=await kontrol.new_kite_key("bob"), username="bob")
+        to_a: asyncio.Queue[Dict[str, Any]] = asyncio.Queue()
+        to_b: asyncio.Queue[Dict[str, Any]] = asyncio.Queue()
+
+        @a.handle("kite.handleWebRTC")
+        async def on_a(req: Request, msg: Dict[str, Any]) -> None:
+            await to_a.put(msg)
+
+        @b.handle("kite.handleWebRTC")
+        async def on_b(req: Request, msg: Dict[str, Any]) -> None:
+            if msg.get("payload") == "fail":
+                raise RuntimeError("bob says no")
+            await to_b.put(msg)
+
+        with pytest.raises(GenericError, match="dst not registered"):
+            await a.send_webrtc({"type": "OFFER", "dst": b.id})
+        await b.send_webrtc({"type": "ANSWER", "dst": a.id, "payload": {"sdp": "v=0"}})
+        got = await asyncio.wait_for(to_a.get(), 10)
+        assert got == {"type": "ANSWER", "src": b.id, "dst": a.id, "payload": {"sdp": "v=0"}}
+        await a.send_webrtc({"type": "offer", "dst": b.id})
+        assert (await asyncio.wait_for(to_b.get(), 10))["src"] == a.id
+        with pytest.raises(KiteError, match="bob says no"):
+            await a.send_webrtc({"type": "CANDIDATE", "dst": b.id, "payload": "fail"})
+        assert kontrol.kite.webrtc_peers() == sorted([a.id, b.id])
+
+        with pytest.raises(ArgumentError, match="invalid signalling type"):
+            await a.send_webrtc({"type": "JOIN", "dst": b.id})
+        with pytest.raises(ArgumentError, match="want an object"):
+            await a.send_webrtc("OFFER")
+        with pytest.raises(ArgumentError, match="expected a string"):
+            await a.send_webrtc({"type": "OFFER", "dst": 42})
+
+        b.close()
+        await until(lambda: kontrol.kite.webrtc_peers() == [a.id])
+        with pytest.raises(GenericError, match="dst not registered"):
+            await a.send_webrtc({"type": "LEAVE", "dst": b.id})
+        a.close()
+        await until(lambda: kontrol.kite.webrtc_peers() == [])
+    finally:
+        kontrol.close()
+
+
+class Proxy:
+    """The reference's proxy as a process (killed at the end)."""
+
+    def __init__(self, which: str, kontrol_pub: Path, tmp: Path) -> None:
+        if not PROXYPEER.exists():
+            pytest.fail(f"{PROXYPEER} is missing: run tests/interop/go/build.sh")
+        args = [str(PROXYPEER), which, "--kontrol-key", str(kontrol_pub)]
+        if which == "tunnel":
+            openssl = shutil.which("openssl")
+            if openssl is None:
+                pytest.fail("openssl is needed to make the tunnel proxy's key pair")
+            priv, pub = tmp / "tunnel.pem", tmp / "tunnel_pub.pem"
+            subprocess.run([openssl, "genrsa", "-out", str(priv), "2048"], check=True, capture_output=True)
+            subprocess.run(
+                [openssl, "rsa", "-in", str(priv), "-pubout", "-out", str(pub)],
+                check=True,
+                capture_output=True,
+            )
+            args += ["--public-key", str(pub), "--private-key", str(priv)]
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.proc.stdout is not None
+        self.url: str = json.loads(self.proc.stdout.readline())["url"]
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def proxies(tmp_path: Path) -> Iterator[Callable[[str, Path], Proxy]]:
+    started: List[Proxy] = []
+
+    def start(which: str, kontrol_pub: Path) -> Proxy:
+        p = Proxy(which, kontrol_pub, tmp_path)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+async def test_register_to_proxy_and_tunnel(
+    make_kite: MakeKite, proxies: Callable[[str, Path], Proxy], tmp_path: Path
+) -> None:
+    kontrol = Kontrol(make_kite("kontrol", username="kontrol"))
+    await kontrol.start(port=0)
+    try:
+        pub = tmp_path / "kontrol_pub.pem"
+        pub.write_text(await kontrol.public_key())
+        key = await kontrol.new_kite_key("alice")
+
+        def math(name: str) -> Kite:
+            k = make_kite(name, kite_key=key, username="alice")
+
+            @k.handle("square")
+            async def square(req: Request, n: float) -> float:
+                return n * n
+
+            return k
+
+        caller = make_kite("caller", kite_key=await kontrol.new_kite_key("bob"), username="bob")
+
+        async def square_at(url: str, n: float) -> Any:
+            c = caller.client(url)
+            await c.dial(timeout=10)
+            try:
+                return await c.tell("square", n)
+            finally:
+                c.close()
+
+        reverse = proxies("reverse", pub)
+        behind = math("behind")
+        await behind.start(port=0)
+        public = await asyncio.wait_for(behind.register_to_proxy(proxy_url=reverse.url), 20)
+        assert public.endswith(f"/proxy/{behind.id}")
+        assert await square_at(public, 3) == 9.0
+
+        tunnel = proxies("tunnel", pub)
+        private = math("private")  # never started: only dials out
+        public = await asyncio.wait_for(private.register_to_tunnel(proxy_url=tunnel.url), 20)
+        assert public.endswith(f"/proxy?kiteID={private.id}")
+        assert await square_at(public, 4) == 16.0
+    finally:
+        kontrol.close()

@@ -2,17 +2,20 @@
 ``send_webrtc`` messages to the destination's own ``kite.handleWebRTC`` method, bad messages
 raise ``ArgumentError``, and the relay forgets a kite that leaves; ``register_to_proxy`` and
 ``register_to_tunnel`` through the reference's ``reverseproxy`` and ``tunnelproxy``
-(``tests/interop/go/bin/proxypeer``, built by ``tests/interop/go/build.sh``) give public URLs
-that callers reach."""
+(``tests/interop/go/bin/proxypeer``, built by ``tests/interop/go/build.sh``), and
+``register_to_tunnel`` through our ``kite-tunnelproxy`` binary (``cargo build --bin
+kite-tunnelproxy``), give public URLs that callers reach (ours over websocket and XHR, with
+callbacks)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -22,6 +25,8 @@ pytestmark = pytest.mark.asyncio
 MakeKite = Callable[..., Kite]
 ROOT = Path(__file__).resolve().parents[2]
 PROXYPEER = ROOT / "tests" / "interop" / "go" / "bin" / "proxypeer"
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+TUNNELPROXY = TARGET / "debug" / "kite-tunnelproxy"
 
 
 async def until(check: Callable[[], bool]) -> None:
@@ -32,7 +37,7 @@ async def until(check: Callable[[], bool]) -> None:
     assert check()
 
 
-async def test_signalling_through_kontrol(make_kite: MakeKite) -> None:
+async def test_webrtc_signalling_through_kontrol(make_kite: MakeKite) -> None:
     kontrol = Kontrol(make_kite("kontrol", username="kontrol", use_webrtc=True))
     await kontrol.start(port=0)
     try:
@@ -169,3 +174,70 @@ async def test_register_to_proxy_and_tunnel(
         assert await square_at(public, 4) == 16.0
     finally:
         kontrol.close()
+
+
+async def start_tunnelproxy(home: Path) -> Tuple[asyncio.subprocess.Process, str]:
+    """Our ``kite-tunnelproxy`` on 127.0.0.1, port 0, with ``home`` as ``KITE_HOME``; its URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITE_")}
+    env.update(KITE_HOME=str(home), RUST_LOG="warn")
+    proc = await asyncio.create_subprocess_exec(
+        str(TUNNELPROXY), "-ip", "127.0.0.1", "-port", "0",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+    )
+    assert proc.stdout is not None
+    prefix = "kite-tunnelproxy listening on "
+    try:
+        while True:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            if not line:
+                pytest.fail("kite-tunnelproxy exited before it was ready")
+            if line.startswith(prefix):
+                return proc, line[len(prefix):].strip()
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+
+
+async def test_register_to_our_tunnel_proxy_over_websocket_and_xhr(
+    make_kite: MakeKite, tmp_path: Path
+) -> None:
+    if not TUNNELPROXY.exists():
+        pytest.fail(f"{TUNNELPROXY} is missing: run cargo build --bin kite-tunnelproxy")
+    kontrol = Kontrol(make_kite("kontrol", username="kontrol"))
+    await kontrol.start(port=0)
+    proc = None
+    try:
+        # The proxy trusts kite keys from this Kontrol through its own kite.key.
+        (tmp_path / "kite.key").write_text(await kontrol.new_kite_key("kontrol"))
+        proc, proxy_url = await start_tunnelproxy(tmp_path)
+        alice = await kontrol.new_kite_key("alice")
+        private = make_kite("private", kite_key=alice, username="alice")
+
+        @private.handle("twice")
+        async def twice(req: Request, n: float, back: Any) -> float:
+            await back(n * 2)
+            return n * 2
+
+        registered = private.register_to_tunnel(proxy_url=proxy_url, retry=0.5)
+        public = await asyncio.wait_for(registered, 20)
+        assert public.endswith(f"/proxy/{private.id}")
+        assert private.url is None, "the kite never listens"
+        caller = make_kite("caller", kite_key=await kontrol.new_kite_key("bob"), username="bob")
+        for transport in ("WebSocket", "XHRPolling"):
+            got: asyncio.Queue[float] = asyncio.Queue()
+            c = caller.client(public, transport=transport)
+            await c.dial(timeout=10)
+            try:
+                assert await c.tell("twice", 21, got.put_nowait) == 42.0
+                assert await asyncio.wait_for(got.get(), 10) == 42.0
+            finally:
+                c.close()
+        env = private.kite.environment
+        found = await caller.get_kites(username="alice", environment=env, name="private")
+        assert [c.url for c in found] == [public]
+    finally:
+        kontrol.close()
+        if proc is not None:
+            proc.terminate()
+            await proc.wait()

@@ -459,6 +459,12 @@ async fn private_kite(kontrol: &Kontrol, name: &str) -> Kite {
         Ok::<_, KiteError>(Payload::list().callback(plus_one).into_list())
     })
     .unwrap();
+    k.handle("slow", |r: Request| async move {
+        let n: f64 = r.args().one()?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok::<_, KiteError>(n)
+    })
+    .unwrap();
     k.handle("never", |_r: Request| async move {
         NEVER_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::future::pending::<()>().await;
@@ -474,6 +480,41 @@ fn via(proxy: &TunnelProxy, kite: &Kite) -> ProxyRegistration {
         retry: Duration::from_millis(100),
         ..ProxyRegistration::tunnel(kite)
     }
+}
+
+/// A proxied kite that answers slowly: other calls on the same tunnel are not held behind
+/// it, and its answer arrives. One that never answers: the caller's own timeout bounds the
+/// call; the tunnel stays usable. Returns the client (still connected).
+async fn assert_slow_and_silent_kites_are_bounded(caller: &Kite, u1: &str) -> kite::Client {
+    let c = caller.client(u1);
+    within("dial", c.dial()).await.unwrap();
+    let started = std::time::Instant::now();
+    let timed = |what: &'static str, method: &'static str, n: f64| {
+        let call = c.call(method, [n]);
+        async move { (within(what, call).await, started.elapsed()) }
+    };
+    let ((slow, slow_took), (square, square_took)) = tokio::join!(
+        timed("slow", "slow", 5.0),
+        timed("square while slow runs", "square", 2.0)
+    );
+    assert_eq!(slow.unwrap(), json!(5.0));
+    assert_eq!(square.unwrap(), json!(4.0));
+    assert!(
+        square_took < slow_took,
+        "square ({square_took:?}) was held behind slow ({slow_took:?})"
+    );
+    let e = within(
+        "never",
+        c.call("never", ()).timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(
+        within("square", c.call("square", [3.0])).await.unwrap(),
+        json!(9.0)
+    );
+    c
 }
 
 /// Many clients at once, each with its own tunnel; all gone once they close.
@@ -753,21 +794,7 @@ async fn tunnel_proxy_bad_input_is_bounded() {
     .await;
     let caller = Kite::with_config("caller", "1.0.0", config_from(&kontrol, "bob").await).unwrap();
 
-    // A proxied kite that never answers: the caller's own timeout bounds the call; the
-    // tunnel stays usable.
-    let c = caller.client(&u1);
-    within("dial", c.dial()).await.unwrap();
-    let e = within(
-        "never",
-        c.call("never", ()).timeout(Duration::from_millis(300)),
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert_eq!(
-        within("square", c.call("square", [3.0])).await.unwrap(),
-        json!(9.0)
-    );
+    let c = assert_slow_and_silent_kites_are_bounded(&caller, &u1).await;
 
     assert_vanishing_kite_disconnects(&kontrol, &proxy, &caller).await;
     assert_vanishing_client_frees_its_tunnel(&proxy, &caller, &u1).await;

@@ -314,6 +314,29 @@ export declare class Kite {
   getToken(kite: KiteQuery, force?: boolean | undefined | null): Promise<string>
   /** Kontrol's current public key (PEM); the kite trusts it from now on. */
   getKey(): Promise<string>
+  /**
+   * Sends a WebRTC signalling message (`{type: 'OFFER' | 'ANSWER' | 'CANDIDATE' |
+   * 'LEAVE', dst, payload}`) through Kontrol, which must run with `useWebRTC`; it reaches
+   * kite `dst`'s own `kite.handleWebRTC` with `src` set to this kite's id. Rejects with
+   * the relay's error (`dst not registered`, an `argumentError` for a bad message) or the
+   * destination handler's.
+   */
+  sendWebRTC(message: any): Promise<void>
+  /** The kite ids in this kite's signalling relay (with `useWebRTC`), sorted. */
+  webRTCPeers(): Array<string>
+  /**
+   * Registers through a reverse proxy (the reference's `RegisterToProxy`): the proxy
+   * hands out a public URL forwarding to `options.url`, which is registered to Kontrol
+   * (when configured); both again whenever the proxy connection drops. Resolves with the
+   * public URL after the first success.
+   */
+  registerToProxy(options?: ProxyOptions | undefined | null): Promise<string>
+  /**
+   * Registers through a tunnel proxy (the reference's `RegisterToTunnel`): the kite need
+   * not listen; clients of the public URL reach it through tunnels it dials
+   * (`kite.tunnel`). Resolves with the public URL after the first success.
+   */
+  registerToTunnel(options?: ProxyOptions | undefined | null): Promise<string>
 }
 
 /**
@@ -543,6 +566,11 @@ export interface KiteOptions {
   maxSessionsPerClient?: number
   /** IP addresses of proxies whose `X-Forwarded-For` names the client. Default: none. */
   trustedProxies?: string[]
+  /**
+   * Relay WebRTC signalling between the kites connected to this one
+   * (`kite.handleWebRTC`; typically on Kontrol). Default: `KITE_USE_WEBRTC` or false.
+   */
+  useWebRTC?: boolean
 }
 
 /**
@@ -606,6 +634,19 @@ export interface MethodOptions {
   throttle?: ThrottleOptions
   /** `method`, `first` or `latest` (see `KiteOptions.methodHandling`). */
   handling?: MethodHandling
+}
+
+/** Where and how a kite registers through a proxy. */
+export interface ProxyOptions {
+  /**
+   * The kite's own URL, which a reverse proxy forwards to (`registerToProxy` only).
+   * Default: the kite's URL (listen first).
+   */
+  url?: string
+  /** The proxy's URL. Default: `KITE_PROXY_URL`, else a proxy that Kontrol knows. */
+  proxyUrl?: string
+  /** Milliseconds between failed attempts. Default: 10000. */
+  retry?: number
 }
 
 /** What Kontrol answers to `register`. */

@@ -71,6 +71,7 @@ pub struct Figures {
 /// Runs `conns` connections with `in_flight` calls each: 0.5 s of warm-up, then `seconds`.
 pub async fn run_case(
     port: u16,
+    prefix: &str,
     tls: Option<&Arc<rustls::ClientConfig>>,
     conns: usize,
     in_flight: usize,
@@ -78,7 +79,7 @@ pub async fn run_case(
 ) -> Result<Figures, String> {
     let mut sockets = Vec::with_capacity(conns);
     for _ in 0..conns {
-        sockets.push(Conn::connect(port, tls).await?);
+        sockets.push(Conn::connect(port, prefix, tls).await?);
     }
     let warm = Duration::from_millis(500);
     let start = Instant::now() + warm;
@@ -115,7 +116,7 @@ pub async fn memory(server: &Server, n: usize) -> Result<f64, String> {
     let mut ids = Vec::new();
     let mut frame = Vec::new();
     for i in 0..n {
-        let mut conn = Conn::connect(server.port, server.tls.as_ref()).await?;
+        let mut conn = Conn::connect(server.port, &server.prefix, server.tls.as_ref()).await?;
         conn.call(i as u64);
         conn.flush().await?;
         loop {

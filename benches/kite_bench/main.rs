@@ -15,6 +15,10 @@
 //!
 //! `rust-tls` is our kite serving HTTPS with a certificate of a CA made for the run (rcgen);
 //! the load generator then speaks TLS (rustls, trusting that CA) under the same websocket.
+//! `rust-tunnel` is our kite behind our tunnel proxy (`kite::proxy::TunnelProxy`), both in
+//! one server process: the load generator dials the proxy's public URL and every call takes
+//! the extra hop through the tunnel the kite dialed
+//! (`kite-bench -- --servers rust,rust-tunnel --case 8x16`).
 //!
 //! Every server runs as its own process (ours is this binary re-executed with `--serve`, on
 //! tokio's default multi-thread runtime: one worker per core), speaking SockJS over a
@@ -53,7 +57,8 @@ struct Args {
     seconds: f64,
     /// Servers to run, in this order in each round: rust, go, kitejs, node (kite-rs with
     /// JavaScript handlers), python (kite-rs with `async def` handlers), python-def (plain
-    /// `def` handlers), rust-tls (our kite over TLS), or a name given by --server-bin.
+    /// `def` handlers), rust-tls (our kite over TLS), rust-tunnel (our kite reached through
+    /// our tunnel proxy), or a name given by --server-bin.
     #[arg(long, value_delimiter = ',', default_value = "rust,go,kitejs")]
     servers: Vec<String>,
     /// NAME=PATH: the server NAME is the kite-bench binary PATH, run with `--serve` (any
@@ -81,6 +86,9 @@ struct Args {
     /// Internal: serve the Rust kite and print its ready line.
     #[arg(long, hide = true)]
     serve: bool,
+    /// Internal: serve the Rust kite behind our tunnel proxy and print the ready line.
+    #[arg(long, hide = true)]
+    serve_tunnel: bool,
     /// Internal: with --serve, serve TLS with this certificate and key (PEM).
     #[arg(long, hide = true, num_args = 2)]
     tls: Option<Vec<PathBuf>>,
@@ -99,9 +107,10 @@ fn parse_server_bin(s: &str) -> Result<(String, PathBuf), String> {
 const CASES: [(usize, usize); 3] = [(1, 1), (8, 16), (64, 1)];
 
 /// The built-in servers.
-const BUILTIN: [&str; 7] = [
+const BUILTIN: [&str; 8] = [
     "rust",
     "rust-tls",
+    "rust-tunnel",
     "go",
     "kitejs",
     "node",
@@ -114,6 +123,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.serve {
         return servers::serve_rust(args.tls.clone()).await;
+    }
+    if args.serve_tunnel {
+        return servers::serve_tunnel().await;
     }
     let bins: HashMap<String, PathBuf> = args.server_bin.iter().cloned().collect();
     if let Some(bad) = args
@@ -198,7 +210,16 @@ async fn measure(args: &Args, server: &servers::Server, r: &mut Results) {
         let pid = server.child.id().unwrap_or(0);
         let before = servers::cpu_time(pid);
         let gen_before = servers::cpu_time(std::process::id());
-        match load::run_case(server.port, server.tls.as_ref(), c, k, args.seconds).await {
+        match load::run_case(
+            server.port,
+            &server.prefix,
+            server.tls.as_ref(),
+            c,
+            k,
+            args.seconds,
+        )
+        .await
+        {
             Ok(mut f) => {
                 // Calls made in the warm-up are not counted; the CPU times include it, so
                 // scale the calls to the whole case.

@@ -142,6 +142,12 @@ fn targets(results: &[Results]) {
             100.0 * tls / plain
         );
     }
+    if let (Some((tun, tp)), Some((plain, pp))) = (get("rust-tunnel", 1), get("rust", 1)) {
+        println!(
+            "8x16: rust-tunnel = {:.0}% of rust calls (target >= 50%), p99 {tp:.2} vs {pp:.2} ms",
+            100.0 * tun / plain
+        );
+    }
     // Targets of the bindings (issues: Python, Node), at 8x16.
     if let (Some((py, _)), Some((go, _)), Some((rust, _))) =
         (get("python", 1), get("go", 1), get("rust", 1))

@@ -46,12 +46,55 @@ pub async fn serve_rust(tls: Option<Vec<PathBuf>>) -> Result<(), Box<dyn std::er
     Ok(())
 }
 
+/// `--serve-tunnel`: our tunnel proxy and, behind it, our kite (`square`, no
+/// authentication) that never listens but registers to the proxy and serves the calls it
+/// tunnels; prints `{"port": PROXY, "path": "/proxy/ID"}` and serves until stdin closes.
+pub async fn serve_tunnel() -> Result<(), Box<dyn std::error::Error>> {
+    use kite::proxy::{ProxyRegistration, TunnelProxy, TunnelProxyConfig};
+    let config = kite::Config {
+        ip: "127.0.0.1".into(),
+        // The bench kite has no kite key to register with.
+        disable_authentication: true,
+        ..kite::Config::default()
+    };
+    let proxy_kite = kite::Kite::with_config("tunnelproxy", "0.0.2", config.clone())?;
+    // The memory measurement opens 2,000 connections, each its own tunnel.
+    let tunnels = TunnelProxyConfig {
+        max_tunnels_per_kite: 100_000,
+        ..TunnelProxyConfig::default()
+    };
+    let proxy = TunnelProxy::new(proxy_kite, tunnels)?;
+    let addr = proxy.kite().listen().await?;
+    let k = kite::Kite::with_config("bench", "1.0.0", config)?;
+    k.handle("square", |r: kite::Request| async move {
+        let n: f64 = r.args().one()?;
+        Ok::<_, kite::KiteError>(n * n)
+    })?;
+    let reg = ProxyRegistration {
+        proxy_url: proxy.kite().url(),
+        ..ProxyRegistration::tunnel(&k)
+    };
+    let public = k.register_to_tunnel_with(reg).await;
+    let path = public
+        .split_once(&addr.port().to_string())
+        .map(|(_, p)| p.to_string())
+        .ok_or("unexpected public URL")?;
+    println!("{}", serde_json::json!({"port": addr.port(), "path": path}));
+    let mut line = String::new();
+    let _ = BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await;
+    Ok(())
+}
+
 /// A running server; dropping it kills the process.
 pub struct Server {
     /// Its process (killed on drop).
     pub child: tokio::process::Child,
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
+    /// The path of its SockJS service: `/kite`, or a proxy's `/proxy/ID`.
+    pub prefix: String,
     /// The load generator's TLS configuration for a TLS server.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -130,7 +173,12 @@ pub async fn spawn(
         .map_err(|_| format!("{name}: no ready line"))?
         .map_err(|e| e.to_string())?
         .ok_or(format!("{name}: exited"))?;
-    // `{"port": N, …}` (rust, go, kitejs, node) or a line with the kite's URL (python).
+    // `{"port": N, …}` (rust, go, kitejs, node; `"path"` for rust-tunnel) or a line with the
+    // kite's URL (python).
+    let prefix = serde_json::from_str::<Value>(&line)
+        .ok()
+        .and_then(|v| v["path"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "/kite".into());
     let port = match serde_json::from_str::<Value>(&line) {
         Ok(v) => v["port"].as_u64(),
         Err(_) => line
@@ -146,6 +194,7 @@ pub async fn spawn(
     Ok(Server {
         child,
         port,
+        prefix,
         tls: tls.map(|t| t.client),
     })
 }
@@ -158,6 +207,12 @@ fn builtin(
     python: Option<&Path>,
 ) -> Result<tokio::process::Command, String> {
     Ok(match name {
+        "rust-tunnel" => {
+            let mut c =
+                tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+            c.arg("--serve-tunnel");
+            c
+        }
         "rust" | "rust-tls" => {
             let mut c =
                 tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);

@@ -28,9 +28,11 @@ pub struct Conn {
 const MAX_FRAME: usize = 16 << 20;
 
 impl Conn {
-    /// Opens a SockJS websocket to `127.0.0.1:port` (over TLS trusting `tls`'s roots, if given).
+    /// Opens a SockJS websocket to the service at `prefix` (`/kite`, or a proxy's
+    /// `/proxy/ID`) on `127.0.0.1:port` (over TLS trusting `tls`'s roots, if given).
     pub async fn connect(
         port: u16,
+        prefix: &str,
         tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> Result<Conn, String> {
         use tokio_util::either::Either;
@@ -59,7 +61,7 @@ impl Conn {
             mask: rand::random(),
         };
         let request = format!(
-            "GET /kite/000/{:016x}/websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+            "GET {prefix}/000/{:016x}/websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
              Upgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
             rand::random::<u64>(),

@@ -32,7 +32,7 @@ const PROMISES = {
   Client: ['dial', 'dialForever', 'tell', 'waitConnected'],
   Connection: ['tell'],
   Kite: ['listen', 'register', 'registerForever', 'registerHttp', 'registerHttpForever',
-    'getKites', 'getToken', 'getKey'],
+    'getKites', 'getToken', 'getKey', 'sendWebRTC', 'registerToProxy', 'registerToTunnel'],
   Kontrol: ['listen', 'newKiteKey', 'publicKey', 'rotateKey'],
 };
 for (const [cls, names] of Object.entries(PROMISES)) {

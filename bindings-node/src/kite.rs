@@ -76,6 +76,11 @@ pub struct KiteOptions {
     /// Default: `method`.
     #[napi(ts_type = "MethodHandling")]
     pub method_handling: Option<String>,
+    /// Relay WebRTC signalling between the kites connected to this one
+    /// (`kite.handleWebRTC`; typically on Kontrol). Default: `KITE_USE_WEBRTC` or false.
+    #[napi(js_name = "useWebRTC")]
+    #[serde(rename = "useWebRTC")]
+    pub use_webrtc: Option<bool>,
 }
 
 /// A kite configured from the environment, `kite.key` and `options` (through the core's

@@ -43,6 +43,7 @@ mod kite;
 mod kontrol;
 mod logging;
 mod method;
+mod proxy;
 mod request;
 mod routes;
 mod state;

@@ -86,7 +86,12 @@ async function main(): Promise<void> {
   const custom = new KiteError('myKind', 'custom', { appCode: 'E1' })
   setLogger((r: LogRecord) => { const l: 'error' | 'warn' | 'info' | 'debug' | 'trace' = r.level; void l }, 'warn')
   k.on('error', (err: unknown) => { void err })
-  void custom
+  const relay = new Kite({ name: 'kontrol', version: '1.0.0', useWebRTC: true })
+  const peers: string[] = relay.webRTCPeers()
+  const sent: Promise<void> = k.sendWebRTC({ type: 'OFFER', dst: 'id', payload: { sdp: '' } })
+  const viaProxy: string = await k.registerToProxy({ url: k.url ?? '', proxyUrl: 'http://127.0.0.1:3999/kite' })
+  const viaTunnel: string = await k.registerToTunnel({ retry: 1000 })
+  void custom; void peers; void sent; void viaProxy; void viaTunnel
   console.log(port, n, e.code, k.handleCounts().functions)
   c.close(); k.close()
 }

@@ -446,6 +446,48 @@ impl Kite {
         Ok(func.unbind())
     }
 
+    /// Sends a WebRTC signalling message (``{"type", "dst", "payload"}``) through Kontrol
+    /// (run with ``use_webrtc``) to kite ``dst``'s own ``kite.handleWebRTC`` method.
+    fn send_webrtc<'py>(
+        &self,
+        py: Python<'py>,
+        msg: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.shared.bind_if_unbound(py)?;
+        crate::signalling::send_webrtc(py, &self.inner, &msg)
+    }
+
+    /// The kite ids in this kite's signalling relay (with ``use_webrtc``), sorted.
+    fn webrtc_peers(&self) -> Vec<String> {
+        self.inner.webrtc_peers()
+    }
+
+    /// Registers ``url`` (default: the kite's) through a reverse proxy, then the public URL
+    /// it hands out to Kontrol, again whenever the proxy drops; returns the public URL.
+    #[pyo3(signature = (url=None, *, proxy_url=None, retry=None))]
+    fn register_to_proxy<'py>(
+        &self,
+        py: Python<'py>,
+        url: Option<String>,
+        proxy_url: Option<String>,
+        retry: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.shared.bind_if_unbound(py)?;
+        crate::signalling::register_to_proxy(py, &self.inner, false, url, proxy_url, retry)
+    }
+
+    /// Like ``register_to_proxy`` through a tunnel proxy: the kite need not listen.
+    #[pyo3(signature = (*, proxy_url=None, retry=None))]
+    fn register_to_tunnel<'py>(
+        &self,
+        py: Python<'py>,
+        proxy_url: Option<String>,
+        retry: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.shared.bind_if_unbound(py)?;
+        crate::signalling::register_to_proxy(py, &self.inner, true, None, proxy_url, retry)
+    }
+
     /// Calls ``func(result)`` after every successful registration (decorator).
     fn on_register<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         kite_side::on_register(&self.inner, &self.shared, &func)?;

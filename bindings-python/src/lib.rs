@@ -60,6 +60,7 @@ mod registry;
 mod reply;
 mod request;
 mod shared;
+mod signalling;
 mod signature;
 mod values;
 

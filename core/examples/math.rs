@@ -1,9 +1,12 @@
 //! The reference's math kite: serves `square` and `echo` without authentication. With a
 //! kite key (`$KITE_HOME/kite.key`) and a Kontrol URL (the key's, `KITE_KONTROL_URL` or
-//! `--kontrol`) it registers its URL to Kontrol, and again after every reconnection.
+//! `--kontrol`) it registers its URL to Kontrol, and again after every reconnection. With
+//! `--proxy` it registers through a reverse proxy, with `--tunnel` through a tunnel proxy
+//! (and never listens): `KITE_PROXY_URL`, else one that Kontrol knows.
 //!
 //! ```text
 //! cargo run --release --example math -- --port 3636
+//! cargo run --release --example math -- --tunnel
 //! ```
 
 use clap::Parser;
@@ -19,6 +22,13 @@ struct Args {
     /// Kontrol to register to. Default: `KITE_KONTROL_URL`, else the kite key's.
     #[arg(long)]
     kontrol: Option<String>,
+    /// Register through a reverse proxy (`KITE_PROXY_URL`, else a `proxy` kite Kontrol knows).
+    #[arg(long, conflicts_with = "tunnel")]
+    proxy: bool,
+    /// Do not listen: register through a tunnel proxy (`KITE_PROXY_URL`, else a
+    /// `tunnelproxy` kite Kontrol knows) and serve the calls it tunnels.
+    #[arg(long)]
+    tunnel: bool,
 }
 
 #[tokio::main]
@@ -52,8 +62,23 @@ async fn main() -> Result<(), kite::Error> {
         })
         .disable_authentication(),
     )?;
+    if args.tunnel {
+        let url = k.register_to_tunnel().await;
+        println!("math kite reachable through the tunnel proxy at {url}");
+        kite::server::shutdown_signal().await;
+        k.shutdown().await;
+        return Ok(());
+    }
     k.listen().await?;
     println!("math kite listening on {}", k.url().unwrap_or_default());
+    if args.proxy {
+        let reg = kite::proxy::ProxyRegistration::reverse(&k, &k.url().unwrap_or_default());
+        let url = k.register_to_proxy(reg).await;
+        println!("math kite reachable through the proxy at {url}");
+        kite::server::shutdown_signal().await;
+        k.shutdown().await;
+        return Ok(());
+    }
     let url = k.register_url().unwrap_or_default();
     let config = k.config();
     if !config.kontrol_url.is_empty() && !config.kite_key.is_empty() {

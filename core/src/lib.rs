@@ -18,6 +18,7 @@
 //! | [`server`] | the [`Kite`]: method table, authentication, [`Request`], default methods; implements `Dispatch` |
 //! | [`client`] | [`Client`]: dialing, redialing, calls, events |
 //! | [`kontrol`] | Kontrol: the registry service, its storage, and a kite's Kontrol client |
+//! | [`proxy`] | reverse and tunnel proxies for kites behind NAT, and the kite's side of them |
 //!
 //! Every byte from the network is hostile. The modules that handle wire values (durations,
 //! sizes, indices, counts: `protocol`, dnode messages, the SockJS session, frames and
@@ -35,6 +36,7 @@ pub mod kontrol;
 pub mod logging;
 pub mod peer;
 pub mod protocol;
+pub mod proxy;
 pub mod server;
 pub mod sockjs;
 pub mod tls;

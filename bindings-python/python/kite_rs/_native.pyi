@@ -352,6 +352,7 @@ class Kite:
         max_sessions: Optional[int] = None,
         max_sessions_per_client: Optional[int] = None,
         trusted_proxies: Optional[Sequence[str]] = None,
+        use_webrtc: Optional[bool] = None,
         workers: Optional[int] = None,
     ) -> Kite: ...
     @property
@@ -497,6 +498,34 @@ class Kite:
         loop) gets an ``HttpRequest`` and returns the body (``str``, ``bytes``, a value sent as
         JSON, ``None`` for 204) or ``(status, body)`` / ``(status, body, headers)``. Add routes
         before ``start()``. Returns ``func``."""
+    def send_webrtc(self, msg: Any) -> Awaitable[None]:
+        """Sends a WebRTC signalling message (``{"type", "dst", "payload"}``) through Kontrol
+        (run with ``use_webrtc``) to kite ``dst``'s own ``kite.handleWebRTC`` method.
+
+        ``type`` is ``OFFER``, ``ANSWER``, ``CANDIDATE`` or ``LEAVE`` (any case); the relay sets
+        ``src`` to this kite's id. A message that is not one raises :class:`ArgumentError`;
+        the relay's refusals (``dst not registered``, ``dst not set``) and the destination
+        handler's error raise as :class:`KiteError`. Receive them with
+        ``@kite.handle("kite.handleWebRTC")`` (the message is the one argument)."""
+    def webrtc_peers(self) -> List[str]:
+        """The kite ids in this kite's signalling relay (with ``use_webrtc``), sorted."""
+    def register_to_proxy(
+        self,
+        url: Optional[str] = None,
+        *,
+        proxy_url: Optional[str] = None,
+        retry: Optional[float] = None,
+    ) -> Awaitable[str]:
+        """Registers ``url`` (default: the kite's) through a reverse proxy, then the public URL
+        it hands out to Kontrol, again whenever the proxy drops; returns the public URL.
+
+        The proxy is ``proxy_url``, else ``KITE_PROXY_URL``, else a ``proxy`` kite Kontrol
+        knows; failed attempts are retried every ``retry`` seconds (10)."""
+    def register_to_tunnel(
+        self, *, proxy_url: Optional[str] = None, retry: Optional[float] = None
+    ) -> Awaitable[str]:
+        """Like ``register_to_proxy`` through a tunnel proxy (a ``tunnelproxy`` kite): the
+        kite need not listen; clients of the public URL reach it through tunnels it dials."""
     def on_register(self, func: _F) -> _F:
         """Calls ``func(result)`` after every successful registration (decorator)."""
     def __aenter__(self: _K) -> Awaitable[_K]: ...

@@ -93,3 +93,18 @@ pub fn fail(program: &str, error: anyhow::Error) -> ! {
     eprintln!("{program}: {error:#}");
     std::process::exit(1)
 }
+
+/// Registers `kite` at `url` to its Kontrol in the background (retrying, and again after
+/// every reconnection) when a Kontrol URL is configured; says so in the log when not.
+#[allow(dead_code)] // used by the proxies, not by kontrol/kitectl
+pub fn register_if_configured(kite: &kite::Kite, url: &str) {
+    if kite.config().kontrol_url.is_empty() {
+        tracing::warn!("no Kontrol URL (kite.key, KITE_KONTROL_URL): not registering to Kontrol");
+        return;
+    }
+    let (kite, url) = (kite.clone(), url.to_string());
+    tokio::spawn(async move {
+        let r = kite.register_forever(&url).await;
+        tracing::info!(url = %r.url, "registered to Kontrol");
+    });
+}

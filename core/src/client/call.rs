@@ -22,6 +22,16 @@ impl Client {
             timeout: None,
         }
     }
+
+    /// Sends a WebRTC signalling message through the remote kite, which must relay
+    /// (`kite.handleWebRTC`, [`Config::use_webrtc`](crate::Config::use_webrtc)); it arrives
+    /// at kite `msg.dst`'s own `kite.handleWebRTC` with `src` set to this kite's id. Fails
+    /// with the relay's error (`dst not registered`, …) or the destination handler's.
+    pub async fn send_webrtc(&self, msg: &crate::protocol::SignalMessage) -> Result<(), Error> {
+        self.call(crate::protocol::METHOD_HANDLE_WEBRTC, msg)
+            .await
+            .map(drop)
+    }
 }
 
 /// A pending call; `.timeout(d)` sets its timeout, `.await` runs it.

@@ -7,7 +7,7 @@
 //! | `dialer` | the TLS configuration and HTTP client a kite's dials share |
 //! | `handle` | [`Client`]: its state, settings and events |
 //! | `dial` | dialing, redialing, waiting for a connection |
-//! | `call` | [`Client::call`] and its [`Call`] future |
+//! | `call` | [`Client::call`] and its [`Call`] future, [`Client::send_webrtc`] |
 
 mod call;
 mod dial;

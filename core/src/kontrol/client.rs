@@ -56,6 +56,14 @@ pub(super) fn log_once(last: &mut Option<String>, e: &Error, what: &str) {
 }
 
 impl Kite {
+    /// Sends a WebRTC signalling message through Kontrol (which must run with
+    /// [`Config::use_webrtc`](crate::Config::use_webrtc)) to kite `msg.dst`, like the
+    /// reference's `Kite.SendWebRTCRequest`: it arrives at that kite's own
+    /// `kite.handleWebRTC` ([`Kite::handle_webrtc`]) with `src` set to this kite's id.
+    pub async fn send_webrtc(&self, msg: &crate::protocol::SignalMessage) -> Result<(), Error> {
+        self.kontrol().await?.send_webrtc(msg).await
+    }
+
     /// The connection to Kontrol (`Config::kontrol_url`, kiteKey authentication). When not
     /// connected it dials now (or, while a reconnection loop runs, waits for its next
     /// attempt), up to the kite's timeout, and fails with the cause at once — a

@@ -158,6 +158,12 @@ impl Connection {
         self.inner.session.close();
     }
 
+    /// A number naming this connection among the live ones (equal for clones), for tables
+    /// keyed by connection.
+    pub fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     /// Number of entries in the callback table (functions passed and calls awaiting a
     /// response), for leak checks.
     pub fn callback_count(&self) -> usize {

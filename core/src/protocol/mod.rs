@@ -6,9 +6,11 @@
 mod error;
 pub mod json;
 mod kite;
+mod webrtc;
 
 pub use error::{ErrorKind, KiteError};
 pub use kite::{Kite, KiteQuery};
+pub use webrtc::{SignalMessage, METHOD_HANDLE_WEBRTC, SIGNAL_TYPES};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -83,6 +83,10 @@ pub struct Config {
     /// awaiting its answer); a call or response that would exceed it fails with a clear
     /// error. Default: 10,000.
     pub max_callbacks: usize,
+    /// Serve `kite.handleWebRTC`: relay WebRTC signalling messages between the kites
+    /// connected to this one, by kite id (the reference's `UseWebRTC`, typically set on
+    /// Kontrol; `KITE_USE_WEBRTC=1`). Default: false.
+    pub use_webrtc: bool,
 }
 
 impl Default for Config {
@@ -117,6 +121,7 @@ impl Default for Config {
             max_calls_in_flight: 128,
             max_bytes_in_flight: 8 * 1024 * 1024,
             max_callbacks: 10_000,
+            use_webrtc: false,
         }
     }
 }
@@ -186,7 +191,7 @@ impl Config {
     /// Applies `KITE_USERNAME`, `KITE_ENVIRONMENT`, `KITE_REGION`, `KITE_IP`, `KITE_PORT`,
     /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT`,
     /// `KITE_HANDSHAKE_TIMEOUT`, `KITE_DRAIN_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`,
-    /// `500ms`), `KITE_REGISTER_URL`, `KITE_TLS_CA_FILE` and `KITE_TLS_INSECURE_SKIP_VERIFY`.
+    /// `500ms`), `KITE_REGISTER_URL`, `KITE_USE_WEBRTC` (`1`/`true`), `KITE_TLS_CA_FILE` and `KITE_TLS_INSECURE_SKIP_VERIFY`.
     pub fn read_env(&mut self) -> Result<(), Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("KITE_USERNAME") {
@@ -211,6 +216,9 @@ impl Config {
         }
         if let Some(v) = var("KITE_REGISTER_URL") {
             self.register_url = Some(v);
+        }
+        if let Some(v) = var("KITE_USE_WEBRTC") {
+            self.use_webrtc = matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes");
         }
         let trust = crate::tls::TlsTrust::from_env();
         if trust.ca_file.is_some() {

@@ -171,6 +171,10 @@ impl Kite {
         for m in super::defaults::methods() {
             kite.add_method(m)?;
         }
+        if kite.inner.config.use_webrtc {
+            let relay = kite.extension::<super::webrtc::Relay>();
+            kite.add_method(super::webrtc::relay_method(relay))?;
+        }
         Ok(kite)
     }
 
@@ -416,5 +420,34 @@ impl Kite {
     /// Runs `f` when a connection ends.
     pub fn on_disconnect(&self, f: impl Fn(&Connection) + Send + Sync + 'static) {
         self.add_event(|e| &mut e.disconnect, Arc::new(f));
+    }
+}
+
+/// WebRTC signalling (the relay itself is in `webrtc.rs`).
+impl Kite {
+    /// Registers `kite.handleWebRTC` for the signalling messages relayed to this kite (by
+    /// its Kontrol or another relay kite): `f` gets each message with `src` set by the
+    /// relay; its error goes back to the sender. A kite that is itself a relay
+    /// ([`Config::use_webrtc`](super::Config::use_webrtc)) already serves the name: this
+    /// then fails as a duplicate.
+    pub fn handle_webrtc<F, Fut>(&self, f: F) -> Result<(), Error>
+    where
+        F: Fn(crate::protocol::SignalMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), KiteError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.handle(
+            crate::protocol::METHOD_HANDLE_WEBRTC,
+            move |req: Request| {
+                let f = f.clone();
+                async move { f(super::webrtc::message(&req)?).await }
+            },
+        )
+    }
+
+    /// The kite ids in this kite's signalling relay (empty unless
+    /// [`Config::use_webrtc`](super::Config::use_webrtc)), sorted.
+    pub fn webrtc_peers(&self) -> Vec<String> {
+        self.extension::<super::webrtc::Relay>().ids()
     }
 }

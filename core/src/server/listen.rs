@@ -10,6 +10,12 @@ use crate::sockjs::{ServeOptions, Session, SockJsServer};
 use crate::Error;
 
 impl Kite {
+    /// Serves a session opened elsewhere (a tunnel a proxy asked for) as an accepted
+    /// connection: its calls are authenticated like any other. Returns when it ends.
+    pub async fn serve_session(&self, session: Session) {
+        self.clone().accept(session).await
+    }
+
     /// Serves an accepted session until it ends.
     async fn accept(self, session: Session) {
         let dispatch: Arc<dyn Dispatch> = Arc::new(self.clone());

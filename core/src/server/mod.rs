@@ -15,6 +15,7 @@ mod method;
 pub(crate) mod options;
 mod request;
 mod routes;
+mod webrtc;
 
 pub use authn::{AuthCheck, Authenticator, Keys};
 pub use config::{kite_log_level, parse_duration, Config};
@@ -25,3 +26,4 @@ pub use method::{argument_error, HandlerResult, Method, MethodHandling};
 pub use options::{Options, TimeUnit, TlsFiles};
 pub use request::{ArgsShape, Request};
 pub use routes::{HttpRequest, HttpResponse, MAX_ROUTE_BODY};
+pub use webrtc::{DST_NOT_REGISTERED, DST_NOT_SET};

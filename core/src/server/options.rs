@@ -126,6 +126,10 @@ pub struct Options {
     /// The key file alone (with `tlsCert`; instead of `tls`).
     #[serde(alias = "tls_key")]
     pub tls_key: Option<PathBuf>,
+    /// Relay WebRTC signalling between the kites connected to this one (`kite.handleWebRTC`,
+    /// [`Config::use_webrtc`]). Default: `KITE_USE_WEBRTC` or false.
+    #[serde(rename = "useWebRTC", alias = "use_webrtc", alias = "useWebrtc")]
+    pub use_webrtc: Option<bool>,
     /// Default handling mode of methods: `method`, `first` or `latest` (see
     /// [`MethodHandling`]); not part of [`Config`], the binding sets it on the kite.
     /// Default: `method`.
@@ -232,6 +236,9 @@ impl Options {
         }
         if let Some(d) = self.disable_concurrency {
             config.disable_concurrency = d;
+        }
+        if let Some(w) = self.use_webrtc {
+            config.use_webrtc = w;
         }
         if let Some(t) = &self.transport {
             config.transport = t
@@ -396,6 +403,16 @@ mod tests {
             assert_eq!(c.handshake_timeout, Duration::from_millis(1500));
             assert_eq!(c.port, 80);
         }
+    }
+
+    #[test]
+    fn use_webrtc_in_both_spellings() {
+        assert!(!Config::default().use_webrtc);
+        let node = applied(json!({"useWebRTC": true}), TimeUnit::Milliseconds).unwrap();
+        let python = applied(json!({"use_webrtc": true}), TimeUnit::Seconds).unwrap();
+        assert!(node.use_webrtc && python.use_webrtc);
+        let e = message(applied(json!({"useWebRTC": "yes"}), TimeUnit::Seconds));
+        assert!(e.contains("useWebRTC") || e.contains("use_webrtc"), "{e}");
     }
 
     #[test]

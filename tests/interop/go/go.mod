@@ -50,6 +50,10 @@ require (
 	github.com/ugorji/go v1.1.1 // indirect
 )
 
+// The reference's reverseproxy (imported by the proxypeer program) also needs
+// koding/websocketproxy, at its Gopkg.lock revision.
+require github.com/koding/websocketproxy v0.0.0-20180518005506-944ae4ae170f // indirect
+
 // Keep the pins even if a future requirement asks for newer versions.
 replace (
 	github.com/cenkalti/backoff => github.com/cenkalti/backoff v1.1.0
@@ -61,6 +65,7 @@ replace (
 	github.com/juju/ratelimit => github.com/juju/ratelimit v1.0.1
 	github.com/koding/cache => github.com/koding/cache v0.0.0-20161222233015-e8a81b0b3f20
 	github.com/koding/logging => github.com/koding/logging v0.0.0-20160720134017-8b5a689ed69b
+	github.com/koding/websocketproxy => github.com/koding/websocketproxy v0.0.0-20180518005506-944ae4ae170f
 	github.com/satori/go.uuid => github.com/satori/go.uuid v1.2.1-0.20180103174451-36e9d2ebbde5
 	golang.org/x/crypto => golang.org/x/crypto v0.0.0-20180617042118-027cca12c2d6
 	golang.org/x/net => golang.org/x/net v0.0.0-20180611182652-db08ff08e862

@@ -67,6 +67,39 @@ pub async fn connect(url: &str, config: &ClientConfig) -> Result<Session, Connec
         .map_err(|_| ConnectError::Timeout)?
 }
 
+/// Opens a SockJS session over the websocket at exactly `url`
+/// (`ws(s)://host:port/prefix/{server}/{session}/websocket`, with SockJS framing): what a
+/// tunnel proxy hands a kite to dial (`kite.tunnel`).
+pub async fn connect_websocket(url: &str, config: &ClientConfig) -> Result<Session, ConnectError> {
+    let bad = || ConnectError::InvalidUrl(url.to_string());
+    let u = Url::parse(url).map_err(|_| bad())?;
+    let http = match u.scheme() {
+        "ws" => "http",
+        "wss" => "https",
+        _ => return Err(bad()),
+    };
+    let host = u.host_str().ok_or_else(bad)?;
+    let origin = match u.port() {
+        Some(p) => format!("{http}://{host}:{p}"),
+        None => format!("{http}://{host}"),
+    };
+    let target = Target {
+        url: url.to_string(),
+        session_url: String::new(),
+        query: String::new(),
+        ws_url: url.to_string(),
+        origin,
+        session_id: random_session_id(),
+    };
+    let deadline = Instant::now() + config.connect_timeout;
+    tokio::time::timeout_at(
+        deadline + Duration::from_millis(100),
+        connect_ws(&target, config, deadline),
+    )
+    .await
+    .map_err(|_| ConnectError::Timeout)?
+}
+
 type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 
 /// TCP to the host of `dial`, then TLS for `https://`/`wss://` (the handshake bounded by

@@ -127,6 +127,9 @@ pub(crate) struct Target {
     pub(crate) url: String,
     /// `http(s)://host:port/prefix/{server}/{session}`
     pub(crate) session_url: String,
+    /// The service URL's query (`?kiteID=…` of the reference's tunnel proxy URLs), kept on
+    /// every transport URL; empty when there is none.
+    pub(crate) query: String,
     /// `ws(s)://host:port/prefix/{server}/{session}/websocket`
     pub(crate) ws_url: String,
     /// `http(s)://host:port`
@@ -159,12 +162,14 @@ pub(crate) fn target(url: &str) -> Result<Target, ConnectError> {
         format!("{host}:{port}")
     };
     let path = u.path().trim_end_matches('/').to_string();
+    let query = u.query().map(|q| format!("?{q}")).unwrap_or_default();
     let server_id = format!("{:03}", rand::rng().random_range(0..1000));
     let session_id = random_session_id();
     Ok(Target {
         url: url.to_string(),
         session_url: format!("{http}://{host_port}{path}/{server_id}/{session_id}"),
-        ws_url: format!("{ws}://{host_port}{path}/{server_id}/{session_id}/websocket"),
+        ws_url: format!("{ws}://{host_port}{path}/{server_id}/{session_id}/websocket{query}"),
+        query,
         origin: format!("{http}://{host_port}"),
         session_id,
     })
@@ -188,6 +193,11 @@ mod tests {
         let t = target("https://h/a/b/").unwrap();
         assert!(t.ws_url.starts_with("wss://h:443/a/b/"));
         assert!(target("ftp://x").is_err());
+        // The reference's tunnel proxy hands out URLs with a query: it stays on every URL.
+        let t = target("http://h:1/proxy?kiteID=k").unwrap();
+        assert!(t.ws_url.starts_with("ws://h:1/proxy/"), "{}", t.ws_url);
+        assert!(t.ws_url.ends_with("/websocket?kiteID=k"), "{}", t.ws_url);
+        assert_eq!(t.query, "?kiteID=k");
         assert!(target("not a url").is_err());
     }
 

@@ -45,7 +45,7 @@ pub(super) async fn connect(
         }
     };
     let open = || {
-        http.post(format!("{}/xhr", target.session_url))
+        http.post(format!("{}/xhr{}", target.session_url, target.query))
             .header(http::header::ORIGIN, &target.origin)
             .send()
     };
@@ -102,7 +102,7 @@ pub(super) async fn connect(
 }
 
 async fn receive(http: reqwest::Client, target: Target, config: ClientConfig, session: Session) {
-    let url = format!("{}/xhr", target.session_url);
+    let url = format!("{}/xhr{}", target.session_url, target.query);
     loop {
         let poll = async {
             let resp = http
@@ -165,7 +165,7 @@ async fn receive(http: reqwest::Client, target: Target, config: ClientConfig, se
 }
 
 async fn send(http: reqwest::Client, target: Target, session: Session) {
-    let url = format!("{}/xhr_send", target.session_url);
+    let url = format!("{}/xhr_send{}", target.session_url, target.query);
     loop {
         let messages = match session.next_outgoing().await {
             Outgoing::Messages(m) => m,

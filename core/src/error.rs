@@ -305,7 +305,6 @@ impl From<KiteError> for Error {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

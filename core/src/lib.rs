@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`protocol`] | IO-free wire types: Kite identity, call options, responses, errors |
 //! | [`auth`], [`tls`] | JWT kite keys and tokens; the TLS trust of dials |
+//! | [`metrics`] | a kite's Prometheus registry and the handles each layer counts with |
 //! | [`dnode`] | dnode messages; values plus the functions beside them, at explicit paths |
 //! | [`sockjs`] | SockJS 0.3.3 server (axum) and client (websocket, XHR polling) |
 //! | [`Error`] | what a call, a dial or a kite operation fails with |
@@ -32,6 +33,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kontrol;
+pub mod metrics;
 pub mod peer;
 pub mod protocol;
 pub mod server;

@@ -17,6 +17,7 @@ mod http;
 mod key_pairs;
 mod keys;
 mod lookup;
+pub mod metrics;
 pub mod query;
 mod register;
 mod register_url;

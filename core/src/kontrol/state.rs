@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(super) registrations: Mutex<HashMap<String, Registration>>,
     pub(super) generation: AtomicU64,
     pub(super) closed: CancellationToken,
+    /// Kontrol's own metrics, when its kite's are on.
+    pub(super) metrics: Option<super::metrics::KontrolMetrics>,
 }
 
 /// Kontrol: the registry and token authority. Cheap to clone.

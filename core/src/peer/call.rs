@@ -117,6 +117,10 @@ impl Connection {
         if self.is_closed() {
             return Err(Error::Send("connection is closed".into()));
         }
+        if let Some(m) = &self.inner.config.metrics {
+            m.sent_bytes
+                .inc_by(u64::try_from(text.len()).unwrap_or(u64::MAX));
+        }
         self.inner
             .session
             .send(text)

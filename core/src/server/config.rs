@@ -83,6 +83,9 @@ pub struct Config {
     /// awaiting its answer); a call or response that would exceed it fails with a clear
     /// error. Default: 10,000.
     pub max_callbacks: usize,
+    /// Serve Prometheus metrics at `/metrics` beside `/kite` (`KITE_METRICS=1`; see
+    /// [`crate::metrics`]). Default: off (Kontrol's command turns it on).
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -117,6 +120,7 @@ impl Default for Config {
             max_calls_in_flight: 128,
             max_bytes_in_flight: 8 * 1024 * 1024,
             max_callbacks: 10_000,
+            metrics: false,
         }
     }
 }
@@ -186,7 +190,8 @@ impl Config {
     /// Applies `KITE_USERNAME`, `KITE_ENVIRONMENT`, `KITE_REGION`, `KITE_IP`, `KITE_PORT`,
     /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT`,
     /// `KITE_HANDSHAKE_TIMEOUT`, `KITE_DRAIN_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`,
-    /// `500ms`), `KITE_REGISTER_URL`, `KITE_TLS_CA_FILE` and `KITE_TLS_INSECURE_SKIP_VERIFY`.
+    /// `500ms`), `KITE_REGISTER_URL`, `KITE_TLS_CA_FILE`, `KITE_TLS_INSECURE_SKIP_VERIFY` and
+    /// `KITE_METRICS` (`1`/`true`/`on` or `0`/`false`/`off`).
     pub fn read_env(&mut self) -> Result<(), Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("KITE_USERNAME") {
@@ -234,6 +239,9 @@ impl Config {
         }
         if let Some(d) = var("KITE_DRAIN_TIMEOUT").and_then(|v| parse_duration(&v)) {
             self.drain_timeout = d;
+        }
+        if let Some(v) = var("KITE_METRICS") {
+            self.metrics = parse_switch("KITE_METRICS", &v)?;
         }
         self.read_limits_env()?;
         Ok(())
@@ -290,6 +298,17 @@ impl Config {
                 .collect::<Result<_, _>>()?;
         }
         Ok(())
+    }
+}
+
+/// Parses an on/off environment value: `1`, `true`, `on`, `yes` or `0`, `false`, `off`, `no`.
+pub fn parse_switch(name: &str, v: &str) -> Result<bool, Error> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{name} {v:?} is not on or off (1/0)"
+        ))),
     }
 }
 

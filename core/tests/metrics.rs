@@ -1,0 +1,295 @@
+//! `/metrics`: a kite's Prometheus metrics after known traffic, scraped over HTTP and read
+//! with a Prometheus text parser (`prometheus-parse`).
+
+use std::time::Duration;
+
+use kite::sockjs::Transport;
+use kite::{Callback, Config, Kite, KiteError, Method, Payload, Request};
+use prometheus_parse::{Sample, Scrape, Value};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn within<F: std::future::IntoFuture>(f: F) -> F::Output {
+    tokio::time::timeout(WAIT, f.into_future())
+        .await
+        .expect("timed out")
+}
+
+fn config(metrics: bool) -> Config {
+    Config {
+        ip: "127.0.0.1".into(),
+        username: "testuser".into(),
+        metrics,
+        ..Config::default()
+    }
+}
+
+fn server(metrics: bool) -> Kite {
+    let k = Kite::with_config("math", "1.0.0", config(metrics)).unwrap();
+    k.add_method(
+        Method::new("square", |req: Request| async move {
+            let n: f64 = req.args().one()?;
+            Ok::<_, KiteError>(n * n)
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
+    k.add_method(
+        Method::new("fail", |_req: Request| async move {
+            Err::<(), _>(anyhow::anyhow!("boom"))
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
+    // Hands the caller a function: one entry in the server's callback table.
+    k.add_method(
+        Method::new("subscribe", |_req: Request| async move {
+            Ok::<_, KiteError>(Payload::list().callback(Callback::new(|_| {})))
+        })
+        .disable_authentication(),
+    )
+    .unwrap();
+    k.add_method(
+        Method::new("once", |_req: Request| async move { Ok::<_, KiteError>(1) })
+            .disable_authentication()
+            .throttle(Duration::from_secs(3600), 1),
+    )
+    .unwrap();
+    k.handle("secret", |req: Request| async move {
+        Ok::<_, KiteError>(req.username().to_string())
+    })
+    .unwrap();
+    k
+}
+
+struct Metrics {
+    text: String,
+    samples: Vec<Sample>,
+}
+
+impl Metrics {
+    async fn scrape(addr: std::net::SocketAddr) -> Metrics {
+        let r = within(reqwest::get(format!("http://{addr}/metrics")))
+            .await
+            .expect("GET /metrics");
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"));
+        let text = r.text().await.unwrap();
+        let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parse");
+        Metrics {
+            text,
+            samples: scrape.samples,
+        }
+    }
+
+    /// The value of the sample `name` with exactly these labels (0 when absent).
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let found: Vec<&Sample> = self
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == name
+                    && s.labels.len() == labels.len()
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .collect();
+        assert!(found.len() <= 1, "{name} {labels:?}: {found:?}");
+        found.first().map_or(0.0, |s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            Value::Histogram(buckets) => buckets
+                .iter()
+                .find(|b| b.less_than.is_infinite())
+                .map_or(0.0, |b| b.count),
+            Value::Summary(_) => panic!("{name} is a summary"),
+        })
+    }
+}
+
+/// Known traffic over a websocket connection `c`: 3 squares, a failure, an unknown method,
+/// an unauthenticated call, a throttled method twice, a function handed back.
+async fn websocket_traffic(c: &kite::Client) {
+    within(c.dial()).await.expect("dial");
+    for n in 1..=3 {
+        within(c.call("square", [n])).await.expect("square");
+    }
+    assert!(within(c.call("fail", ())).await.is_err());
+    assert!(within(c.call("no-such-method", ())).await.is_err());
+    assert!(within(c.call("secret", ())).await.is_err());
+    within(c.call("once", ())).await.expect("once");
+    assert!(within(c.call("once", ())).await.is_err());
+    within(c.call("subscribe", ())).await.expect("subscribe");
+}
+
+fn assert_calls(m: &Metrics) {
+    let calls = |method, outcome| {
+        m.value(
+            "kite_calls_total",
+            &[("method", method), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(calls("square", "ok"), 4.0);
+    assert_eq!(calls("square", "error"), 0.0);
+    assert_eq!(calls("fail", "error"), 1.0);
+    assert_eq!(calls("other", "error"), 1.0);
+    assert_eq!(calls("secret", "error"), 1.0);
+    assert_eq!(calls("once", "ok"), 1.0);
+    assert_eq!(calls("once", "error"), 1.0);
+    let errors = |method, kind| {
+        m.value(
+            "kite_call_errors_total",
+            &[("method", method), ("kind", kind)],
+        )
+    };
+    assert_eq!(errors("fail", "genericError"), 1.0);
+    assert_eq!(errors("other", "methodNotFound"), 1.0);
+    assert_eq!(errors("secret", "authenticationError"), 1.0);
+    assert_eq!(errors("once", "requestLimitError"), 1.0);
+    // Only registered names are label values.
+    assert!(!m.text.contains("no-such-method"));
+    assert_eq!(
+        m.value("kite_call_duration_seconds", &[("method", "square")]),
+        4.0
+    );
+    assert_eq!(
+        m.value("kite_auth_refusals_total", &[("reason", "missing")]),
+        1.0
+    );
+    assert_eq!(
+        m.value("kite_limits_reached_total", &[("limit", "throttle")]),
+        1.0
+    );
+}
+
+fn assert_connections(m: &Metrics) {
+    assert_eq!(open(m, "websocket"), 1.0);
+    assert_eq!(open(m, "xhr"), 1.0);
+    for transport in ["websocket", "xhr"] {
+        assert_eq!(
+            m.value("kite_sockjs_sessions_open", &[("transport", transport)]),
+            1.0
+        );
+    }
+    assert_eq!(m.value("kite_callbacks_pending", &[]), 1.0);
+    assert!(m.value("kite_received_bytes_total", &[]) > 0.0);
+    assert!(m.value("kite_sent_bytes_total", &[]) > 0.0);
+}
+
+fn open(m: &Metrics, transport: &str) -> f64 {
+    m.value(
+        "kite_connections_open",
+        &[("transport", transport), ("direction", "accepted")],
+    )
+}
+
+#[tokio::test]
+async fn counts_known_traffic() {
+    let k = server(true);
+    let (gone_tx, mut gone) = tokio::sync::mpsc::unbounded_channel();
+    k.on_disconnect(move |_| {
+        let _ = gone_tx.send(());
+    });
+    let addr = within(k.listen()).await.expect("listen");
+    let url = k.url().expect("url");
+    let caller = Kite::with_config("caller", "1.0.0", config(false)).expect("caller");
+    let c = caller.client(&url);
+    c.set_transport(Transport::WebSocket);
+    websocket_traffic(&c).await;
+    let polling = caller.client(&url);
+    polling.set_transport(Transport::XhrPolling);
+    within(polling.dial()).await.expect("dial");
+    within(polling.call("square", [4])).await.expect("square");
+
+    let m = Metrics::scrape(addr).await;
+    assert_calls(&m);
+    assert_connections(&m);
+    // No kite ids or usernames as label values.
+    assert!(!m.text.contains(&caller.identity().id));
+    assert!(!m.text.contains("testuser"));
+
+    // The websocket connection ends: no longer open, its callback table emptied.
+    c.close();
+    within(gone.recv()).await;
+    let m = Metrics::scrape(addr).await;
+    assert_eq!(open(&m, "websocket"), 0.0);
+    assert_eq!(open(&m, "xhr"), 1.0);
+    assert_eq!(m.value("kite_callbacks_pending", &[]), 0.0);
+    assert_eq!(
+        m.value(
+            "kite_connections_total",
+            &[("transport", "websocket"), ("direction", "accepted")]
+        ),
+        1.0
+    );
+    polling.close();
+    k.close();
+}
+
+#[tokio::test]
+async fn dialed_connections_are_counted_on_the_caller() {
+    let k = server(false);
+    within(k.listen()).await.unwrap();
+    let caller = Kite::with_config("caller", "1.0.0", config(true)).unwrap();
+    let caller_addr = within(caller.listen()).await.unwrap();
+    let c = caller.client(&k.url().unwrap());
+    c.set_transport(Transport::WebSocket);
+    within(c.dial()).await.unwrap();
+    within(c.call("square", [2])).await.expect("square");
+    let m = Metrics::scrape(caller_addr).await;
+    assert_eq!(
+        m.value(
+            "kite_connections_open",
+            &[("transport", "websocket"), ("direction", "dialed")]
+        ),
+        1.0
+    );
+    // The caller serves no call: nothing counted as served.
+    assert_eq!(
+        m.value(
+            "kite_calls_total",
+            &[("method", "square"), ("outcome", "ok")]
+        ),
+        0.0
+    );
+    assert!(m.value("kite_sent_bytes_total", &[]) > 0.0);
+    c.close();
+    k.close();
+    caller.close();
+}
+
+#[tokio::test]
+async fn off_by_default() {
+    let k = Kite::with_config(
+        "plain",
+        "1.0.0",
+        Config {
+            ip: "127.0.0.1".into(),
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    assert!(k.metrics().is_none());
+    let addr = within(k.listen()).await.unwrap();
+    let r = within(reqwest::get(format!("http://{addr}/metrics")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    k.close();
+}
+
+#[tokio::test]
+async fn user_metrics_join_the_registry() {
+    let k = Kite::with_config("mine", "1.0.0", config(true)).unwrap();
+    let jobs = prometheus_client::metrics::counter::Counter::<u64>::default();
+    k.metrics()
+        .unwrap()
+        .registry()
+        .register("jobs", "Jobs done", jobs.clone());
+    jobs.inc_by(7);
+    let addr = within(k.listen()).await.unwrap();
+    let m = Metrics::scrape(addr).await;
+    assert_eq!(m.value("jobs_total", &[]), 7.0);
+    k.close();
+}

@@ -3,7 +3,8 @@
 //! Flags and `KONTROL_*` variables are the reference's (`kontrol -port 6000 …`; one or two
 //! dashes both work). With none it serves on port 6000 with SQLite under `$KITE_HOME`
 //! (default `~/.kite`) and a key pair it generates on first start and keeps there.
-//! `kontrol --initial` writes the operator's `kite.key` and exits.
+//! `kontrol --initial` writes the operator's `kite.key` and exits. Prometheus metrics are
+//! served at `/metrics` (`KITE_METRICS=0` turns them off).
 //!
 //! ```text
 //! cargo run --release --bin kontrol -- --initial --username alice
@@ -50,7 +51,8 @@ enum MachineAuth {
     name = "kontrol",
     about = "Runs Kontrol, the registry and token authority of a kite mesh",
     after_help = "Flags also work with one dash, as in the reference (-port=6000). Other kite \
-                  settings come from KITE_* variables (KITE_ENVIRONMENT, KITE_REGION, …)."
+                  settings come from KITE_* variables (KITE_ENVIRONMENT, KITE_REGION, …). \
+                  Prometheus metrics are served at /metrics (KITE_METRICS=0 turns them off)."
 )]
 struct Args {
     /// IP address to listen on.
@@ -244,7 +246,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         adopt_key_files(&*storage, public, private).await?;
     }
 
-    let mut config = Config::default();
+    // Kontrol serves Prometheus metrics at /metrics unless KITE_METRICS=0.
+    let mut config = Config {
+        metrics: true,
+        ..Config::default()
+    };
     config.read_env()?;
     config.username = username(&args);
     config.ip = args.ip.clone();

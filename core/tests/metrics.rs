@@ -293,3 +293,100 @@ async fn user_metrics_join_the_registry() {
     assert_eq!(m.value("jobs_total", &[]), 7.0);
     k.close();
 }
+
+/// A kite of `name` for `username` with a kite key from `kontrol` at `url`.
+async fn kite_for(kontrol: &kite::kontrol::Kontrol, url: &str, name: &str, username: &str) -> Kite {
+    let key = kontrol.new_kite_key(username).await.expect("kite key");
+    let mut config = Config {
+        ip: "127.0.0.1".into(),
+        environment: "test".into(),
+        ..Config::default()
+    };
+    config.use_kite_key(&key).expect("use key");
+    config.kontrol_url = url.to_string();
+    Kite::with_config(name, "1.0.0", config).expect("kite")
+}
+
+#[tokio::test]
+async fn kontrol_counts_kites_watchers_tokens_and_storage() {
+    use kite::kontrol::storage::memory::Memory;
+    use kite::kontrol::{allow_all_machines, Kontrol, KontrolConfig};
+    let kite = Kite::with_config("kontrol", "0.0.4", {
+        let mut c = config(true);
+        c.username = "kontrol".into();
+        c
+    })
+    .expect("kontrol kite");
+    let config = KontrolConfig {
+        machine_check: Some(allow_all_machines()),
+        ..KontrolConfig::default()
+    };
+    let kontrol = Kontrol::new(kite, std::sync::Arc::new(Memory::new()), config)
+        .await
+        .expect("kontrol");
+    let addr = within(kontrol.listen()).await.expect("listen");
+    let url = kontrol.kite().url().expect("url");
+
+    // A watcher of alice's kites, then one of them registers.
+    let caller = kite_for(&kontrol, &url, "caller", "bob").await;
+    let c = within(caller.kontrol()).await.expect("kontrol client");
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
+    let watch = Callback::new(move |a| {
+        let _ = tx.send(a.values()[0].clone());
+    });
+    within(
+        c.call(
+            "getKites",
+            Payload::list()
+                .arg(serde_json::json!({"query": {"username": "alice", "environment": "test"}}))
+                .with_callback(
+                    [kite::dnode::Segment::from(0), "watchCallback".into()],
+                    watch.clone(),
+                ),
+        ),
+    )
+    .await
+    .expect("watch");
+    let math = kite_for(&kontrol, &url, "math", "alice").await;
+    within(math.listen()).await.expect("listen");
+    within(math.register(&math.url().expect("url")))
+        .await
+        .expect("register");
+    let ev = within(events.recv()).await.expect("event");
+    assert_eq!(ev["action"], "REGISTER", "{ev}");
+
+    let m = Metrics::scrape(addr).await;
+    assert_eq!(m.value("kontrol_kites_registered", &[]), 1.0, "{}", m.text);
+    assert_eq!(m.value("kontrol_watchers", &[]), 1.0);
+    // The watcher's REGISTER event carried a token.
+    assert!(m.value("kontrol_tokens_issued_total", &[]) >= 1.0);
+    assert_eq!(
+        m.value(
+            "kite_calls_total",
+            &[("method", "register"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.value("kite_call_duration_seconds", &[("method", "getKites")]),
+        1.0
+    );
+    assert!(
+        m.value("kontrol_storage_duration_seconds", &[("op", "upsert")]) >= 1.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(
+        m.value("kontrol_storage_errors_total", &[("op", "upsert")]),
+        0.0
+    );
+
+    // The kite leaves: no longer counted.
+    math.close();
+    let ev = within(events.recv()).await.expect("event");
+    assert_eq!(ev["action"], "DEREGISTER", "{ev}");
+    let m = Metrics::scrape(addr).await;
+    assert_eq!(m.value("kontrol_kites_registered", &[]), 0.0);
+    caller.close();
+    kontrol.close();
+}

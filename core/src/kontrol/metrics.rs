@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::storage::{Event, KiteRecord, Storage, StorageResult};
+use super::storage::{Event, KiteRecord, Storage, StorageError, StorageResult};
 use crate::auth::KeyPair;
 use crate::protocol::{Kite, KiteQuery};
 
@@ -87,7 +87,7 @@ impl Collector for KitesAlive {
         let n = i64::try_from(count).unwrap_or(i64::MAX);
         let gauge = ConstGauge::new(n);
         let metric = encoder.encode_descriptor(
-            "kontrol_kites_registered",
+            "kites_registered",
             "Kites registered through this Kontrol whose heartbeats it watches",
             None,
             gauge.metric_type(),
@@ -118,7 +118,7 @@ impl MeteredStorage {
         );
         r.register(
             "errors",
-            "Failed storage operations, by operation",
+            "Failed storage operations (unavailable, invalid data), by operation",
             errors.clone(),
         );
         MeteredStorage {
@@ -139,7 +139,11 @@ impl MeteredStorage {
         self.durations
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
-        if out.is_err() {
+        // Not found and deleted are answers; unavailable and invalid are failures.
+        if matches!(
+            out,
+            Err(StorageError::Unavailable(_) | StorageError::Invalid(_))
+        ) {
             self.errors.get_or_create(&labels).inc();
         }
         out

@@ -12,6 +12,7 @@
 //! | [`protocol`] | IO-free wire types: Kite identity, call options, responses, errors |
 //! | [`auth`], [`tls`] | JWT kite keys and tokens; the TLS trust of dials |
 //! | [`metrics`] | a kite's Prometheus registry and the handles each layer counts with |
+//! | [`telemetry`] | OTLP trace export and the W3C trace context carried in call options |
 //! | [`dnode`] | dnode messages; values plus the functions beside them, at explicit paths |
 //! | [`sockjs`] | SockJS 0.3.3 server (axum) and client (websocket, XHR polling) |
 //! | [`Error`] | what a call, a dial or a kite operation fails with |
@@ -38,6 +39,7 @@ pub mod peer;
 pub mod protocol;
 pub mod server;
 pub mod sockjs;
+pub mod telemetry;
 pub mod tls;
 
 pub use client::Client;

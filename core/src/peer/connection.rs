@@ -51,6 +51,9 @@ pub struct PeerConfig {
     pub closed: CancellationToken,
     /// What the connections count, when the kite's metrics are on.
     pub metrics: Option<crate::metrics::PeerMetrics>,
+    /// Send the trace context with calls and continue the callers' traces
+    /// ([`crate::telemetry`]).
+    pub tracing: bool,
 }
 
 pub(crate) struct Inner {

@@ -86,6 +86,10 @@ pub struct Config {
     /// Serve Prometheus metrics at `/metrics` beside `/kite` (`KITE_METRICS=1`; see
     /// [`crate::metrics`]). Default: off (Kontrol's command turns it on).
     pub metrics: bool,
+    /// Carry W3C trace context in call options and continue callers' traces (see
+    /// [`crate::telemetry`]). Default: off; `KITE_TRACING=1`, or on when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set and `KITE_TRACING` is not.
+    pub tracing: bool,
 }
 
 impl Default for Config {
@@ -121,6 +125,7 @@ impl Default for Config {
             max_bytes_in_flight: 8 * 1024 * 1024,
             max_callbacks: 10_000,
             metrics: false,
+            tracing: false,
         }
     }
 }
@@ -191,7 +196,7 @@ impl Config {
     /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT`,
     /// `KITE_HANDSHAKE_TIMEOUT`, `KITE_DRAIN_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`,
     /// `500ms`), `KITE_REGISTER_URL`, `KITE_TLS_CA_FILE`, `KITE_TLS_INSECURE_SKIP_VERIFY` and
-    /// `KITE_METRICS` (`1`/`true`/`on` or `0`/`false`/`off`).
+    /// `KITE_METRICS` and `KITE_TRACING` (`1`/`true`/`on` or `0`/`false`/`off`).
     pub fn read_env(&mut self) -> Result<(), Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("KITE_USERNAME") {
@@ -242,6 +247,11 @@ impl Config {
         }
         if let Some(v) = var("KITE_METRICS") {
             self.metrics = parse_switch("KITE_METRICS", &v)?;
+        }
+        match var("KITE_TRACING") {
+            Some(v) => self.tracing = parse_switch("KITE_TRACING", &v)?,
+            None if var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() => self.tracing = true,
+            None => {}
         }
         self.read_limits_env()?;
         Ok(())

@@ -137,6 +137,7 @@ impl Kite {
             .then(|| Arc::new(crate::metrics::Metrics::new()));
         let peer = Arc::new(PeerConfig {
             metrics: metrics.as_ref().map(|m| m.peer().clone()),
+            tracing: config.tracing,
             identity,
             timeout: config.timeout,
             max_callbacks: config.max_callbacks,

@@ -226,7 +226,7 @@ struct PostgresArgs {
 
 #[tokio::main]
 async fn main() {
-    common::init_logging("info");
+    let telemetry = common::init_logging("info", "kontrol");
     let mut command = Args::command();
     let matches = command
         .clone()
@@ -235,7 +235,9 @@ async fn main() {
         Ok(a) => a,
         Err(e) => e.format(&mut command).exit(),
     };
-    if let Err(e) = run(args).await {
+    let result = run(args).await;
+    common::flush_traces(telemetry).await;
+    if let Err(e) = result {
         common::fail("kontrol", e);
     }
 }

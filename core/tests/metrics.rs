@@ -25,7 +25,7 @@ fn config(metrics: bool) -> Config {
 }
 
 fn server(metrics: bool) -> Kite {
-    let k = Kite::with_config("math", "1.0.0", config(metrics)).unwrap();
+    let k = Kite::with_config("math", "1.0.0", config(metrics)).expect("setup");
     k.add_method(
         Method::new("square", |req: Request| async move {
             let n: f64 = req.args().one()?;
@@ -33,14 +33,14 @@ fn server(metrics: bool) -> Kite {
         })
         .disable_authentication(),
     )
-    .unwrap();
+    .expect("setup");
     k.add_method(
         Method::new("fail", |_req: Request| async move {
             Err::<(), _>(anyhow::anyhow!("boom"))
         })
         .disable_authentication(),
     )
-    .unwrap();
+    .expect("setup");
     // Hands the caller a function: one entry in the server's callback table.
     k.add_method(
         Method::new("subscribe", |_req: Request| async move {
@@ -48,17 +48,17 @@ fn server(metrics: bool) -> Kite {
         })
         .disable_authentication(),
     )
-    .unwrap();
+    .expect("setup");
     k.add_method(
         Method::new("once", |_req: Request| async move { Ok::<_, KiteError>(1) })
             .disable_authentication()
             .throttle(Duration::from_secs(3600), 1),
     )
-    .unwrap();
+    .expect("setup");
     k.handle("secret", |req: Request| async move {
         Ok::<_, KiteError>(req.username().to_string())
     })
-    .unwrap();
+    .expect("setup");
     k
 }
 
@@ -75,9 +75,9 @@ impl Metrics {
         assert_eq!(r.status(), 200);
         assert!(r.headers()["content-type"]
             .to_str()
-            .unwrap()
+            .expect("setup")
             .starts_with("application/openmetrics-text"));
-        let text = r.text().await.unwrap();
+        let text = r.text().await.expect("setup");
         let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("parse");
         Metrics {
             text,
@@ -230,12 +230,12 @@ async fn counts_known_traffic() {
 #[tokio::test]
 async fn dialed_connections_are_counted_on_the_caller() {
     let k = server(false);
-    within(k.listen()).await.unwrap();
-    let caller = Kite::with_config("caller", "1.0.0", config(true)).unwrap();
-    let caller_addr = within(caller.listen()).await.unwrap();
-    let c = caller.client(&k.url().unwrap());
+    within(k.listen()).await.expect("setup");
+    let caller = Kite::with_config("caller", "1.0.0", config(true)).expect("setup");
+    let caller_addr = within(caller.listen()).await.expect("setup");
+    let c = caller.client(&k.url().expect("url"));
     c.set_transport(Transport::WebSocket);
-    within(c.dial()).await.unwrap();
+    within(c.dial()).await.expect("setup");
     within(c.call("square", [2])).await.expect("square");
     let m = Metrics::scrape(caller_addr).await;
     assert_eq!(
@@ -269,26 +269,26 @@ async fn off_by_default() {
             ..Config::default()
         },
     )
-    .unwrap();
+    .expect("setup");
     assert!(k.metrics().is_none());
-    let addr = within(k.listen()).await.unwrap();
+    let addr = within(k.listen()).await.expect("setup");
     let r = within(reqwest::get(format!("http://{addr}/metrics")))
         .await
-        .unwrap();
+        .expect("setup");
     assert_eq!(r.status(), 404);
     k.close();
 }
 
 #[tokio::test]
 async fn user_metrics_join_the_registry() {
-    let k = Kite::with_config("mine", "1.0.0", config(true)).unwrap();
+    let k = Kite::with_config("mine", "1.0.0", config(true)).expect("setup");
     let jobs = prometheus_client::metrics::counter::Counter::<u64>::default();
     k.metrics()
-        .unwrap()
+        .expect("setup")
         .registry()
         .register("jobs", "Jobs done", jobs.clone());
     jobs.inc_by(7);
-    let addr = within(k.listen()).await.unwrap();
+    let addr = within(k.listen()).await.expect("setup");
     let m = Metrics::scrape(addr).await;
     assert_eq!(m.value("jobs_total", &[]), 7.0);
     k.close();

@@ -93,6 +93,16 @@ struct Args {
     #[arg(long, env = "KONTROL_INITIAL", value_parser = clap::builder::BoolishValueParser::new())]
     initial: bool,
 
+    /// Serve the read-only live view of the registry at /ui (to loopback clients only,
+    /// unless --ui-token is set).
+    #[arg(long, env = "KONTROL_UI", value_parser = clap::builder::BoolishValueParser::new())]
+    ui: bool,
+
+    /// The token the /ui page needs (open it as /ui?token=…); with it the page is served to
+    /// any address.
+    #[arg(long = "ui-token", env = "KONTROL_UI_TOKEN", hide_env_values = true)]
+    ui_token: Option<String>,
+
     /// Kontrol's username: the issuer of kite keys and tokens, and the owner of --initial's
     /// key. Default: the owner of $KITE_HOME/kite.key (so after `--initial --username alice`
     /// Kontrol runs as alice, as in the reference), else `kontrol`.
@@ -263,6 +273,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let kontrol_config = KontrolConfig {
         register_url: args.register_url.clone(),
         machine_check: (args.machine_auth == MachineAuth::Open).then(allow_all_machines),
+        ui: args.ui,
+        ui_token: args.ui_token.clone(),
         ..KontrolConfig::default()
     };
     if args.machine_auth == MachineAuth::Open {

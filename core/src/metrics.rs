@@ -326,6 +326,20 @@ impl Metrics {
         ))
     }
 
+    /// Calls of `method` served so far (answered or failed); 0 when it has none.
+    pub fn calls(&self, method: &str) -> u64 {
+        ["ok", "error"]
+            .into_iter()
+            .map(|outcome| {
+                let labels = CallLabels {
+                    method: method.to_string(),
+                    outcome,
+                };
+                self.calls.get(&labels).map_or(0, |c| c.get())
+            })
+            .fold(0, u64::saturating_add)
+    }
+
     /// The handles of calls to names that are not registered.
     pub fn other(&self) -> &Arc<MethodMetrics> {
         &self.other

@@ -201,6 +201,12 @@ impl Kontrol {
         self.inner
             .kite
             .merge_routes(super::http::routes(Arc::downgrade(&self.inner)));
+        if self.inner.config.ui {
+            let token = self.inner.config.ui_token.clone();
+            self.inner
+                .kite
+                .merge_routes(super::ui::routes(Arc::downgrade(&self.inner), token));
+        }
         Ok(())
     }
 }

@@ -21,6 +21,8 @@ pub(super) struct Registration {
     pub(super) record: KiteRecord,
     /// The kite key it registered with: only that key may unregister it.
     pub(super) key: String,
+    /// When it registered (the age the `/ui` page shows).
+    pub(super) since: std::time::SystemTime,
 }
 
 pub(crate) struct Inner {

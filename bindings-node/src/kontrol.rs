@@ -145,6 +145,7 @@ impl Kontrol {
             expire_after: ms(o.expire_after, defaults.expire_after),
             register_url: o.register_url,
             machine_check: None,
+            ..defaults
         };
         let storage = o.storage.unwrap_or_else(|| "memory".into());
         let state = kite.state().clone();

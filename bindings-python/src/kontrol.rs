@@ -203,6 +203,7 @@ impl Kontrol {
             expire_after: seconds("expire_after", expire_after, d.expire_after)?,
             register_url,
             machine_check: allow_machines.then(allow_all_machines),
+            ..d
         };
         Ok(Kontrol {
             kite,

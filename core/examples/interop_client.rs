@@ -28,6 +28,10 @@ struct Args {
     /// Only run these scenarios (comma separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Trace calls: every call carries its W3C trace context in the call options (spans
+    /// are exported to an OTLP endpoint that is not there; only the frames matter here).
+    #[arg(long)]
+    tracing: bool,
 }
 
 const T: Duration = Duration::from_secs(5);
@@ -38,16 +42,36 @@ fn num(v: &Value) -> Option<f64> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let args = Args::parse();
+    let telemetry = args
+        .tracing
+        .then(|| {
+            kite::telemetry::Telemetry::with_endpoint(
+                "interop-client",
+                "http://127.0.0.1:9/v1/traces",
+            )
+        })
+        .transpose()?;
+    tracing_subscriber::registry()
+        .with(telemetry.as_ref().map(|t| {
+            t.layer()
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+        }))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::EnvFilter::from_default_env()),
+        )
+        .init();
     let local = Kite::with_config(
         "interop-client",
         "1.0.0",
         Config {
             username: "testuser".into(),
+            tracing: args.tracing,
             ..Config::default()
         },
     )?;

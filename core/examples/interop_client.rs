@@ -82,6 +82,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = local.client(&args.url);
     client.set_transport(args.transport);
     client.dial().await?;
+    if args.tracing {
+        // Calls carry their span's context only when spans are recorded: make sure they are.
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let span = tracing::info_span!("kite.call");
+        if !span.context().span().span_context().is_valid() {
+            return Err(
+                "--tracing: spans are not recorded, calls would carry no trace context".into(),
+            );
+        }
+    }
     let mut all_ok = true;
     let mut report = |name: &str, ok: bool, result: Value, error: Option<&Error>| {
         all_ok &= ok;

@@ -418,6 +418,21 @@ mod tests {
     }
 
     #[test]
+    fn switches() {
+        for on in ["1", "true", "ON", " yes "] {
+            assert!(parse_switch("KITE_METRICS", on).unwrap(), "{on}");
+        }
+        for off in ["0", "false", "off", "No"] {
+            assert!(!parse_switch("KITE_METRICS", off).unwrap(), "{off}");
+        }
+        let e = parse_switch("KITE_TRACING", "maybe").unwrap_err();
+        assert!(e.to_string().contains("KITE_TRACING"), "{e}");
+        // Off unless asked for: the golden frames depend on it.
+        let c = Config::default();
+        assert!(!c.metrics && !c.tracing);
+    }
+
+    #[test]
     fn go_durations() {
         assert_eq!(parse_duration("15s"), Some(Duration::from_secs(15)));
         assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));

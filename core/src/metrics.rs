@@ -88,9 +88,9 @@ pub enum Limit {
     Throttle,
     /// A connection's callback table was full.
     Callbacks,
-    /// Reading a connection paused: `max_calls_in_flight` calls in flight.
+    /// Reading a connection paused (once per pause): `max_calls_in_flight` calls in flight.
     CallsInFlight,
-    /// Reading a connection paused: `max_bytes_in_flight` bytes in flight.
+    /// Reading a connection paused (once per pause): `max_bytes_in_flight` bytes in flight.
     BytesInFlight,
     /// A SockJS session was refused (`max_sessions`, `max_sessions_per_client`).
     Sessions,
@@ -398,7 +398,7 @@ fn register_calls(
     );
     r.register_with_unit(
         "call_duration",
-        "Time from reading a call to sending its answer, by method",
+        "Time to serve a call (authentication, throttle, handlers), by method",
         prometheus_client::registry::Unit::Seconds,
         durations.clone(),
     );

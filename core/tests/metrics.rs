@@ -390,3 +390,59 @@ async fn kontrol_counts_kites_watchers_tokens_and_storage() {
     caller.close();
     kontrol.close();
 }
+
+#[tokio::test]
+async fn reading_paused_at_the_in_flight_limit_is_counted_once() {
+    let k = Kite::with_config(
+        "held",
+        "1.0.0",
+        Config {
+            max_calls_in_flight: 1,
+            ..config(true)
+        },
+    )
+    .expect("kite");
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    k.add_method(
+        Method::new("hold", move |_req: Request| {
+            let entered_tx = entered_tx.clone();
+            let held = held.clone();
+            async move {
+                let _ = entered_tx.send(());
+                held.notified().await;
+                Ok::<_, KiteError>(())
+            }
+        })
+        .disable_authentication(),
+    )
+    .expect("hold");
+    let addr = within(k.listen()).await.expect("listen");
+    let caller = Kite::with_config("caller", "1.0.0", config(false)).expect("caller");
+    let c = caller.client(&k.url().expect("url"));
+    c.set_transport(Transport::WebSocket);
+    within(c.dial()).await.expect("dial");
+    let call = {
+        let c = c.clone();
+        tokio::spawn(async move { c.call("hold", ()).await })
+    };
+    within(entered.recv()).await.expect("entered");
+    // One call in flight: the connection stops reading until it is answered.
+    let m = Metrics::scrape(addr).await;
+    assert_eq!(
+        m.value("kite_limits_reached_total", &[("limit", "calls_in_flight")]),
+        1.0
+    );
+    release.notify_one();
+    within(call).await.expect("join").expect("hold");
+    // Reading went on: still one pause, and calls are served again.
+    within(c.call("kite.ping", ())).await.expect("ping");
+    let m = Metrics::scrape(addr).await;
+    assert_eq!(
+        m.value("kite_limits_reached_total", &[("limit", "calls_in_flight")]),
+        1.0
+    );
+    c.close();
+    k.close();
+}

@@ -57,15 +57,18 @@ impl Connection {
             futures: FuturesUnordered::new(),
             bytes: 0,
         };
+        // Reading paused at a limit: counted once per pause.
+        let mut paused = false;
         loop {
             if flight.futures.len() >= max_calls || flight.bytes >= max_bytes {
-                if let Some(m) = metrics {
+                if let (Some(m), false) = (metrics, paused) {
                     m.limit_reached(if flight.futures.len() >= max_calls {
                         Limit::CallsInFlight
                     } else {
                         Limit::BytesInFlight
                     });
                 }
+                paused = true;
                 tokio::select! {
                     Some(n) = flight.futures.next() => flight.done(n),
                     _ = local_closed.cancelled() => { self.inner.session.close(); break }
@@ -73,6 +76,7 @@ impl Connection {
                 }
                 continue;
             }
+            paused = false;
             // Messages already waiting are taken without setting up the select below.
             let waiting = match self.inner.session.try_recv() {
                 Ok(t) if !local_closed.is_cancelled() => Some(t),

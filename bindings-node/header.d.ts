@@ -58,9 +58,11 @@ export type MethodHandling = 'method' | 'first' | 'latest'
 /**
  * One call of one of the kite's methods, as handlers see it. The same object goes to the
  * method's pre handlers, main handler, post handlers and final functions of one call, so a
- * pre handler may leave values on it for the others.
+ * pre handler may leave values on it for the others. The kite makes one per call
+ * (`lib/request.js`); `req instanceof Request` holds, `new Request()` throws.
  */
-export interface Request {
+export declare class Request {
+  private constructor()
   /** The request id: 16 random characters, also the `requestId` of errors sent back. */
   readonly id: string
   /** The method called. */

@@ -58,9 +58,11 @@ export type MethodHandling = 'method' | 'first' | 'latest'
 /**
  * One call of one of the kite's methods, as handlers see it. The same object goes to the
  * method's pre handlers, main handler, post handlers and final functions of one call, so a
- * pre handler may leave values on it for the others.
+ * pre handler may leave values on it for the others. The kite makes one per call
+ * (`lib/request.js`); `req instanceof Request` holds, `new Request()` throws.
  */
-export interface Request {
+export declare class Request {
+  private constructor()
   /** The request id: 16 random characters, also the `requestId` of errors sent back. */
   readonly id: string
   /** The method called. */
@@ -123,7 +125,8 @@ export declare class Client {
   /**
    * Calls `method` on the remote kite. `args` is the argument list (an array; any other
    * value is one argument; functions in it become callbacks the remote side can call,
-   * any number of times, while the connection lasts). Resolves with the result; rejects
+   * any number of times, while the connection lasts). Resolves with the result (functions
+   * inside it are async functions calling the remote side); rejects
    * with a `KiteError` (`code`: the remote kind, or `timeout`, `disconnect`, `sendError`).
    */
   tell(method: string, args?: any, options?: TellOptions | undefined | null): Promise<any>
@@ -157,7 +160,8 @@ export declare class Connection {
   /**
    * Calls `method` on the remote kite. `args` is the argument list (an array; any other
    * value is one argument; functions in it become callbacks the remote side can call).
-   * Resolves with the result; rejects with a `KiteError`.
+   * Resolves with the result (functions inside it are async functions); rejects with a
+   * `KiteError`.
    */
   tell(method: string, args?: any, options?: TellOptions | undefined | null): Promise<any>
   /** Closes the connection. */
@@ -358,7 +362,8 @@ export declare class Kontrol {
 
 /**
  * A registered method: add handlers and change its settings; every call returns the
- * method, so they chain.
+ * method, so they chain. The core's methods are immutable: each change replaces the
+ * method whole.
  */
 export declare class Method {
   /**
@@ -460,7 +465,8 @@ export interface KiteIdentity {
 /**
  * Options of a new kite. Every field but `name` and `version` defaults to the `KITE_*`
  * environment, then `kite.key` (`$KITE_HOME/kite.key`, default `~/.kite/kite.key`), then the
- * reference's defaults.
+ * reference's defaults. The core checks them (`kite::server::Options`, the same options as
+ * Python's keyword arguments): a bad value throws `configError` naming the option.
  */
 export interface KiteOptions {
   /** The kite's name, e.g. `math`. */
@@ -493,6 +499,11 @@ export interface KiteOptions {
   disableAuthentication?: boolean
   /** Handle the requests of one connection one after another. Default: false. */
   disableConcurrency?: boolean
+  /**
+   * Serve Prometheus metrics at `/metrics` beside `/kite`. Default: `KITE_METRICS` or
+   * false.
+   */
+  metrics?: boolean
   /**
    * Transport of clients: `auto` (websocket, then XHR polling), `WebSocket` or
    * `XHRPolling`. Default: `KITE_TRANSPORT` or `auto`.
@@ -541,7 +552,7 @@ export interface KiteQuery {
   id?: string
 }
 
-/** Options of a Kontrol. */
+/** Options of a Kontrol (checked by the core, like Python's keyword arguments of `Kontrol`). */
 export interface KontrolOptions {
   /**
    * Where kites and key pairs are kept: `memory`, `sqlite:PATH` (a SQLite file, created
@@ -558,6 +569,13 @@ export interface KontrolOptions {
   expireAfter?: number
   /** The URL Kontrol registers itself with in its own registry. Default: none. */
   registerUrl?: string
+  /** Serve the read-only live view of the registry at `/ui`. Default: false. */
+  ui?: boolean
+  /**
+   * The token the `/ui` page needs (`/ui?token=…`); without one it is served to loopback
+   * clients only. Default: none.
+   */
+  uiToken?: string
 }
 
 /** One log record, as the JavaScript logger gets it. */

@@ -11,6 +11,10 @@ cargo fmt --all -- --check
 # rust-version of every package = the highest its resolved dependencies need; one version
 # across Cargo.toml, pyproject.toml and the npm packages.
 python3 scripts/check-manifests.py
+# The architecture: every import points down the core's layers, no two files (core or
+# bindings) import each other, lib.rs only re-exports; the checker tests itself first.
+python3 scripts/check-layers.py --self-test
+python3 scripts/check-layers.py
 # The workspace includes kite-rs-cli, whose default features turn on every storage (etcd too),
 # so the core's etcd tests (storage_etcd, kontrol_backends etcd::) run here as well.
 cargo test --workspace --all-targets --locked

@@ -1,9 +1,10 @@
 'use strict';
-// The JavaScript side of a kite's bridge (src/bridge.rs): the `Request` class of the objects
-// handlers get, the map that keeps one object per call for all of its handlers, `dispatch`,
-// which runs a handler and settles its pending call with what it returns, resolves or
-// throws, and `invoke`, which runs a callback or listener and reports what it throws or
+// The JavaScript side of a kite's bridge (src/bridge.rs): the map that keeps one `Request`
+// (lib/request.js) per call for all of its handlers, `dispatch`, which runs a handler and
+// settles its pending call with what it returns, resolves or throws, and `invoke`, which runs a callback or listener and reports what it throws or
 // rejects with instead of letting it end the process.
+
+const { newRequest } = require('./request.js');
 
 /**
  * Made once per kite with the native `settle(id, value, failed)`, `info(key, field)`,
@@ -13,31 +14,13 @@
 function makeBridge(settle, info, forget, report) {
   const requests = new Map();
   const collected = new FinalizationRegistry(forget);
-  const cache = (obj, name, value) => {
-    Object.defineProperty(obj, name, { value, enumerable: true, configurable: true, writable: true });
-    return value;
-  };
-  class Request {
-    #key;
-    constructor(key, id, method, username, args) {
-      this.#key = key;
-      this.id = id;
-      this.method = method;
-      this.username = username;
-      this.args = args;
-    }
-    get auth() { return cache(this, 'auth', info(this.#key, 0)); }
-    get kite() { return cache(this, 'kite', info(this.#key, 1)); }
-    get client() { return cache(this, 'client', info(this.#key, 2)); }
-    get signal() { return cache(this, 'signal', info(this.#key, 3)); }
-  }
   const thenable = (r) => r !== null && (typeof r === 'object' || typeof r === 'function') &&
     typeof r.then === 'function';
 
   function dispatch(handler, key, id, a, b, rid, method, username, args) {
     let req;
     if (rid !== undefined) {
-      req = new Request(key, rid, method, username, args);
+      req = newRequest(info, key, rid, method, username, args);
       requests.set(key, req);
       collected.register(req, key);
     } else if (typeof key === 'number') {

@@ -1,12 +1,13 @@
 'use strict';
 // The package's entry: the native addon (loaded by the generated `../index.js`) plus the
-// parts of the binding written in JavaScript — the `KiteError` class, the request objects
-// and callback runner of every kite's bridge, the call-site stacks of rejected calls and the
+// parts of the binding written in JavaScript — the `KiteError` and `Request` classes, the
+// callback runner of every kite's bridge, the call-site stacks of rejected calls and the
 // JavaScript logger.
 
 const native = require('../index.js');
 const { KiteError, kiteError, atCallSite } = require('./errors.js');
 const { makeBridge } = require('./bridge.js');
+const { Request } = require('./request.js');
 
 native.__kiteSetup(KiteError, makeBridge);
 
@@ -66,6 +67,7 @@ module.exports.Connection = native.Connection;
 module.exports.Kite = native.Kite;
 module.exports.Kontrol = native.Kontrol;
 module.exports.Method = native.Method;
+module.exports.Request = Request;
 module.exports.KiteError = KiteError;
 module.exports.kiteError = kiteError;
 module.exports.setLogger = setLogger;

@@ -9,74 +9,28 @@
 //!
 //! JavaScript functions the core may call later (handlers, listeners, functions passed as
 //! callbacks) are kept as references in one table, released when the core drops them.
-//! Liveness is separate: [`Keepalive`] is a *strong* threadsafe function held while a kite
-//! listens or a client is connected, so the process exits by itself once they are closed.
+//! Liveness is separate: [`Keepalive`](crate::jsfn::Keepalive) is a *strong* threadsafe
+//! function held while a kite listens or a client is connected, so the process exits by
+//! itself once they are closed.
+//!
+//! This file is the queue and the tables, usable from any thread; `dispatch.rs` is the
+//! JavaScript thread's side (creating a bridge, running its jobs, settling calls).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kite::protocol::KiteError;
-use napi::bindgen_prelude::{
-    FromNapiValue, Function, FunctionRef, JsObjectValue, JsValuesTupleIntoVec, Null, Object,
-    ObjectRef, ToNapiValue, Unknown,
-};
-use napi::threadsafe_function::{
-    ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue,
-};
-use napi::{Env, JsValue, Status};
+use napi::bindgen_prelude::{Function, ObjectRef, ToNapiValue};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
-use crate::convert;
-use crate::errors;
-use crate::request::{self, Info, Slot};
-
-/// Arguments of a JavaScript call, already converted.
-pub(crate) struct ArgList(pub(crate) Vec<napi::sys::napi_value>);
-
-impl JsValuesTupleIntoVec for ArgList {
-    fn into_vec(self, _env: napi::sys::napi_env) -> napi::Result<Vec<napi::sys::napi_value>> {
-        Ok(self.0)
-    }
-}
-
-/// A JavaScript function kept for later calls.
-pub(crate) type JsFn = FunctionRef<ArgList, UnknownReturnValue>;
-
-/// Keeps a reference to the JavaScript function `f`.
-pub(crate) fn keep(f: &Function<'_>) -> napi::Result<JsFn> {
-    Function::<ArgList, UnknownReturnValue>::from_unknown(f.to_unknown())?.create_ref()
-}
-
-/// Calls a kept function with `args`; a JavaScript exception comes back as `Err`.
-pub(crate) fn call(env: &Env, f: &JsFn, args: &[Unknown<'_>]) -> napi::Result<()> {
-    let list = ArgList(args.iter().map(|a| a.raw()).collect());
-    f.borrow_back(env)?.call(list)?;
-    Ok(())
-}
+use crate::jsfn::{call, JsFn};
 
 type Tsfn = ThreadsafeFunction<(), (), (), Status, false, true, 0>;
-type StrongTsfn = ThreadsafeFunction<(), (), (), Status, false, false, 0>;
-
-/// A handle that keeps the Node process alive while it exists (a listening kite, a
-/// connected client). Dropping it, from any thread, lets the process exit.
-pub(crate) struct Keepalive {
-    _tsfn: StrongTsfn,
-}
-
-impl Keepalive {
-    /// Created on the JavaScript thread.
-    pub(crate) fn new(env: &Env) -> napi::Result<Keepalive> {
-        let noop = env.create_function_from_closure::<(), (), _>("kiteKeepalive", |_| Ok(()))?;
-        let tsfn = noop
-            .build_threadsafe_function::<()>()
-            .callee_handled::<false>()
-            .weak::<false>()
-            .build_callback(|_| Ok(()))?;
-        Ok(Keepalive { _tsfn: tsfn })
-    }
-}
 
 /// Events of kites and clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,156 +102,49 @@ pub(crate) enum Job {
     Unref(ObjectRef<false>),
 }
 
-struct Listener {
-    owner: u64,
-    event: Event,
-    func: u64,
+/// A listener of an event of `owner` (a kite or client), kept as function `func`.
+pub(crate) struct Listener {
+    pub(crate) owner: u64,
+    pub(crate) event: Event,
+    pub(crate) func: u64,
 }
 
 /// Runs after the JavaScript side settles or the wait is abandoned.
-type Sender = oneshot::Sender<Settled>;
+pub(crate) type Sender = oneshot::Sender<Settled>;
 
 /// One kite's bridge. See the module documentation.
 pub(crate) struct Bridge {
-    tsfn: Tsfn,
-    queue: Mutex<Vec<Job>>,
-    next: AtomicU64,
-    pending: Mutex<HashMap<u64, Sender>>,
-    functions: Mutex<HashMap<u64, JsFn>>,
-    listeners: Mutex<Vec<Listener>>,
+    pub(crate) tsfn: Tsfn,
+    pub(crate) queue: Mutex<Vec<Job>>,
+    pub(crate) next: AtomicU64,
+    pub(crate) pending: Mutex<HashMap<u64, Sender>>,
+    pub(crate) functions: Mutex<HashMap<u64, JsFn>>,
+    pub(crate) listeners: Mutex<Vec<Listener>>,
     /// Request objects of finished calls the trampoline may forget, at the next wake-up of
     /// the JavaScript thread; a full batch wakes it by itself.
-    release: Mutex<Vec<u64>>,
+    pub(crate) release: Mutex<Vec<u64>>,
     /// What the lazy properties of live request objects are made from.
-    infos: Mutex<HashMap<u64, Arc<Info>>>,
-    trampoline: JsFn,
-    forget_requests: JsFn,
+    pub(crate) infos: Mutex<HashMap<u64, Arc<Info>>>,
+    /// `dispatch(handler, key, pending, a, b, …)` of `lib/bridge.js`.
+    pub(crate) trampoline: JsFn,
+    pub(crate) forget_requests: JsFn,
     /// `invoke(fn, ...args)`: runs a callback or listener, reporting what it throws.
-    invoke: JsFn,
+    pub(crate) invoke: JsFn,
     /// `failed(error)`: reports an error like a throw of a callback.
-    failed: JsFn,
+    pub(crate) failed: JsFn,
 }
 
 /// Finished requests whose objects may wait for the next wake-up of the JavaScript thread.
 const RELEASE_BATCH: usize = 64;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, also after a panic elsewhere poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Describes a thrown JavaScript value for the log: its stack (which starts with the
-/// message), else its text.
-fn describe(v: Unknown<'_>) -> String {
-    if let Ok(obj) = Object::from_unknown(v) {
-        if let Ok(Some(stack)) = obj.get_named_property::<Option<String>>("stack") {
-            return stack;
-        }
-    }
-    v.coerce_to_string()
-        .ok()
-        .and_then(|s| s.into_utf8().ok())
-        .and_then(|s| s.into_owned().ok())
-        .unwrap_or_else(|| "a value that cannot be shown".into())
-}
-
 impl Bridge {
-    /// Creates the bridge of a kite (on the JavaScript thread).
-    pub(crate) fn new(env: &Env) -> napi::Result<Arc<Bridge>> {
-        // The JavaScript-side closures reach the bridge through this cell, filled below.
-        let cell: Arc<OnceLock<Weak<Bridge>>> = Arc::default();
-        let upgrade = |cell: &OnceLock<Weak<Bridge>>| cell.get().and_then(Weak::upgrade);
-        let drain_cell = cell.clone();
-        let noop = env.create_function_from_closure::<(), (), _>("kiteBridge", |_| Ok(()))?;
-        let tsfn = noop
-            .build_threadsafe_function::<()>()
-            .callee_handled::<false>()
-            .weak::<true>()
-            .build_callback(move |ctx| match upgrade(&drain_cell) {
-                Some(bridge) => bridge.drain(&ctx.env),
-                None => Ok(()),
-            })?;
-        let settle_cell = cell.clone();
-        let settle = env.create_function_from_closure::<(), (), _>("kiteSettle", move |ctx| {
-            if let Some(bridge) = upgrade(&settle_cell) {
-                let id = ctx.get::<f64>(0)?;
-                let value = ctx.get::<Unknown>(1)?;
-                let failed = ctx.get::<bool>(2)?;
-                bridge.settle(ctx.env, id, value, failed);
-            }
-            Ok(())
-        })?;
-        let report_cell = cell.clone();
-        let report = env.create_function_from_closure::<(), bool, _>("kiteReport", move |ctx| {
-            let value = ctx.get::<Unknown>(0)?;
-            match upgrade(&report_cell) {
-                Some(bridge) => bridge.report(ctx.env, value),
-                None => Ok(false),
-            }
-        })?;
-        let info_cell = cell.clone();
-        let info =
-            env.create_function_from_closure::<(), Unknown<'static>, _>("kiteInfo", move |ctx| {
-                let key = ctx.get::<f64>(0)? as u64;
-                let field = ctx.get::<u32>(1)?;
-                let bridge = upgrade(&info_cell);
-                let found = bridge
-                    .as_ref()
-                    .and_then(|b| lock(&b.infos).get(&key).cloned());
-                match (bridge, found) {
-                    (Some(b), Some(i)) => {
-                        let v = request::info(ctx.env, &b, &i, field)?;
-                        Unknown::from_unknown(v)
-                    }
-                    _ => Unknown::from_unknown(().into_unknown(ctx.env)?),
-                }
-            })?;
-        let forget_cell = cell.clone();
-        let forget = env.create_function_from_closure::<(), (), _>("kiteForget", move |ctx| {
-            let key = ctx.get::<f64>(0)? as u64;
-            if let Some(b) = upgrade(&forget_cell) {
-                let gone = lock(&b.infos).remove(&key);
-                drop(gone);
-            }
-            Ok(())
-        })?;
-        let Some(parts) = crate::js::parts(env) else {
-            return Err(napi::Error::new(
-                Status::GenericFailure,
-                "kite-rs was loaded without its package entry: require('kite-rs') \
-                 (bindings-node/lib/index.js), not the native loader",
-            ));
-        };
-        let factory = parts.make_bridge.borrow_back(env)?;
-        let factory = Function::<'_, ArgList, Object<'_>>::from_unknown(factory.to_unknown())?;
-        let made = factory.call(ArgList(vec![
-            settle.raw(),
-            info.raw(),
-            forget.raw(),
-            report.raw(),
-        ]))?;
-        let part = |i: u32| -> napi::Result<Function<'_>> {
-            Function::<'_>::from_unknown(made.get_element::<Unknown<'_>>(i)?)
-        };
-        let (dispatch, forget_requests, invoke, failed) = (part(0)?, part(1)?, part(2)?, part(3)?);
-        let bridge = Arc::new(Bridge {
-            tsfn,
-            queue: Mutex::new(Vec::new()),
-            next: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
-            functions: Mutex::new(HashMap::new()),
-            listeners: Mutex::new(Vec::new()),
-            release: Mutex::new(Vec::new()),
-            infos: Mutex::new(HashMap::new()),
-            trampoline: keep(&dispatch)?,
-            forget_requests: keep(&forget_requests)?,
-            invoke: keep(&invoke)?,
-            failed: keep(&failed)?,
-        });
-        let _ = cell.set(Arc::downgrade(&bridge));
-        Ok(bridge)
-    }
-
-    fn id(&self) -> u64 {
+    /// A fresh key (functions, pending calls, owners, requests).
+    pub(crate) fn id(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -433,201 +280,56 @@ impl Bridge {
         }
     }
 
-    fn drain(self: &Arc<Self>, env: &Env) -> napi::Result<()> {
-        if let Err(e) = self.flush(env) {
-            tracing::error!(error = %e, "could not release finished requests");
-        }
-        let jobs = std::mem::take(&mut *lock(&self.queue));
-        // Callbacks and listeners run through `invoke`, which reports what they throw or
-        // reject with (the kite's 'error' listeners, the log); nothing here may end the
-        // process, so an error of the bridge itself goes to the log too.
-        for job in jobs {
-            if let Err(e) = self.run(env, job) {
-                tracing::error!(error = %e, "a kite job for JavaScript failed");
-            }
-        }
-        Ok(())
-    }
-
-    /// Reports what a callback or listener threw (the native `report` of `lib/bridge.js`):
-    /// logs it and calls the kite's 'error' listeners; false when there are none.
-    fn report(&self, env: &Env, value: Unknown<'_>) -> napi::Result<bool> {
-        tracing::error!("a JavaScript callback failed: {}", describe(value));
-        let funcs: Vec<u64> = lock(&self.listeners)
-            .iter()
-            .filter(|l| l.event == Event::Error)
-            .map(|l| l.func)
-            .collect();
-        for key in &funcs {
-            let f = lock(&self.functions).get(key).map(|f| f.borrow_back(env));
-            if let Some(f) = f {
-                f?.call(ArgList(vec![value.raw()]))?;
-            }
-        }
-        Ok(!funcs.is_empty())
-    }
-
-    /// Runs `f(args…)` through `invoke`, which reports a throw or rejection.
-    fn run_reported(
-        &self,
-        env: &Env,
-        f: Function<'_, ArgList, UnknownReturnValue>,
-        args: &[Unknown<'_>],
-    ) -> napi::Result<()> {
-        let mut list = Vec::with_capacity(args.len() + 1);
-        list.push(f.to_unknown());
-        list.extend_from_slice(args);
-        call(env, &self.invoke, &list)
-    }
-
-    /// Reports a failure of the bridge around a callback (e.g. arguments that cannot be
-    /// made JavaScript values) like a throw of the callback.
-    fn report_native(&self, env: &Env, what: &str, e: &napi::Error) -> napi::Result<()> {
-        let err = errors::error_object(env, &kite::Error::Send(format!("{what}: {}", e.reason)))?;
-        call(env, &self.failed, &[err.to_unknown()])
-    }
-
-    fn run(self: &Arc<Self>, env: &Env, job: Job) -> napi::Result<()> {
-        match job {
-            Job::Call {
-                func,
-                subject,
-                extra,
-                pending,
-            } => {
-                if let Err(e) = self.run_call(env, func, subject, extra, pending) {
-                    self.resolve(pending, Err(KiteError::generic(e.reason.clone())));
-                }
-                Ok(())
-            }
-            Job::Callback { func, args } => {
-                let f = lock(&self.functions).get(&func).map(|f| f.borrow_back(env));
-                let Some(f) = f else { return Ok(()) };
-                let f = f?;
-                match convert::arguments_to_js(env, self, &args) {
-                    Ok(values) => self.run_reported(env, f, &values),
-                    Err(e) => self.report_native(env, "a callback's arguments were not usable", &e),
-                }
-            }
-            Job::Event { owner, event, arg } => {
-                let funcs: Vec<u64> = lock(&self.listeners)
-                    .iter()
-                    .filter(|l| l.owner == owner && l.event == event)
-                    .map(|l| l.func)
-                    .collect();
-                if funcs.is_empty() {
-                    return Ok(());
-                }
-                let arg = match arg {
-                    EventArg::Connection(c) => vec![request::connection_object(env, self, c)?],
-                    EventArg::Register(r) => {
-                        vec![crate::kontrol::RegisterResult::from(r).into_unknown(env)?]
-                    }
-                    EventArg::None => Vec::new(),
-                };
-                for key in funcs {
-                    let f = lock(&self.functions).get(&key).map(|f| f.borrow_back(env));
-                    if let Some(f) = f {
-                        self.run_reported(env, f?, &arg)?;
-                    }
-                }
-                Ok(())
-            }
-            Job::Abort(controller) => {
-                let c = controller.get_value(env);
-                controller.unref(env)?;
-                let c = c?;
-                let abort: Function<'_, (), UnknownReturnValue> = c.get_named_property("abort")?;
-                abort.apply(c, ())?;
-                Ok(())
-            }
-            Job::Unref(r) => r.unref(env),
-        }
-    }
-
-    fn run_call(
-        self: &Arc<Self>,
-        env: &Env,
-        func: u64,
-        subject: Subject,
-        extra: Option<(Option<Value>, Option<KiteError>)>,
-        pending: u64,
-    ) -> napi::Result<()> {
-        let f = lock(&self.functions).get(&func).map(|f| f.borrow_back(env));
-        let Some(f) = f else {
-            self.resolve(
-                pending,
-                Err(KiteError::generic("the handler is no longer registered")),
-            );
-            return Ok(());
-        };
-        let f = f?;
-        let pending = env.create_double(pending as f64)?.to_unknown();
-        let undefined = ().into_unknown(env)?;
-        let (key, fresh) = match subject {
-            Subject::Request(req, slot) => (
-                env.create_double(slot.key as f64)?.to_unknown(),
-                request::new_object(env, self, &req, &slot)?,
-            ),
-            Subject::Value(v) => (convert::value_to_js(env, &v)?, None),
-        };
-        let (a, b) = match extra {
-            Some((result, error)) => (
-                match result {
-                    Some(v) => convert::value_to_js(env, &v)?,
-                    None => Null.into_unknown(env)?,
-                },
-                match error {
-                    Some(e) => errors::kite_error_object(env, &e)?.to_unknown(),
-                    None => Null.into_unknown(env)?,
-                },
-            ),
-            None => (undefined, undefined),
-        };
-        let [rid, method, username, args] = fresh.unwrap_or([undefined; 4]);
-        call(
-            env,
-            &self.trampoline,
-            &[
-                f.to_unknown(),
-                key,
-                pending,
-                a,
-                b,
-                rid,
-                method,
-                username,
-                args,
-            ],
-        )
-    }
-
-    fn resolve(&self, pending: u64, settled: Settled) {
+    /// Settles the pending call `pending` with `settled`.
+    pub(crate) fn resolve(&self, pending: u64, settled: Settled) {
         if let Some(tx) = lock(&self.pending).remove(&pending) {
             let _ = tx.send(settled);
         }
     }
+}
 
-    /// The native `settle(id, value, failed)` the trampoline calls.
-    fn settle(self: &Arc<Self>, env: &Env, id: f64, value: Unknown<'_>, failed: bool) {
-        let pending = id as u64;
-        if !lock(&self.pending).contains_key(&pending) {
-            return;
+/// The request's place in the core request: whether its JavaScript object exists (the
+/// trampoline keeps it for the handlers after the first); dropping it, when the call is
+/// over, lets the trampoline forget the object.
+pub(crate) struct Slot {
+    bridge: Arc<Bridge>,
+    pub(crate) key: u64,
+    pub(crate) created: AtomicBool,
+    pub(crate) done: CancellationToken,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.done.cancel();
+        if *self.created.get_mut() {
+            self.bridge.release(self.key);
         }
-        let settled = if failed {
-            let e = errors::from_thrown(env, value);
-            tracing::debug!(kind = %e.kind.as_str(), "a JavaScript handler failed: {}", describe(value));
-            Err(e)
-        } else {
-            match value.get_type() {
-                Ok(napi::ValueType::Undefined) => Ok(None),
-                _ => convert::js_to_payload(self, value).map(Some).map_err(|e| {
-                    KiteError::generic(format!("cannot send the result: {}", e.reason))
-                }),
-            }
-        };
-        self.resolve(pending, settled);
     }
+}
+
+/// The slot of `req`, made at its first JavaScript handler.
+pub(crate) fn slot_of(req: &kite::Request, bridge: &Arc<Bridge>) -> Arc<Slot> {
+    let mut ext = req.extensions();
+    if let Some(s) = ext.get::<Arc<Slot>>() {
+        return s.clone();
+    }
+    let s = Arc::new(Slot {
+        bridge: bridge.clone(),
+        key: bridge.new_owner(),
+        created: AtomicBool::new(false),
+        done: CancellationToken::new(),
+    });
+    ext.insert(s.clone());
+    s
+}
+
+/// What the lazy properties of a request object (`auth`, `kite`, `client`, `signal`) are made
+/// from; kept until the object is garbage collected.
+pub(crate) struct Info {
+    pub(crate) caller: kite::protocol::Kite,
+    pub(crate) auth: Option<kite::protocol::Auth>,
+    pub(crate) conn: kite::Connection,
+    pub(crate) done: CancellationToken,
 }
 
 /// Creates a `Callback` that calls the JavaScript function `f` on the JavaScript thread,

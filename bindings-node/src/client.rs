@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex, Weak};
 use napi::bindgen_prelude::{Function, PromiseRaw, This, Unknown};
 use napi::Env;
 
-use crate::bridge::{self, Bridge, Event, EventArg, Job, Keepalive};
+use crate::bridge::{Bridge, Event, EventArg, Job};
 use crate::errors;
-use crate::request::{self, duration, Auth, Connection, KiteIdentity, TellOptions};
+use crate::jsfn::{self, Keepalive};
+use crate::request::{self, Connection};
+use crate::types::{duration, Auth, KiteIdentity, TellOptions};
 
 /// Options of a client.
 #[napi(object)]
@@ -67,7 +69,7 @@ impl Client {
         if let Some(t) = o.transport {
             let t = t
                 .parse()
-                .map_err(|e: String| errors::throw(env, "configError", e))?;
+                .map_err(|e: String| errors::throw_config(env, format!("transport: {e}")))?;
             client.set_transport(t);
         }
         if let Some(a) = o.auth {
@@ -239,15 +241,14 @@ impl Client {
         listener: Function<'_>,
     ) -> napi::Result<This<'t>> {
         let Some(ev) = Event::parse(&event, false) else {
-            return Err(errors::throw(
+            return Err(errors::throw_config(
                 env,
-                "configError",
                 format!("unknown client event {event:?}"),
             ));
         };
         if self
             .bridge
-            .add_listener(self.owner, ev, bridge::keep(&listener)?)
+            .add_listener(self.owner, ev, jsfn::keep(&listener)?)
         {
             let b = Arc::downgrade(&self.bridge);
             let owner = self.owner;

@@ -19,6 +19,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::bridge::{self, Bridge};
 use crate::errors;
+use crate::jsfn;
 
 /// Deepest nesting converted (a cycle ends here too).
 const MAX_DEPTH: usize = 128;
@@ -63,7 +64,7 @@ impl Walker<'_> {
                     return Err(invalid("a function cannot be sent here"));
                 };
                 let f = Function::<'_>::from_unknown(v)?;
-                let cb = bridge::callback(bridge, bridge::keep(&f)?);
+                let cb = bridge::callback(bridge, jsfn::keep(&f)?);
                 self.functions.push((self.path.clone(), cb));
                 Value::String(PLACEHOLDER.into())
             }

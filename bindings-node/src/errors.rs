@@ -19,20 +19,11 @@ pub(crate) fn kite_error_object<'e>(env: &'e Env, e: &KiteError) -> napi::Result
     make(env, e.kind.as_str(), &e.message, &e.id, &e.code)
 }
 
-/// The JavaScript error for a core error.
+/// The JavaScript error for a core error: its `type` and `code` are the core's
+/// [`kite::Error::code`] (a wire kind, or `dialError`, `configError`, … for local failures).
 pub(crate) fn error_object<'e>(env: &'e Env, e: &kite::Error) -> napi::Result<Object<'e>> {
-    let local = match e {
-        kite::Error::Connect(_) => Some("dialError"),
-        kite::Error::Config(_) => Some("configError"),
-        kite::Error::DuplicateMethod(_) => Some("duplicateMethod"),
-        kite::Error::Auth(_) => Some("authError"),
-        kite::Error::Io(_) => Some("ioError"),
-        _ => None,
-    };
-    match local {
-        Some(code) => make(env, code, &e.to_string(), "", ""),
-        None => kite_error_object(env, &e.to_kite_error()),
-    }
+    let wire = e.to_kite_error();
+    make(env, e.code(), &wire.message, &wire.id, &wire.code)
 }
 
 fn make<'e>(
@@ -56,9 +47,8 @@ fn make<'e>(
             options.to_unknown(),
         ];
         let ctor = parts.kite_error.borrow_back(env)?;
-        let err = ctor.new_instance(crate::bridge::ArgList(
-            args.iter().map(|a| a.raw()).collect(),
-        ))?;
+        let err =
+            ctor.new_instance(crate::jsfn::ArgList(args.iter().map(|a| a.raw()).collect()))?;
         return Object::from_unknown(err);
     }
     // Loaded without the package entry (lib/index.js): a plain `Error` of the same shape.
@@ -80,12 +70,9 @@ pub(crate) fn rethrow(v: Unknown<'_>) -> napi::Error {
     napi::Error::from(v)
 }
 
-/// Throws a `KiteError` with `code` and `message` (for bad arguments to the binding).
-pub(crate) fn throw(env: &Env, code: &str, message: impl AsRef<str>) -> napi::Error {
-    match make(env, code, message.as_ref(), "", "") {
-        Ok(obj) => rethrow(obj.to_unknown()),
-        Err(e) => e,
-    }
+/// Throws the core's configuration error (`configError`) for a bad argument to the binding.
+pub(crate) fn throw_config(env: &Env, message: impl Into<String>) -> napi::Error {
+    throw_error(env, &kite::Error::Config(message.into()))
 }
 
 /// The throw of a core error.

@@ -6,7 +6,7 @@
 use napi::bindgen_prelude::Function;
 use napi::Env;
 
-use crate::bridge::{keep, JsFn};
+use crate::jsfn::{keep, JsFn};
 
 /// What `lib/index.js` handed over.
 pub(crate) struct JsParts {

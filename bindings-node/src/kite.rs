@@ -1,28 +1,36 @@
 //! The [`Kite`] class: configuration, methods and their handlers, authenticators, events,
 //! serving, and clients to other kites.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{Function, PromiseRaw, This};
 use napi::Env;
 use serde_json::{json, Value};
 
-use crate::bridge::{self, Bridge, Event, EventArg, Job, Keepalive, Subject};
-use crate::client::{Client, ClientOptions, ClientShared};
+use crate::bridge::{Bridge, Event, EventArg, Job, Subject};
+use crate::client::{Client, ClientOptions};
+use crate::dispatch::new_bridge;
 use crate::errors;
-use crate::method::{self, handling, run_final, run_handler, Method, MethodOptions};
-use crate::request::{duration, KiteIdentity};
+use crate::jsfn;
+use crate::method::{handling, run_final, run_handler, Method, MethodOptions};
+use crate::state::{adopt_client, close_state, listen_with, State};
+use crate::types::KiteIdentity;
+use kite::server::{Options, TimeUnit};
 
 /// Options of a new kite. Every field but `name` and `version` defaults to the `KITE_*`
 /// environment, then `kite.key` (`$KITE_HOME/kite.key`, default `~/.kite/kite.key`), then the
-/// reference's defaults.
+/// reference's defaults. The core checks them (`kite::server::Options`, the same options as
+/// Python's keyword arguments): a bad value throws `configError` naming the option.
 #[napi(object)]
-#[derive(Default)]
+#[derive(Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KiteOptions {
     /// The kite's name, e.g. `math`.
+    #[serde(skip)]
     pub name: String,
     /// Three-part semantic version, e.g. `1.0.0`.
+    #[serde(skip)]
     pub version: String,
     /// Owner. Default: `KITE_USERNAME`, the kite key's subject, or `unknown`.
     pub username: Option<String>,
@@ -50,6 +58,9 @@ pub struct KiteOptions {
     pub disable_authentication: Option<bool>,
     /// Handle the requests of one connection one after another. Default: false.
     pub disable_concurrency: Option<bool>,
+    /// Serve Prometheus metrics at `/metrics` beside `/kite`. Default: `KITE_METRICS` or
+    /// false.
+    pub metrics: Option<bool>,
     /// Transport of clients: `auto` (websocket, then XHR polling), `WebSocket` or
     /// `XHRPolling`. Default: `KITE_TRANSPORT` or `auto`.
     #[napi(ts_type = "'auto' | 'WebSocket' | 'XHRPolling'")]
@@ -70,8 +81,24 @@ pub struct KiteOptions {
     pub method_handling: Option<String>,
 }
 
+/// A kite configured from the environment, `kite.key` and `options` (through the core's
+/// [`kite::server::Options`], times in milliseconds).
+fn configured(name: &str, version: &str, options: &KiteOptions) -> Result<kite::Kite, kite::Error> {
+    let json = serde_json::to_value(options).map_err(|e| kite::Error::Config(e.to_string()))?;
+    let options = Options::from_json(json, TimeUnit::Milliseconds)?;
+    let handling = options.method_handling()?;
+    let mut config = kite::Config::from_env()?;
+    options.apply(&mut config)?;
+    let kite = kite::Kite::with_config(name, version, config)?;
+    if let Some(m) = handling {
+        kite.set_method_handling(m);
+    }
+    Ok(kite)
+}
+
 /// Certificate and key files (PEM) to serve HTTPS.
 #[napi(object)]
+#[derive(serde::Serialize)]
 pub struct TlsOptions {
     /// Certificate chain file.
     pub cert: String,
@@ -87,79 +114,6 @@ pub struct HandleCounts {
     pub functions: u32,
     /// Calls into JavaScript that have not settled yet.
     pub pending: u32,
-}
-
-/// What a `Kite` object holds (shared with a `Kontrol` running on it).
-pub(crate) struct State {
-    pub(crate) kite: kite::Kite,
-    bridge: Arc<Bridge>,
-    owner: u64,
-    closed: AtomicBool,
-    keepalive: Mutex<Option<Keepalive>>,
-    /// The state itself while the kite listens: like a listening `net.Server`, a listening
-    /// kite lives (and keeps Node running) until closed, even once its JavaScript object is
-    /// garbage collected. `close_state` breaks this cycle.
-    listening: Mutex<Option<Arc<State>>>,
-    clients: Mutex<Vec<Weak<ClientShared>>>,
-}
-
-/// Serves with `serve` (the kite's or Kontrol's `listen`) on `port` and `host`; the kite then
-/// keeps Node running until closed.
-pub(crate) fn listen_with<'e, S, F>(
-    env: &'e Env,
-    s: &Arc<State>,
-    port: Option<u32>,
-    host: Option<String>,
-    serve: S,
-) -> napi::Result<PromiseRaw<'e, u32>>
-where
-    S: FnOnce(String, u16) -> F,
-    F: std::future::Future<Output = Result<std::net::SocketAddr, kite::Error>> + Send + 'static,
-{
-    let port = match port {
-        Some(p) => u16::try_from(p)
-            .map_err(|_| errors::throw(env, "configError", format!("port {p} is out of range")))?,
-        None => s.kite.config().port,
-    };
-    let host = host.unwrap_or_else(|| s.kite.config().ip.clone());
-    let serve = serve(host, port);
-    let keepalive = Keepalive::new(env)?;
-    let s = s.clone();
-    errors::promise(env, serve, move |_env, addr| {
-        if !s.closed.load(Ordering::SeqCst) {
-            *s.keepalive.lock().unwrap_or_else(|e| e.into_inner()) = Some(keepalive);
-            *s.listening.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
-        }
-        Ok(u32::from(addr.port()))
-    })
-}
-
-/// The `Client` object of a core client of kite `s` (closed with the kite).
-pub(crate) fn adopt_client(
-    env: &Env,
-    s: &State,
-    client: kite::Client,
-    options: Option<ClientOptions>,
-) -> napi::Result<Client> {
-    let c = Client::create(env, client, s.bridge.clone(), options)?;
-    let mut clients = s.clients.lock().unwrap_or_else(|e| e.into_inner());
-    clients.retain(|w| w.strong_count() > 0);
-    clients.push(c.downgrade());
-    Ok(c)
-}
-
-/// Closes a kite: the core kite, its clients, and what kept Node running for it.
-pub(crate) fn close_state(env: &Env, s: &State) {
-    let _ = s.bridge.flush(env);
-    s.closed.store(true, Ordering::SeqCst);
-    s.kite.close();
-    let clients = std::mem::take(&mut *s.clients.lock().unwrap_or_else(|e| e.into_inner()));
-    for c in clients.iter().filter_map(Weak::upgrade) {
-        c.close();
-    }
-    s.keepalive.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let me = s.listening.lock().unwrap_or_else(|e| e.into_inner()).take();
-    drop(me);
 }
 
 /// A kite: serves named methods to other kites and calls theirs.
@@ -185,65 +139,9 @@ impl Kite {
     #[napi(constructor)]
     pub fn new(env: &Env, options: KiteOptions) -> napi::Result<Kite> {
         crate::logging::install();
-        let mut config = kite::Config::from_env().map_err(|e| errors::throw_error(env, &e))?;
-        if let Some(key) = &options.kite_key {
-            config
-                .use_kite_key(key)
-                .map_err(|e| errors::throw_error(env, &e))?;
-        }
-        let set = |field: &mut String, v: Option<String>| {
-            if let Some(v) = v {
-                *field = v;
-            }
-        };
-        set(&mut config.username, options.username);
-        set(&mut config.environment, options.environment);
-        set(&mut config.region, options.region);
-        set(&mut config.id, options.id);
-        set(&mut config.hostname, options.hostname);
-        set(&mut config.ip, options.ip);
-        set(&mut config.kontrol_url, options.kontrol_url);
-        set(&mut config.kontrol_key, options.kontrol_key);
-        set(&mut config.kontrol_user, options.kontrol_user);
-        if let Some(p) = options.port {
-            config.port = u16::try_from(p).map_err(|_| {
-                errors::throw(env, "configError", format!("port {p} is out of range"))
-            })?;
-        }
-        if let Some(v) = options.disable_authentication {
-            config.disable_authentication = v;
-        }
-        if let Some(v) = options.disable_concurrency {
-            config.disable_concurrency = v;
-        }
-        if let Some(t) = &options.transport {
-            config.transport = t
-                .parse()
-                .map_err(|e: String| errors::throw(env, "configError", e))?;
-        }
-        if let Some(ms) = options.timeout {
-            config.timeout = duration(ms);
-        }
-        if let Some(ms) = options.handshake_timeout {
-            config.handshake_timeout = duration(ms);
-        }
-        if let Some(ms) = options.verify_ttl {
-            config.verify_ttl = duration(ms);
-        }
-        if let Some(tls) = options.tls {
-            config.tls = Some((tls.cert.into(), tls.key.into()));
-        }
-        let mode = options
-            .method_handling
-            .as_deref()
-            .map(|m| handling(env, m))
-            .transpose()?;
-        let kite = kite::Kite::with_config(&options.name, &options.version, config)
+        let kite = configured(&options.name, &options.version, &options)
             .map_err(|e| errors::throw_error(env, &e))?;
-        if let Some(m) = mode {
-            kite.set_method_handling(m);
-        }
-        let bridge = Bridge::new(env)?;
+        let bridge = new_bridge(env)?;
         let owner = bridge.new_owner();
         Ok(Kite {
             state: Arc::new(State {
@@ -292,13 +190,13 @@ impl Kite {
         options: Option<MethodOptions>,
     ) -> napi::Result<Method> {
         let s = &self.state;
-        let func = s.bridge.add_function(bridge::keep(&handler)?);
+        let func = s.bridge.add_function(jsfn::keep(&handler)?);
         let b = s.bridge.clone();
         let mut core = kite::Method::new(&method, move |req: kite::Request| {
             run_handler(b.clone(), func, req)
         });
         if let Some(o) = options {
-            core = method::apply(env, core, o)?;
+            core = crate::method::apply(env, core, o)?;
         }
         if let Err(e) = s.kite.add_method(core) {
             s.bridge.remove_function(func);
@@ -448,13 +346,10 @@ impl Kite {
     ) -> napi::Result<This<'t>> {
         let s = &self.state;
         let Some(ev) = Event::parse(&event, true) else {
-            return Err(errors::throw(
-                env,
-                "configError",
-                format!("unknown kite event {event:?}"),
-            ));
+            let e = kite::Error::Config(format!("unknown kite event {event:?}"));
+            return Err(errors::throw_error(env, &e));
         };
-        if s.bridge.add_listener(s.owner, ev, bridge::keep(&listener)?) {
+        if s.bridge.add_listener(s.owner, ev, jsfn::keep(&listener)?) {
             let b = Arc::downgrade(&s.bridge);
             let owner = s.owner;
             let post = move |arg: EventArg| {
@@ -573,7 +468,7 @@ impl Kite {
 
     fn keep(&self, f: &Function<'_>) -> napi::Result<(Arc<Bridge>, u64)> {
         let b = self.state.bridge.clone();
-        let func = b.add_function(bridge::keep(f)?);
+        let func = b.add_function(jsfn::keep(f)?);
         Ok((b, func))
     }
 }

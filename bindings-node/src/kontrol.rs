@@ -3,97 +3,32 @@
 //! `getKey`), which are methods of `Kite`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use kite::kontrol::storage::StorageSpec;
+use kite::kontrol::RegisterMode;
+use kite::server::TimeUnit;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 
 use crate::client::Client;
 use crate::errors;
 use crate::kite::Kite;
-use crate::request::duration;
+use crate::types::{duration, KiteQuery, RegisterResult};
 
-/// What Kontrol answers to `register`.
+/// The storage spec and configuration of `options`, checked by the core
+/// (`kite::kontrol::KontrolOptions`, times in milliseconds).
+fn kontrol_config(
+    options: &KontrolOptions,
+) -> Result<(StorageSpec, kite::kontrol::KontrolConfig), kite::Error> {
+    let json = serde_json::to_value(options).map_err(|e| kite::Error::Config(e.to_string()))?;
+    let o = kite::kontrol::KontrolOptions::from_json(json, TimeUnit::Milliseconds)?;
+    Ok((o.storage()?, o.config()?))
+}
+
+/// Options of a Kontrol (checked by the core, like Python's keyword arguments of `Kontrol`).
 #[napi(object)]
-pub struct RegisterResult {
-    /// The registered URL.
-    pub url: String,
-    /// Seconds between HTTP heartbeats (HTTP registrations); 0 over dnode.
-    pub heartbeat_interval: i64,
-    /// Kontrol's current public key, when this kite's key was signed by another one.
-    pub public_key: Option<String>,
-    /// A re-signed kite key, when this kite's key pair was deleted (adopted already).
-    pub kite_key: Option<String>,
-}
-
-impl From<kite::kontrol::RegisterResult> for RegisterResult {
-    fn from(r: kite::kontrol::RegisterResult) -> Self {
-        let some = |s: String| (!s.is_empty()).then_some(s);
-        RegisterResult {
-            url: r.url,
-            heartbeat_interval: r.heartbeat_interval,
-            public_key: some(r.public_key),
-            kite_key: some(r.kite_key),
-        }
-    }
-}
-
-/// A Kontrol query: fields from general to specific (username, environment, name, version,
-/// region, hostname, id). `username` is required, and so is every field before the last one
-/// set: a query that skips one is refused with `argumentError` "Invalid query. Query option is
-/// not set: <field>". `version` may be a constraint such as `>= 1.0, < 1.4`. A valid query
-/// that matches nothing is `genericError` "no kites available".
-#[napi(object)]
-#[derive(Default)]
-pub struct KiteQuery {
-    /// Owner (required).
-    pub username: Option<String>,
-    /// Environment.
-    pub environment: Option<String>,
-    /// Name.
-    pub name: Option<String>,
-    /// Version or version constraint.
-    pub version: Option<String>,
-    /// Region.
-    pub region: Option<String>,
-    /// Host name.
-    pub hostname: Option<String>,
-    /// Kite id.
-    pub id: Option<String>,
-}
-
-impl From<KiteQuery> for kite::protocol::KiteQuery {
-    fn from(q: KiteQuery) -> Self {
-        kite::protocol::KiteQuery {
-            username: q.username.unwrap_or_default(),
-            environment: q.environment.unwrap_or_default(),
-            name: q.name.unwrap_or_default(),
-            version: q.version.unwrap_or_default(),
-            region: q.region.unwrap_or_default(),
-            hostname: q.hostname.unwrap_or_default(),
-            id: q.id.unwrap_or_default(),
-        }
-    }
-}
-
-impl From<KiteQuery> for kite::protocol::Kite {
-    fn from(q: KiteQuery) -> Self {
-        let q: kite::protocol::KiteQuery = q.into();
-        kite::protocol::Kite {
-            username: q.username,
-            environment: q.environment,
-            name: q.name,
-            version: q.version,
-            region: q.region,
-            hostname: q.hostname,
-            id: q.id,
-        }
-    }
-}
-
-/// Options of a Kontrol.
-#[napi(object)]
-#[derive(Default)]
+#[derive(Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KontrolOptions {
     /// Where kites and key pairs are kept: `memory`, `sqlite:PATH` (a SQLite file, created
     /// if missing) or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME` (PostgreSQL, on the
@@ -108,6 +43,11 @@ pub struct KontrolOptions {
     pub expire_after: Option<f64>,
     /// The URL Kontrol registers itself with in its own registry. Default: none.
     pub register_url: Option<String>,
+    /// Serve the read-only live view of the registry at `/ui`. Default: false.
+    pub ui: Option<bool>,
+    /// The token the `/ui` page needs (`/ui?token=…`); without one it is served to loopback
+    /// clients only. Default: none.
+    pub ui_token: Option<String>,
 }
 
 /// Kontrol, the registry and token authority of a kite mesh, running on a `Kite` (usually
@@ -123,7 +63,7 @@ pub struct KontrolOptions {
 #[napi]
 pub struct Kontrol {
     kontrol: kite::kontrol::Kontrol,
-    kite: Arc<crate::kite::State>,
+    kite: Arc<crate::state::State>,
 }
 
 #[napi]
@@ -137,23 +77,15 @@ impl Kontrol {
         options: Option<KontrolOptions>,
     ) -> napi::Result<PromiseRaw<'e, Kontrol>> {
         let o = options.unwrap_or_default();
-        let defaults = kite::kontrol::KontrolConfig::default();
-        let ms = |v: Option<f64>, d: Duration| v.map(duration).unwrap_or(d);
-        let config = kite::kontrol::KontrolConfig {
-            heartbeat_interval: ms(o.heartbeat_interval, defaults.heartbeat_interval),
-            heartbeat_delay: ms(o.heartbeat_delay, defaults.heartbeat_delay),
-            expire_after: ms(o.expire_after, defaults.expire_after),
-            register_url: o.register_url,
-            machine_check: None,
-            ..defaults
-        };
-        let storage = o.storage.unwrap_or_else(|| "memory".into());
+        // Checked now, reported as the promise's rejection (like a storage that cannot open).
+        let checked = kontrol_config(&o);
         let state = kite.state().clone();
         let core = state.kite.clone();
         errors::promise(
             env,
             async move {
-                let storage = kite::kontrol::storage::open(&storage).await?;
+                let (storage, config) = checked?;
+                let storage = storage.open().await?;
                 kite::kontrol::Kontrol::new(core, storage, config).await
             },
             move |_env, kontrol| {
@@ -175,7 +107,7 @@ impl Kontrol {
         host: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, u32>> {
         let kontrol = self.kontrol.clone();
-        crate::kite::listen_with(env, &self.kite, port, host, |ip, port| async move {
+        crate::state::listen_with(env, &self.kite, port, host, |ip, port| async move {
             kontrol.listen_on(&ip, port).await
         })
     }
@@ -236,7 +168,7 @@ impl Kontrol {
     #[napi]
     pub fn close(&self, env: &Env) {
         self.kontrol.close();
-        crate::kite::close_state(env, &self.kite);
+        crate::state::close_state(env, &self.kite);
     }
 }
 
@@ -252,15 +184,7 @@ impl Kite {
         env: &'e Env,
         url: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, RegisterResult>> {
-        let kite = self.state().kite.clone();
-        errors::promise(
-            env,
-            async move {
-                let url = own_url(&kite, url)?;
-                kite.register(&url).await
-            },
-            |_env, r| Ok(r.into()),
-        )
+        self.register_as(env, url, RegisterMode::ONCE)
     }
 
     /// Like `register`, retrying every 10 s until Kontrol accepts.
@@ -270,15 +194,7 @@ impl Kite {
         env: &'e Env,
         url: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, RegisterResult>> {
-        let kite = self.state().kite.clone();
-        errors::promise(
-            env,
-            async move {
-                let url = own_url(&kite, url)?;
-                Ok(kite.register_forever(&url).await)
-            },
-            |_env, r| Ok(r.into()),
-        )
+        self.register_as(env, url, RegisterMode::FOREVER)
     }
 
     /// Registers over HTTP (`POST {kontrol}/register`) and keeps sending HTTP heartbeats at
@@ -289,15 +205,7 @@ impl Kite {
         env: &'e Env,
         url: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, RegisterResult>> {
-        let kite = self.state().kite.clone();
-        errors::promise(
-            env,
-            async move {
-                let url = own_url(&kite, url)?;
-                kite.register_http(&url).await
-            },
-            |_env, r| Ok(r.into()),
-        )
+        self.register_as(env, url, RegisterMode::HTTP)
     }
 
     /// Like `registerHttp`, retrying with exponential backoff (30 s growing to 5 min) until
@@ -308,15 +216,7 @@ impl Kite {
         env: &'e Env,
         url: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, RegisterResult>> {
-        let kite = self.state().kite.clone();
-        errors::promise(
-            env,
-            async move {
-                let url = own_url(&kite, url)?;
-                Ok(kite.register_http_forever(&url).await)
-            },
-            |_env, r| Ok(r.into()),
-        )
+        self.register_as(env, url, RegisterMode::HTTP_FOREVER)
     }
 
     /// Fetches Kontrol's public key every `intervalMs` milliseconds until the kite closes,
@@ -324,14 +224,10 @@ impl Kite {
     #[napi]
     pub fn key_renewer(&self, env: &Env, interval_ms: f64) -> napi::Result<()> {
         if !(interval_ms > 0.0) {
-            return Err(errors::throw(
-                env,
-                "configError",
-                "the interval must be positive",
-            ));
+            return Err(errors::throw_config(env, "the interval must be positive"));
         }
         let kite = self.state().kite.clone();
-        let interval = crate::request::duration(interval_ms);
+        let interval = duration(interval_ms);
         napi::bindgen_prelude::spawn(async move { kite.key_renewer(interval) });
         Ok(())
     }
@@ -353,7 +249,7 @@ impl Kite {
             move |env, clients| {
                 clients
                     .into_iter()
-                    .map(|c| crate::kite::adopt_client(env, &s, c, None))
+                    .map(|c| crate::state::adopt_client(env, &s, c, None))
                     .collect()
             },
         )
@@ -391,9 +287,19 @@ impl Kite {
     }
 }
 
-/// The URL to register: `url`, else the kite's own.
-fn own_url(kite: &kite::Kite, url: Option<String>) -> Result<String, kite::Error> {
-    url.or_else(|| kite.register_url()).ok_or_else(|| {
-        kite::Error::Config("the kite is not listening: give the URL to register".into())
-    })
+impl Kite {
+    /// One of the four registrations (the core's [`Kite::register_with`](kite::Kite::register_with)).
+    fn register_as<'e>(
+        &self,
+        env: &'e Env,
+        url: Option<String>,
+        mode: RegisterMode,
+    ) -> napi::Result<PromiseRaw<'e, RegisterResult>> {
+        let kite = self.state().kite.clone();
+        errors::promise(
+            env,
+            async move { kite.register_with(mode, url).await },
+            |_env, r| Ok(r.into()),
+        )
+    }
 }

@@ -1,20 +1,29 @@
 //! # kite-rs for Node.js
 //!
 //! The Node binding of kite-rs, built with napi-rs: glue only, every protocol decision is the
-//! core's (crate `kite`). JavaScript gets the whole peer:
+//! core's (crate `kite`): configuration overrides, register modes, error codes and log
+//! records come from it. JavaScript gets the whole peer.
 //!
-//! | module | classes |
+//! The modules form layers; each imports only modules listed above it (`lib.rs` only declares
+//! them and re-exports the classes):
+//!
+//! | module | role |
 //! |---|---|
-//! | [`kite`] | `Kite` (options, handlers, events, serving, clients) |
+//! | [`jsfn`] | JavaScript functions kept for later calls; `Keepalive` (keeps Node running) |
+//! | [`js`] | the parts written in JavaScript (`lib/`): the `KiteError` class, the bridge factory |
+//! | [`errors`] | `KiteError`s (the JavaScript class of `lib/errors.js`) from and to wire errors, codes from `kite::Error::code` |
+//! | [`logging`] | the core's log records (`kite::logging`) to a JavaScript logger (`setLogger`) or stderr |
+//! | [`types`] | plain objects: `KiteIdentity`, `Auth`, `TellOptions`, `RegisterResult`, `KiteQuery` |
+//! | [`bridge`] | the queue of work for the JavaScript thread and the tables of kept functions (any thread) |
+//! | [`convert`] | JavaScript ↔ JSON values, functions ↔ dnode callbacks |
+//! | [`request`] | the native side of `Request` objects (`lib/request.js`), `Connection`, `tell` |
+//! | [`dispatch`] | the JavaScript thread's side of the bridge: creating it, running jobs, settling calls |
+//! | [`routes`] | JavaScript HTTP route handlers |
 //! | [`method`] | `Method` (pre/post handlers, final functions, settings); JavaScript handlers for the core |
 //! | [`client`] | `Client` (dial, dial forever, `tell`, events) |
-//! | [`kontrol`] | `Kontrol` (running one); the types of `register`, `getKites`, `getToken` |
-//! | [`request`] | the native side of request objects, `Connection`, `tell` |
-//! | [`bridge`] | how tokio threads call into JavaScript (one weak threadsafe function per kite); callbacks and listeners that throw are reported, never fatal |
-//! | [`js`] | the parts written in JavaScript (`lib/`): the `KiteError` class, `Request` objects, `invoke` |
-//! | [`logging`] | the core's log records to a JavaScript logger (`setLogger`) or stderr |
-//! | [`convert`] | JavaScript ↔ JSON values, functions ↔ dnode callbacks |
-//! | [`errors`] | `KiteError`s (the JavaScript class of `lib/errors.js`) from and to wire errors |
+//! | [`state`] | what a `Kite` holds, shared with its `Kontrol`: listening, clients, closing |
+//! | [`kite`] | `Kite` (options through `kite::server::Options`, handlers, events, serving, clients) |
+//! | [`kontrol`] | `Kontrol` (running one) and the kite's side of it (register modes, `getKites`, tokens) |
 
 #[macro_use]
 extern crate napi_derive;
@@ -26,18 +35,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bridge;
 mod client;
 mod convert;
+mod dispatch;
 mod errors;
 mod js;
+mod jsfn;
 mod kite;
 mod kontrol;
 mod logging;
 mod method;
 mod request;
 mod routes;
+mod state;
+mod types;
 
 pub use client::{Client, ClientOptions};
 pub use kite::{HandleCounts, Kite, KiteOptions, TlsOptions};
-pub use kontrol::{KiteQuery, Kontrol, KontrolOptions, RegisterResult};
+pub use kontrol::{Kontrol, KontrolOptions};
 pub use method::{Method, MethodOptions, ThrottleOptions};
-pub use request::{Auth, Connection, KiteIdentity, TellOptions};
+pub use request::Connection;
 pub use routes::{HttpRequestObject, HttpResponseObject};
+pub use types::{Auth, KiteIdentity, KiteQuery, RegisterResult, TellOptions};

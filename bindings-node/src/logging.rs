@@ -4,17 +4,15 @@
 //! through a weak threadsafe function (it never keeps Node running); the logger runs on the
 //! JavaScript thread of the environment that set it (the last `setLogger` call wins).
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
+use kite::logging::{level_name, parse_level, LevelGate, Record};
 use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
-use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
-use tracing::{Level, Metadata, Subscriber};
+use tracing::{Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -34,53 +32,9 @@ pub struct LogRecord {
 
 type Logger = ThreadsafeFunction<LogRecord, (), LogRecord, Status, false, true, 0>;
 
-/// 0 off, 1 error, 2 warn, 3 info, 4 debug, 5 trace: what the JavaScript logger gets.
-static LEVEL: AtomicU8 = AtomicU8::new(0);
+/// What the JavaScript logger gets (nothing without a logger).
+static GATE: LevelGate = LevelGate::new(None);
 static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
-
-fn rank(l: &Level) -> u8 {
-    match *l {
-        Level::ERROR => 1,
-        Level::WARN => 2,
-        Level::INFO => 3,
-        Level::DEBUG => 4,
-        Level::TRACE => 5,
-    }
-}
-
-fn level_name(l: &Level) -> &'static str {
-    match *l {
-        Level::ERROR => "error",
-        Level::WARN => "warn",
-        Level::INFO => "info",
-        Level::DEBUG => "debug",
-        Level::TRACE => "trace",
-    }
-}
-
-#[derive(Default)]
-struct Fields {
-    message: String,
-    rest: String,
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.rest, " {}={}", field.name(), value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.rest, " {}={:?}", field.name(), value);
-        }
-    }
-}
 
 /// Hands records to the JavaScript logger.
 struct ToJs;
@@ -91,18 +45,13 @@ impl<S: Subscriber> Layer<S> for ToJs {
         let Some(logger) = logger.as_ref() else {
             return;
         };
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        fields.message.push_str(&fields.rest);
-        let meta = event.metadata();
-        let _ = logger.call(
-            LogRecord {
-                level: level_name(meta.level()).to_string(),
-                target: meta.target().to_string(),
-                message: fields.message,
-            },
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
+        let r = Record::from_event(event);
+        let record = LogRecord {
+            level: level_name(r.level).to_string(),
+            target: r.target,
+            message: r.message,
+        };
+        let _ = logger.call(record, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -111,11 +60,11 @@ struct JsLevel;
 
 impl<S> Filter<S> for JsLevel {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.is_event() && rank(meta.level()) <= LEVEL.load(Ordering::Relaxed)
+        GATE.allows_event(meta)
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if meta.is_event() && rank(meta.level()) <= LEVEL.load(Ordering::Relaxed) {
+        if GATE.allows_event(meta) {
             Interest::always()
         } else {
             Interest::never()
@@ -123,14 +72,7 @@ impl<S> Filter<S> for JsLevel {
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(match LEVEL.load(Ordering::Relaxed) {
-            0 => LevelFilter::OFF,
-            1 => LevelFilter::ERROR,
-            2 => LevelFilter::WARN,
-            3 => LevelFilter::INFO,
-            4 => LevelFilter::DEBUG,
-            _ => LevelFilter::TRACE,
-        })
+        Some(GATE.filter())
     }
 }
 
@@ -167,19 +109,12 @@ pub fn set_logger(
     #[napi(ts_arg_type = "LogLevel")] level: Option<String>,
 ) -> napi::Result<()> {
     install();
-    let rank = match level.as_deref().unwrap_or("info") {
-        "error" => 1,
-        "warn" => 2,
-        "info" => 3,
-        "debug" => 4,
-        "trace" => 5,
-        other => {
-            return Err(errors::throw(
-                env,
-                "configError",
-                format!("unknown log level {other:?} (error, warn, info, debug or trace)"),
-            ))
-        }
+    let name = level.as_deref().unwrap_or("info");
+    let Some(level) = parse_level(name) else {
+        return Err(errors::throw_config(
+            env,
+            format!("unknown log level {name:?} (error, warn, info, debug or trace)"),
+        ));
     };
     let logger = match logger {
         Some(f) => Some(
@@ -192,7 +127,9 @@ pub fn set_logger(
     };
     let on = logger.is_some();
     *LOGGER.lock().unwrap_or_else(|e| e.into_inner()) = logger;
-    LEVEL.store(if on { rank } else { 0 }, Ordering::Relaxed);
+    GATE.set(on.then_some(level));
+    // Callsites first seen while the gate was closed answered `never`; ask them again even
+    // when the level did not change.
     tracing::callsite::rebuild_interest_cache();
     Ok(())
 }

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::bridge::{self, Bridge, Subject};
 use crate::errors;
-use crate::request::{self, duration};
+use crate::jsfn;
+use crate::types::duration;
 
 /// Throttling of a method: a token bucket.
 #[napi(object)]
@@ -35,19 +36,9 @@ pub struct MethodOptions {
     pub handling: Option<String>,
 }
 
+/// The handling mode named `s` (`method`, `first`, `latest`), parsed by the core.
 pub(crate) fn handling(env: &Env, s: &str) -> napi::Result<MethodHandling> {
-    Ok(match s {
-        "method" | "ReturnMethod" => MethodHandling::ReturnMethod,
-        "first" | "ReturnFirst" => MethodHandling::ReturnFirst,
-        "latest" | "ReturnLatest" => MethodHandling::ReturnLatest,
-        other => {
-            return Err(errors::throw(
-                env,
-                "configError",
-                format!("unknown method handling {other:?} (expected method, first or latest)"),
-            ))
-        }
-    })
+    s.parse().map_err(|e| errors::throw_error(env, &e))
 }
 
 pub(crate) async fn run_handler(
@@ -55,7 +46,7 @@ pub(crate) async fn run_handler(
     func: u64,
     req: kite::Request,
 ) -> Result<Payload, KiteError> {
-    let slot = request::slot_of(&req, &bridge);
+    let slot = bridge::slot_of(&req, &bridge);
     let conn = req.client().clone();
     bridge
         .invoke(func, Subject::Request(req, slot), None, Some(&conn))
@@ -70,7 +61,7 @@ pub(crate) async fn run_final(
     result: Option<Value>,
     error: Option<KiteError>,
 ) -> (Option<Value>, Option<KiteError>) {
-    let slot = request::slot_of(&req, &bridge);
+    let slot = bridge::slot_of(&req, &bridge);
     let conn = req.client().clone();
     let extra = Some((result.clone(), error.clone()));
     match bridge
@@ -114,7 +105,7 @@ pub struct Method {
 impl Method {
     fn keep(&self, f: &Function<'_>) -> napi::Result<(Arc<Bridge>, u64)> {
         let b = self.bridge.clone();
-        let func = b.add_function(bridge::keep(f)?);
+        let func = b.add_function(jsfn::keep(f)?);
         Ok((b, func))
     }
 

@@ -2,7 +2,7 @@
 //! post and final handlers; its class lives in the bridge's trampoline, its lazy properties
 //! come from [`info`]) and the [`Connection`] to the caller.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{
@@ -11,141 +11,11 @@ use napi::bindgen_prelude::{
 };
 use napi::Env;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{Bridge, Job};
+use crate::bridge::{Bridge, Info, Job, Slot};
 use crate::convert;
 use crate::errors;
-
-/// A kite's identity: `/username/environment/name/version/region/hostname/id`.
-#[napi(object)]
-#[derive(Clone, Default)]
-pub struct KiteIdentity {
-    /// Owner of the kite.
-    pub username: String,
-    /// Environment, e.g. `production`.
-    pub environment: String,
-    /// Kind of kite, e.g. `math`.
-    pub name: String,
-    /// Three-part semantic version.
-    pub version: String,
-    /// Region, e.g. `europe`.
-    pub region: String,
-    /// Host name of its machine.
-    pub hostname: String,
-    /// Unique id of the kite process.
-    pub id: String,
-}
-
-impl From<kite::protocol::Kite> for KiteIdentity {
-    fn from(k: kite::protocol::Kite) -> Self {
-        KiteIdentity {
-            username: k.username,
-            environment: k.environment,
-            name: k.name,
-            version: k.version,
-            region: k.region,
-            hostname: k.hostname,
-            id: k.id,
-        }
-    }
-}
-
-impl From<KiteIdentity> for kite::protocol::Kite {
-    fn from(k: KiteIdentity) -> Self {
-        kite::protocol::Kite {
-            username: k.username,
-            environment: k.environment,
-            name: k.name,
-            version: k.version,
-            region: k.region,
-            hostname: k.hostname,
-            id: k.id,
-        }
-    }
-}
-
-/// Authentication sent with calls: `{ type: 'kiteKey' | 'token' | …, key }`.
-#[napi(object)]
-#[derive(Clone)]
-pub struct Auth {
-    /// `kiteKey`, `token`, or a custom type with its own authenticator.
-    #[napi(js_name = "type")]
-    pub kind: String,
-    /// The credential (a JWT for the built-in types).
-    pub key: String,
-}
-
-impl From<kite::protocol::Auth> for Auth {
-    fn from(a: kite::protocol::Auth) -> Self {
-        Auth {
-            kind: a.kind,
-            key: a.key,
-        }
-    }
-}
-
-impl From<Auth> for kite::protocol::Auth {
-    fn from(a: Auth) -> Self {
-        kite::protocol::Auth {
-            kind: a.kind,
-            key: a.key,
-        }
-    }
-}
-
-/// Options of a call.
-#[napi(object)]
-#[derive(Clone, Default)]
-pub struct TellOptions {
-    /// Milliseconds to wait for the response; then the call fails with `timeout`.
-    /// Default: the kite's timeout (15 s, `KITE_TIMEOUT`).
-    pub timeout: Option<f64>,
-}
-
-/// The request's place in the core request: whether its JavaScript object exists (the
-/// trampoline keeps it for the handlers after the first); dropping it, when the call is
-/// over, lets the trampoline forget the object.
-pub(crate) struct Slot {
-    bridge: Arc<Bridge>,
-    pub(crate) key: u64,
-    pub(crate) created: AtomicBool,
-    done: CancellationToken,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.done.cancel();
-        if *self.created.get_mut() {
-            self.bridge.release(self.key);
-        }
-    }
-}
-
-/// The slot of `req`, made at its first JavaScript handler.
-pub(crate) fn slot_of(req: &kite::Request, bridge: &Arc<Bridge>) -> Arc<Slot> {
-    let mut ext = req.extensions();
-    if let Some(s) = ext.get::<Arc<Slot>>() {
-        return s.clone();
-    }
-    let s = Arc::new(Slot {
-        bridge: bridge.clone(),
-        key: bridge.new_owner(),
-        created: AtomicBool::new(false),
-        done: CancellationToken::new(),
-    });
-    ext.insert(s.clone());
-    s
-}
-
-/// What the lazy properties of a request object (`auth`, `kite`, `client`, `signal`) are made
-/// from; kept until the object is garbage collected.
-pub(crate) struct Info {
-    caller: kite::protocol::Kite,
-    auth: Option<kite::protocol::Auth>,
-    conn: kite::Connection,
-    done: CancellationToken,
-}
+use crate::types::{duration, Auth, KiteIdentity, TellOptions};
 
 /// The values the trampoline makes a new request object from — `[id, method, username,
 /// args]` — or `None` when the request's object exists already.
@@ -299,10 +169,6 @@ impl Connection {
     pub fn dialed(&self) -> bool {
         self.conn.is_dialed()
     }
-}
-
-pub(crate) fn duration(ms: f64) -> std::time::Duration {
-    std::time::Duration::from_secs_f64((ms.max(0.0) / 1000.0).min(1e9))
 }
 
 /// `tell` of clients and connections.

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Kite, kiteError } from 'kite-rs';
+import { Kite, KiteError, Request, kiteError } from 'kite-rs';
 import { connect, kontrolKeys, mintKiteKey, mintToken, signal, startKite, within } from './helpers.mjs';
 
 const open = { auth: false };
@@ -25,6 +25,39 @@ function mathKite(k) {
   }, open);
   k.handle('secret', (req) => req.username);
 }
+
+test('handlers get instances of the exported Request class; only the kite makes them', async () => {
+  const seen = [];
+  const k = await startKite((k) => k.handle('whoami', (req) => {
+    seen.push(req);
+    return [req instanceof Request, req.method, typeof req.id, req.kite.name];
+  }, open));
+  const { client: c, close } = await connect(k.url);
+  assert.deepEqual(await c.tell('whoami'), [true, 'whoami', 'string', 'caller']);
+  assert.equal(Object.getPrototypeOf(seen[0]), Request.prototype);
+  assert.throws(() => new Request(), TypeError);
+  assert.throws(() => new Request(Symbol('kite-rs request'), () => null, 1, 'x', 'm', 'u', []), TypeError);
+  close();
+  k.close();
+});
+
+test('options the core refuses throw configError naming the option', () => {
+  const bad = [
+    [{ port: 70000 }, /70000/],
+    [{ transport: 'pigeon' }, /transport/],
+    [{ timeout: -5 }, /timeout must be a non-negative number of milliseconds/],
+    [{ methodHandling: 'best' }, /method handling/],
+  ];
+  for (const [options, message] of bad) {
+    assert.throws(() => new Kite({ name: 'x', version: '1.0.0', ...options }),
+      (e) => e instanceof KiteError && e.code === 'configError' && message.test(e.message), JSON.stringify(options));
+  }
+  // A value of the wrong type is refused by the addon's typed options, before the core.
+  assert.throws(() => new Kite({ name: 'x', version: '1.0.0', handshakeTimeout: 'soon' }),
+    /KiteOptions\.handshakeTimeout/);
+  const k = new Kite({ name: 'x', version: '1.0.0', methodHandling: 'latest', timeout: 2500, tls: undefined });
+  k.close();
+});
 
 test('calls: results of sync and async handlers, arguments of every shape', async () => {
   const k = await startKite(mathKite);

@@ -150,5 +150,8 @@ test('register needs a URL when the kite does not listen; unknown storage is ref
   // Parsed by the core: a backend not built into the addon names its cargo feature.
   await assert.rejects(Kontrol.create(host, { storage: 'etcd://127.0.0.1:2379' }),
     { code: 'configError', message: /cargo feature `etcd`/ });
+  // The other options are the core's too (kite::kontrol::KontrolOptions, milliseconds).
+  await assert.rejects(Kontrol.create(host, { heartbeatInterval: -1 }),
+    { code: 'configError', message: /heartbeatInterval must be a non-negative number of milliseconds/ });
   host.close();
 });

@@ -15,7 +15,7 @@ import { run } from './helpers.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const require = createRequire(import.meta.url);
-const EXPORTS = ['Client', 'Connection', 'Kite', 'Kontrol', 'Method', 'KiteError', 'kiteError', 'setLogger'];
+const EXPORTS = ['Client', 'Connection', 'Kite', 'Kontrol', 'Method', 'Request', 'KiteError', 'kiteError', 'setLogger'];
 
 test('require and import give the same classes', () => {
   const cjs = require('kite-rs');
@@ -62,7 +62,7 @@ test('index.d.ts is generated from the Rust docs', () => {
   assert.match(dts, /\* Registers `handler` for `method`\.[^]*?handle\(method: string, handler: \(req: Request\) => any, options\?: MethodOptions\): Method/);
   assert.match(dts, /export declare class KiteError extends Error/);
   assert.match(dts, /export declare function setLogger\(/);
-  assert.match(dts, /\*\/\nexport interface Request \{[^]*readonly signal: AbortSignal/);
+  assert.match(dts, /\*\/\nexport declare class Request \{\n  private constructor\(\)[^]*readonly signal: AbortSignal/);
 });
 
 test('a TypeScript program using the API type-checks against index.d.ts', async () => {

@@ -6,7 +6,7 @@ reference kite, under the same load generator in the same run.
     python bindings-python/bench/bench.py                  # 1x1, 8x16, 64x1
     python bindings-python/bench/bench.py --case 8x16 --seconds 5
 
-This runs the peer benchmark, ``core/examples/kite_bench.rs`` (one load generator for every
+This runs the peer benchmark, ``benches/kite_bench/`` (one load generator for every
 server, see the README's "Benchmarks"), with this interpreter for the Python servers
 (``examples/python/math.py``), so kite-rs must be installed in it (``pip install .``).
 """
@@ -30,7 +30,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--seconds", type=float, default=3.0, help="seconds measured per case")
     args = p.parse_args(argv)
     cmd = [
-        "cargo", "run", "--release", "-q", "-p", "kite-rs", "--example", "kite-bench", "--",
+        "cargo", "run", "--release", "-q", "-p", "kite-rs-bench", "--bin", "kite-bench", "--",
         "--servers", args.servers,
         "--python", sys.executable,
         "--memory-connections", "0",

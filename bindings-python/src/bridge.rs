@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, Weak};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
+use crate::errors::Failure;
+
 /// Work to run on the loop's thread, with the GIL held.
 pub(crate) type Job = Box<dyn FnOnce(Python<'_>) + Send>;
 
@@ -361,35 +363,6 @@ impl Worker {
     }
 }
 
-/// Why a Rust future handed to Python failed; turned into an exception on the loop's thread.
-pub(crate) enum Failure {
-    /// A kite operation's error (becomes the matching `KiteError` subclass).
-    Kite(kite::Error),
-    /// A Python exception.
-    Py(PyErr),
-}
-
-impl From<kite::Error> for Failure {
-    fn from(e: kite::Error) -> Self {
-        Failure::Kite(e)
-    }
-}
-
-impl From<PyErr> for Failure {
-    fn from(e: PyErr) -> Self {
-        Failure::Py(e)
-    }
-}
-
-impl Failure {
-    fn into_py(self, py: Python<'_>) -> PyErr {
-        match self {
-            Failure::Kite(e) => crate::errors::error_to_py(py, &e),
-            Failure::Py(e) => e,
-        }
-    }
-}
-
 /// Runs `fut` on the tokio runtime and returns an asyncio future of its result, on the
 /// running event loop.
 ///
@@ -454,4 +427,14 @@ impl AbortOnCancel {
             self.0.abort();
         }
     }
+}
+
+/// An asyncio future of the running loop, already resolved with `value`.
+pub(crate) fn ready_future<'py, T: IntoPyObject<'py>>(
+    py: Python<'py>,
+    value: T,
+) -> PyResult<Bound<'py, PyAny>> {
+    let fut = get_running_loop(py)?.call_method0("create_future")?;
+    fut.call_method1("set_result", (value,))?;
+    Ok(fut)
 }

@@ -9,11 +9,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use crate::arg::Outgoing;
 use crate::bridge::{runtime, Dispatcher};
-use crate::convert::{args_to_py, to_arg, Outgoing};
+use crate::convert::{args_to_py, to_arg};
 use crate::errors::{error_to_py, to_py_err};
-use crate::kite::{ensure_callable, fire_hook, Shared};
-use crate::request::{Auth, KiteInfo};
+use crate::identity::{Auth, KiteInfo};
+use crate::shared::{ensure_callable, fire_hook, Shared};
 
 fn timeout_of(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     timeout
@@ -354,4 +355,20 @@ impl Connection {
     fn __repr__(&self) -> String {
         format!("<Connection to {}>", self.inner.remote_kite())
     }
+}
+
+/// The core hook of `on_connect`, `on_first_request` and `on_disconnect`: calls `func` with
+/// the `Connection` on the kite's loop.
+pub(crate) fn connection_hook(
+    shared: &Arc<Shared>,
+    func: &Bound<'_, PyAny>,
+) -> PyResult<impl Fn(&kite::Connection) + Send + Sync + 'static> {
+    ensure_callable(func)?;
+    let (f, shared) = (Arc::new(func.clone().unbind()), shared.clone());
+    Ok(move |c: &kite::Connection| {
+        let c = c.clone();
+        fire_hook(&shared, None, &f, move |py| {
+            PyTuple::new(py, [Py::new(py, Connection::new(c))?])
+        });
+    })
 }

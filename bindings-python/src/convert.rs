@@ -1,154 +1,30 @@
-//! JSON values <-> Python objects, directly (no `json.dumps`/`loads` strings).
+//! Python objects <-> dnode arguments, functions included, directly (no `json.dumps`/`loads`
+//! strings). Converting values and calling functions across the wire need each other, so
+//! they live here together: a Python callable passed as an argument becomes a dnode
+//! [`Callback`] ([`python_callback`]); a function received from the remote side is a
+//! [`RemoteFunction`], an awaitable callable (moved unchanged from the former `remote.rs`).
 //!
 //! Outgoing values are [`Arg`] trees: plain JSON where no function occurs, with Python
-//! callables turned into dnode [`Callback`]s and received remote functions forwarded; an
-//! `Arg` becomes the core's [`Payload`] (the JSON value plus each function at its path).
-//! Incoming arguments are converted as JSON, then each function the core found at a path
+//! callables turned into dnode [`Callback`]s and received remote functions forwarded (the core
+//! gets them as a `Payload`: the value plus each function at its path). Incoming arguments are
+//! converted as JSON, then each function the core found at a path
 //! ([`Arguments::functions`]) is put there as a `RemoteFunction` object.
 
 use std::sync::Arc;
 
-use kite::dnode::{
-    Arguments, Callback, Function, IntoPayload, Path, Payload, Segment, PLACEHOLDER,
-};
+use kite::dnode::{Arguments, Callback, Function, Segment};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use serde_json::{Map, Number, Value};
+use pyo3::types::{PyDict, PyList, PyTuple};
+use serde_json::{Map, Value};
 
-use crate::bridge::Dispatcher;
-use crate::remote::{python_callback, Outbox, RemoteFunction};
-use crate::request::KiteInfo;
-
-/// An outgoing value: JSON, possibly with functions inside.
-pub(crate) enum Arg {
-    /// Plain JSON (no functions anywhere below).
-    Json(Value),
-    /// An array with functions inside.
-    List(Vec<Arg>),
-    /// An object with functions inside.
-    Map(Vec<(String, Arg)>),
-    /// A local function the remote side may call.
-    Callback(Callback),
-    /// A remote function passed on (forwarded by a local callback).
-    Function(Function),
-}
-
-impl IntoPayload for Arg {
-    /// The value, with each function's place recorded beside it.
-    fn into_payload(self) -> Payload {
-        let mut functions = Vec::new();
-        let value = self.flatten(&mut Vec::new(), &mut functions);
-        Payload::from_parts(value, functions)
-    }
-}
-
-impl Arg {
-    /// The JSON value, functions replaced by their placeholder and collected with their paths.
-    fn flatten(self, path: &mut Path, functions: &mut Vec<(Path, Callback)>) -> Value {
-        match self {
-            Arg::Json(v) => v,
-            Arg::List(items) => Value::Array(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, a)| {
-                        path.push(Segment::Index(i));
-                        let v = a.flatten(path, functions);
-                        path.pop();
-                        v
-                    })
-                    .collect(),
-            ),
-            Arg::Map(entries) => Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, a)| {
-                        path.push(Segment::Key(k.clone()));
-                        let v = a.flatten(path, functions);
-                        path.pop();
-                        (k, v)
-                    })
-                    .collect(),
-            ),
-            Arg::Callback(cb) => {
-                functions.push((path.clone(), cb));
-                Value::String(PLACEHOLDER.into())
-            }
-            Arg::Function(f) => {
-                functions.push((path.clone(), Callback::from(f)));
-                Value::String(PLACEHOLDER.into())
-            }
-        }
-    }
-
-    /// The JSON value, when there are no functions inside.
-    pub(crate) fn into_json(self) -> Result<Value, Arg> {
-        match self {
-            Arg::Json(v) => Ok(v),
-            other => Err(other),
-        }
-    }
-}
-
-/// How Python callables found in outgoing values become callbacks: they run on `dispatcher`'s
-/// loop (or in a worker thread when there is none).
-#[derive(Clone, Default)]
-pub(crate) struct Outgoing {
-    pub(crate) dispatcher: Option<Arc<Dispatcher>>,
-}
-
-fn is_dataclass_instance(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
-    static IS_DC: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    if obj.is_instance_of::<pyo3::types::PyType>() {
-        return Ok(false);
-    }
-    IS_DC
-        .import(obj.py(), "dataclasses", "is_dataclass")?
-        .call1((obj,))?
-        .is_truthy()
-}
-
-fn asdict<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    static ASDICT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    ASDICT
-        .import(obj.py(), "dataclasses", "asdict")?
-        .call1((obj,))
-}
-
-fn number_from_int(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    if let Ok(i) = obj.extract::<i64>() {
-        return Ok(Value::Number(i.into()));
-    }
-    if let Ok(u) = obj.extract::<u64>() {
-        return Ok(Value::Number(u.into()));
-    }
-    // Beyond 64 bits: a float, like JavaScript would read it.
-    let f: f64 = obj.extract()?;
-    Ok(Number::from_f64(f)
-        .map(Value::Number)
-        .unwrap_or(Value::Null))
-}
-
-fn key_string(k: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(s) = k.cast::<PyString>() {
-        return Ok(s.to_cow()?.into_owned());
-    }
-    if k.is_instance_of::<PyBool>() {
-        return Ok(if k.is_truthy()? { "true" } else { "false" }.into());
-    }
-    if k.is_instance_of::<PyInt>() || k.is_instance_of::<PyFloat>() {
-        return Ok(k.str()?.to_cow()?.into_owned());
-    }
-    if k.is_none() {
-        return Ok("null".into());
-    }
-    Err(PyTypeError::new_err(format!(
-        "keys must be str, int, float, bool or None, not {}",
-        k.get_type().name()?
-    )))
-}
+use crate::arg::{Arg, Outgoing};
+use crate::bridge::{self, runtime, Dispatcher};
+use crate::identity::KiteInfo;
+use crate::outbox::{Out, Outbox};
+use crate::values::{
+    asdict, exact_scalar, is_dataclass_instance, key_string, subclass_scalar, to_py,
+};
 
 /// Converts a Python object to an outgoing value.
 pub(crate) fn to_arg(obj: &Bound<'_, PyAny>, out: &Outgoing) -> PyResult<Arg> {
@@ -181,6 +57,26 @@ fn seq_to_arg<'py>(
     }
 }
 
+fn dict_to_arg(d: &Bound<'_, PyDict>, out: &Outgoing, depth: usize) -> PyResult<Arg> {
+    let mut entries = Vec::with_capacity(d.len());
+    let mut plain = true;
+    for (k, v) in d.iter() {
+        let a = to_arg_depth(&v, out, depth + 1)?;
+        plain &= matches!(a, Arg::Json(_));
+        entries.push((key_string(&k)?, a));
+    }
+    if plain {
+        let mut map = Map::with_capacity(entries.len());
+        for (k, a) in entries {
+            if let Ok(v) = a.into_json() {
+                map.insert(k, v);
+            }
+        }
+        return Ok(Arg::Json(Value::Object(map)));
+    }
+    Ok(Arg::Map(entries))
+}
+
 fn to_arg_depth(obj: &Bound<'_, PyAny>, out: &Outgoing, depth: usize) -> PyResult<Arg> {
     if depth > MAX_DEPTH {
         return Err(pyo3::exceptions::PyValueError::new_err(
@@ -188,24 +84,8 @@ fn to_arg_depth(obj: &Bound<'_, PyAny>, out: &Outgoing, depth: usize) -> PyResul
         ));
     }
     // Exact types first: the common case, and the cheapest checks.
-    if obj.is_none() {
-        return Ok(Arg::Json(Value::Null));
-    }
-    if let Ok(s) = obj.cast_exact::<PyString>() {
-        return Ok(Arg::Json(Value::String(s.to_cow()?.into_owned())));
-    }
-    if obj.is_exact_instance_of::<PyBool>() {
-        return Ok(Arg::Json(Value::Bool(obj.is_truthy()?)));
-    }
-    if obj.is_exact_instance_of::<PyInt>() {
-        return number_from_int(obj).map(Arg::Json);
-    }
-    if let Ok(f) = obj.cast_exact::<PyFloat>() {
-        return Ok(Arg::Json(
-            Number::from_f64(f.value())
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-        ));
+    if let Some(v) = exact_scalar(obj)? {
+        return Ok(Arg::Json(v));
     }
     if let Ok(l) = obj.cast::<PyList>() {
         return seq_to_arg(l.iter(), l.len(), out, depth);
@@ -214,41 +94,11 @@ fn to_arg_depth(obj: &Bound<'_, PyAny>, out: &Outgoing, depth: usize) -> PyResul
         return seq_to_arg(t.iter(), t.len(), out, depth);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        let mut entries = Vec::with_capacity(d.len());
-        let mut plain = true;
-        for (k, v) in d.iter() {
-            let a = to_arg_depth(&v, out, depth + 1)?;
-            plain &= matches!(a, Arg::Json(_));
-            entries.push((key_string(&k)?, a));
-        }
-        if plain {
-            let mut map = Map::with_capacity(entries.len());
-            for (k, a) in entries {
-                if let Ok(v) = a.into_json() {
-                    map.insert(k, v);
-                }
-            }
-            return Ok(Arg::Json(Value::Object(map)));
-        }
-        return Ok(Arg::Map(entries));
+        return dict_to_arg(d, out, depth);
     }
     // Subclasses (IntEnum, str enums, …): bool before int.
-    if obj.is_instance_of::<PyBool>() {
-        return Ok(Arg::Json(Value::Bool(obj.is_truthy()?)));
-    }
-    if obj.is_instance_of::<PyInt>() {
-        return number_from_int(obj).map(Arg::Json);
-    }
-    if obj.is_instance_of::<PyFloat>() {
-        let f: f64 = obj.extract()?;
-        return Ok(Arg::Json(
-            Number::from_f64(f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-        ));
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Arg::Json(Value::String(s.to_cow()?.into_owned())));
+    if let Some(v) = subclass_scalar(obj)? {
+        return Ok(Arg::Json(v));
     }
     if let Ok(f) = obj.cast::<RemoteFunction>() {
         return Ok(Arg::Function(f.get().function()));
@@ -297,38 +147,6 @@ pub(crate) fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     to_arg(obj, &Outgoing::default())?
         .into_json()
         .map_err(|_| PyTypeError::new_err("functions cannot be sent here"))
-}
-
-/// Converts a JSON value to a Python object.
-pub(crate) fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into_pyobject(py)?.into_any()
-            } else if let Some(u) = n.as_u64() {
-                u.into_pyobject(py)?.into_any()
-            } else {
-                PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any()
-            }
-        }
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for i in items {
-                list.append(to_py(py, i)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, v) in map {
-                dict.set_item(PyString::new(py, k), to_py(py, v)?)?;
-            }
-            dict.into_any()
-        }
-    })
 }
 
 /// Received arguments as Python objects, and the outbox of the functions among them.
@@ -397,13 +215,114 @@ fn place<'py>(
 
 fn child<'py>(cur: &Bound<'py, PyAny>, seg: &Segment) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(list) = cur.cast::<PyList>() {
-        return Ok(index(seg)
+        return index(seg)
             .filter(|i| *i < list.len())
             .map(|i| list.get_item(i))
-            .transpose()?);
+            .transpose();
     }
     match (cur.cast::<PyDict>(), seg) {
         (Ok(dict), Segment::Key(k)) => dict.get_item(k),
         _ => Ok(None),
+    }
+}
+
+/// A function of the remote kite, received as an argument (or inside one).
+///
+/// Call it with any JSON-serializable arguments (and callables, which become callbacks);
+/// calls are sent in order. On an event loop the call returns an awaitable that completes
+/// once the message is handed to the connection; elsewhere (a plain ``def`` handler's
+/// worker thread) it returns ``None`` and the call is still sent, before the handler's
+/// response.
+#[pyclass(frozen, module = "kite_rs")]
+pub(crate) struct RemoteFunction {
+    function: Function,
+    outbox: Arc<Outbox>,
+}
+
+impl RemoteFunction {
+    pub(crate) fn new(function: Function, outbox: Arc<Outbox>) -> Self {
+        Self { function, outbox }
+    }
+
+    pub(crate) fn function(&self) -> Function {
+        self.function.clone()
+    }
+}
+
+#[pymethods]
+impl RemoteFunction {
+    #[pyo3(signature = (*args))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        let dispatcher = Dispatcher::current(py)?;
+        let out = Outgoing {
+            dispatcher: dispatcher.clone(),
+        };
+        let args = to_arg(args.as_any(), &out)?;
+        let (done, ret) = match dispatcher {
+            Some(d) => {
+                let future = d.event_loop(py).call_method0("create_future")?.unbind();
+                let ret = future.clone_ref(py);
+                (Some((d, future)), ret)
+            }
+            None => (None, py.None()),
+        };
+        self.outbox
+            .tx
+            .send(Out::Call {
+                function: self.function.clone(),
+                args,
+                done,
+            })
+            .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("kite runtime is gone"))?;
+        Ok(ret)
+    }
+
+    /// The callback id the remote side gave this function.
+    #[getter]
+    fn id(&self) -> u64 {
+        self.function.id()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<RemoteFunction {}>", self.function.id())
+    }
+}
+
+/// A dnode callback that calls the Python callable `func` on `dispatcher`'s loop (a
+/// coroutine it returns runs as a task), or in a worker thread when there is no loop.
+pub(crate) fn python_callback(func: Py<PyAny>, dispatcher: Option<Arc<Dispatcher>>) -> Callback {
+    let func = Arc::new(func);
+    Callback::new(move |args: Arguments| {
+        let func = func.clone();
+        match &dispatcher {
+            Some(d) => {
+                let d2 = d.clone();
+                d.push(Box::new(move |py| invoke(py, &func, &args, Some(&d2))));
+            }
+            None => {
+                runtime().spawn_blocking(move || {
+                    crate::lifecycle::attach(|py| invoke(py, &func, &args, None));
+                });
+            }
+        }
+    })
+}
+
+fn invoke(py: Python<'_>, func: &Py<PyAny>, args: &Arguments, d: Option<&Arc<Dispatcher>>) {
+    let r = args_to_py(py, args).and_then(|(values, _)| {
+        let result = func.bind(py).call1(PyTuple::new(py, values)?)?;
+        if bridge::is_awaitable(&result)? {
+            match d {
+                Some(d) => bridge::spawn(py, d, result)?,
+                None => {
+                    let asyncio = py.import("asyncio")?;
+                    asyncio.call_method1("run", (result,))?;
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        crate::logging::log_exception(py, "kite callback failed", &e);
     }
 }

@@ -32,20 +32,25 @@ fn wire_error(py: Python<'_>, kind: &str, message: &str, code: &str, id: &str) -
 
 /// The Python exception for a kite operation's error.
 pub(crate) fn error_to_py(py: Python<'_>, e: &kite::Error) -> PyErr {
+    // Local mistakes are Python's own exception classes; every other error is the
+    // `KiteError` subclass of its code (`kite::Error::code`), remote or local.
     match e {
-        kite::Error::Connect(c) => wire_error(py, "dialError", &c.to_string(), "", ""),
         kite::Error::Config(m) => PyValueError::new_err(m.clone()),
         kite::Error::DuplicateMethod(_) => PyValueError::new_err(e.to_string()),
-        kite::Error::Auth(m) => wire_error(py, "authenticationError", m, "", ""),
         kite::Error::Io(io) => PyOSError::new_err(io.to_string()),
-        other => kite_error_to_py(py, &other.to_kite_error()),
+        kite::Error::Remote(k) => kite_error_to_py(py, k),
+        other => {
+            let k = other.to_kite_error();
+            let message = other.dial_error().map_or(k.message, |d| d.to_string());
+            wire_error(py, other.code(), &message, &k.code, &k.id)
+        }
     }
 }
 
 /// A kite error as the failure of a future handed to Python (converted on the loop's
 /// thread, never on a tokio thread).
-pub(crate) fn to_py_err(e: kite::Error) -> crate::bridge::Failure {
-    crate::bridge::Failure::Kite(e)
+pub(crate) fn to_py_err(e: kite::Error) -> Failure {
+    Failure::Kite(e)
 }
 
 /// The wire error for an exception raised by a handler: a `KiteError` keeps its kind, message
@@ -82,4 +87,34 @@ pub(crate) fn py_to_kite_error(py: Python<'_>, err: &PyErr) -> KiteError {
         return KiteError::generic(name);
     }
     KiteError::generic(text)
+}
+
+/// Why a Rust future handed to Python failed; turned into an exception on the loop's thread.
+pub(crate) enum Failure {
+    /// A kite operation's error (becomes the matching `KiteError` subclass).
+    Kite(kite::Error),
+    /// A Python exception.
+    Py(PyErr),
+}
+
+impl From<kite::Error> for Failure {
+    fn from(e: kite::Error) -> Self {
+        Failure::Kite(e)
+    }
+}
+
+impl From<PyErr> for Failure {
+    fn from(e: PyErr) -> Self {
+        Failure::Py(e)
+    }
+}
+
+impl Failure {
+    /// The exception (made on the loop's thread).
+    pub(crate) fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            Failure::Kite(e) => error_to_py(py, &e),
+            Failure::Py(e) => e,
+        }
+    }
 }

@@ -12,187 +12,40 @@
 
 use std::sync::{Arc, Mutex};
 
-use kite::{KiteError, MethodHandling};
+use kite::KiteError;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyTuple};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::arg::{Arg, Outgoing};
 use crate::bridge::{self, Dispatcher};
-use crate::convert::{to_arg, to_json, to_py, Arg, Outgoing};
 use crate::errors::{kite_error_to_py, py_to_kite_error};
-use crate::kite::Shared;
-use crate::remote::{Outbox, RemoteFunction};
+use crate::outbox::Outbox;
+use crate::reply::{finish, log_handler_error, Input, Outcome, Reply};
 use crate::request::Request;
+use crate::shared::Shared;
+use crate::signature::{checks_of, json_type, parameters, Check, Parameters, Role};
+use crate::values::to_py;
 
-/// What a handler is for; decides its parameters and its result.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// `(req, *args)` → result.
-    Main,
-    /// A pre or post handler: `(req)` → result.
-    Chain,
-    /// A final function: `(req, result, error)` → `(result, error)` or `None`.
-    Final,
-}
-
-/// An annotation the arguments are checked against.
-#[derive(Clone, Debug)]
-enum Check {
-    Any,
-    Float,
-    Int,
-    Str,
-    Bool,
-    List,
-    Dict,
-    Function,
-    Null,
-    Union(Vec<Check>),
-}
-
-impl Check {
-    fn describe(&self) -> String {
-        match self {
-            Check::Any => "anything".into(),
-            Check::Float => "a number".into(),
-            Check::Int => "an integer".into(),
-            Check::Str => "a string".into(),
-            Check::Bool => "a boolean".into(),
-            Check::List => "an array".into(),
-            Check::Dict => "an object".into(),
-            Check::Function => "a function".into(),
-            Check::Null => "null".into(),
-            Check::Union(cs) => cs
-                .iter()
-                .map(Check::describe)
-                .collect::<Vec<_>>()
-                .join(" or "),
+/// Handlers made for a kite.
+impl Shared {
+    /// Inspects a Python handler; the first plain `def` starts the worker threads.
+    pub(crate) fn handler(
+        &self,
+        py: Python<'_>,
+        func: &Bound<'_, PyAny>,
+        role: Role,
+        label: &str,
+    ) -> PyResult<Arc<PyHandler>> {
+        let h = PyHandler::inspect(py, func, role, label)?;
+        if !h.is_async() {
+            self.ensure_pool(py)?;
         }
+        Ok(Arc::new(h))
     }
-
-    /// The argument as the handler gets it (`int` → `float` for `float`), or `None` when it
-    /// does not fit.
-    fn apply<'py>(&self, v: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
-        let ok = |b: bool| b.then(|| v.clone());
-        match self {
-            Check::Any => Some(v.clone()),
-            Check::Float => {
-                if v.is_exact_instance_of::<PyFloat>() {
-                    Some(v.clone())
-                } else if v.is_exact_instance_of::<PyInt>() {
-                    v.extract::<f64>()
-                        .ok()
-                        .map(|f| PyFloat::new(v.py(), f).into_any())
-                } else {
-                    None
-                }
-            }
-            Check::Int => {
-                if v.is_exact_instance_of::<PyInt>() {
-                    Some(v.clone())
-                } else if let Ok(f) = v.cast_exact::<PyFloat>() {
-                    let f = f.value();
-                    (f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15)
-                        .then(|| (f as i64).into_pyobject(v.py()).ok().map(|i| i.into_any()))
-                        .flatten()
-                } else {
-                    None
-                }
-            }
-            Check::Str => ok(v.is_instance_of::<PyString>()),
-            Check::Bool => ok(v.is_instance_of::<PyBool>()),
-            Check::List => ok(v.is_instance_of::<PyList>()),
-            Check::Dict => ok(v.is_instance_of::<PyDict>()),
-            Check::Function => ok(v.is_instance_of::<RemoteFunction>()),
-            Check::Null => ok(v.is_none()),
-            Check::Union(cs) => cs.iter().find_map(|c| c.apply(v)),
-        }
-    }
-}
-
-fn json_type(v: &Bound<'_, PyAny>) -> &'static str {
-    if v.is_none() {
-        "null"
-    } else if v.is_instance_of::<PyBool>() {
-        "boolean"
-    } else if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>() {
-        "number"
-    } else if v.is_instance_of::<PyString>() {
-        "string"
-    } else if v.is_instance_of::<PyList>() {
-        "array"
-    } else if v.is_instance_of::<RemoteFunction>() {
-        "function"
-    } else {
-        "object"
-    }
-}
-
-fn typing<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    py.import("typing")?.getattr(name)
-}
-
-fn check_for(py: Python<'_>, ann: &Bound<'_, PyAny>) -> PyResult<Check> {
-    let builtins = py.import("builtins")?;
-    let is = |name: &str| -> PyResult<bool> { Ok(ann.is(&builtins.getattr(name)?)) };
-    if is("float")? {
-        return Ok(Check::Float);
-    }
-    if is("int")? {
-        return Ok(Check::Int);
-    }
-    if is("str")? {
-        return Ok(Check::Str);
-    }
-    if is("bool")? {
-        return Ok(Check::Bool);
-    }
-    if is("list")? {
-        return Ok(Check::List);
-    }
-    if is("dict")? {
-        return Ok(Check::Dict);
-    }
-    if ann.is_none() || ann.is(py.None().into_bound(py).get_type()) {
-        return Ok(Check::Null);
-    }
-    if ann.is(py.get_type::<RemoteFunction>().as_any()) {
-        return Ok(Check::Function);
-    }
-    let origin = typing(py, "get_origin")?.call1((ann,))?;
-    if origin.is_none() {
-        return Ok(Check::Any);
-    }
-    if origin.is(&builtins.getattr("list")?) {
-        return Ok(Check::List);
-    }
-    if origin.is(&builtins.getattr("dict")?) {
-        return Ok(Check::Dict);
-    }
-    let abc_callable = py.import("collections.abc")?.getattr("Callable")?;
-    if origin.is(&abc_callable) {
-        return Ok(Check::Function);
-    }
-    let is_union = origin.is(&typing(py, "Union")?)
-        || py
-            .import("types")?
-            .getattr("UnionType")
-            .map(|u| origin.is(&u))
-            .unwrap_or(false);
-    if is_union {
-        let mut checks = Vec::new();
-        for a in typing(py, "get_args")?.call1((ann,))?.try_iter()? {
-            match check_for(py, &a?)? {
-                Check::Any => return Ok(Check::Any),
-                c => checks.push(c),
-            }
-        }
-        return Ok(Check::Union(checks));
-    }
-    Ok(Check::Any)
 }
 
 /// A Python callable registered as a handler, inspected once.
@@ -237,44 +90,11 @@ impl PyHandler {
             )));
         }
         let is_async = is_coroutine_function(py, func)?;
-        let inspect = py.import("inspect")?;
-        let sig = inspect.call_method1("signature", (func,))?;
-        let hints = typing(py, "get_type_hints")
-            .and_then(|f| f.call1((func,)))
-            .ok();
-        let kind_of = |name: &str| -> PyResult<Bound<'_, PyAny>> {
-            inspect.getattr("Parameter")?.getattr(name)
-        };
-        let positional_only = kind_of("POSITIONAL_ONLY")?;
-        let positional_or_kw = kind_of("POSITIONAL_OR_KEYWORD")?;
-        let var_positional = kind_of("VAR_POSITIONAL")?;
-        let keyword_only = kind_of("KEYWORD_ONLY")?;
-        let empty = inspect.getattr("Parameter")?.getattr("empty")?;
-        let mut positional: Vec<(String, bool, Bound<'_, PyAny>)> = Vec::new();
-        let mut varargs = false;
-        for p in sig
-            .getattr("parameters")?
-            .call_method0("values")?
-            .try_iter()?
-        {
-            let p = p?;
-            let kind = p.getattr("kind")?;
-            let name: String = p.getattr("name")?.extract()?;
-            let has_default = !p.getattr("default")?.is(&empty);
-            if kind.eq(&positional_only)? || kind.eq(&positional_or_kw)? {
-                let ann = match &hints {
-                    Some(h) => h.get_item(&name).unwrap_or_else(|_| empty.clone()),
-                    None => p.getattr("annotation")?,
-                };
-                positional.push((name, has_default, ann));
-            } else if kind.eq(&var_positional)? {
-                varargs = true;
-            } else if kind.eq(&keyword_only)? && !has_default {
-                return Err(PyTypeError::new_err(format!(
-                    "handler for {label:?}: keyword-only parameter {name:?} needs a default"
-                )));
-            }
-        }
+        let Parameters {
+            positional,
+            varargs,
+            empty,
+        } = parameters(py, func, label)?;
         let fixed = match role {
             Role::Main | Role::Chain => 1,
             Role::Final => 3,
@@ -297,15 +117,7 @@ impl PyHandler {
         }
         let min = rest.iter().filter(|(_, d, _)| !d).count();
         let max = (!varargs).then_some(rest.len());
-        let mut checks = Vec::with_capacity(rest.len());
-        for (name, _, ann) in &rest {
-            let check = if ann.is(&empty) {
-                Check::Any
-            } else {
-                check_for(py, ann)?
-            };
-            checks.push((name.clone(), check));
-        }
+        let checks = checks_of(py, &rest, &empty)?;
         Ok(PyHandler {
             func: func.clone().unbind(),
             label: label.to_string(),
@@ -615,169 +427,9 @@ impl PyHandler {
     }
 }
 
-fn log_handler_error(py: Python<'_>, label: &str, err: &PyErr) {
-    static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let Ok(logger) = LOGGER.get_or_try_init(py, || {
-        py.import("logging")
-            .and_then(|m| m.call_method1("getLogger", ("kite_rs.handler",)))
-            .map(Bound::unbind)
-    }) else {
-        return;
-    };
-    let logger = logger.bind(py);
-    if logger
-        .call_method1("isEnabledFor", (10,))
-        .and_then(|b| b.is_truthy())
-        .unwrap_or(false)
-    {
-        let kwargs = PyDict::new(py);
-        let _ = kwargs.set_item("exc_info", err.value(py));
-        let _ = logger.call_method("debug", ("handler for %r raised", label), Some(&kwargs));
-    }
-}
-
-/// What the handler is given besides the request.
-pub(crate) enum Input {
-    /// Main, pre and post handlers.
-    Value,
-    /// A final function: the chain's result and error.
-    Final(Option<Value>, Option<KiteError>),
-}
-
-impl Input {
-    fn error(self, e: KiteError) -> Outcome {
-        match self {
-            Input::Value => Outcome::Value(Err(e)),
-            Input::Final(..) => Outcome::Final(None, Some(e)),
-        }
-    }
-}
-
-/// What a handler produced.
-pub(crate) enum Outcome {
-    Value(Result<Arg, KiteError>),
-    Final(Option<Value>, Option<KiteError>),
-}
-
-/// Converts a handler's return value.
-fn finish(py: Python<'_>, input: Input, obj: &Bound<'_, PyAny>, out: &Outgoing) -> Outcome {
-    match input {
-        Input::Value => Outcome::Value(to_arg(obj, out).map_err(|e| {
-            KiteError::generic(format!("handler result cannot be sent: {}", e.value(py)))
-        })),
-        Input::Final(result, error) => {
-            if obj.is_none() {
-                return Outcome::Final(result, error);
-            }
-            let pair = obj
-                .cast::<PyTuple>()
-                .ok()
-                .filter(|t| t.len() == 2)
-                .map(|t| (t.get_item(0), t.get_item(1)));
-            let Some((Ok(r), Ok(e))) = pair else {
-                return Outcome::Final(
-                    None,
-                    Some(KiteError::generic(
-                        "a final function must return (result, error) or None",
-                    )),
-                );
-            };
-            let result = if r.is_none() {
-                None
-            } else {
-                match to_json(&r) {
-                    Ok(v) => Some(v),
-                    Err(err) => {
-                        return Outcome::Final(
-                            None,
-                            Some(KiteError::generic(format!(
-                                "final result cannot be sent: {}",
-                                err.value(py)
-                            ))),
-                        )
-                    }
-                }
-            };
-            let error = if e.is_none() {
-                None
-            } else if let Ok(s) = e.cast::<PyString>() {
-                Some(KiteError::generic(s.to_string()))
-            } else {
-                Some(py_to_kite_error(py, &PyErr::from_value(e)))
-            };
-            Outcome::Final(result, error)
-        }
-    }
-}
-
 /// The running task of an `async def` handler and the outbox of its arguments' functions.
 #[derive(Default)]
 struct Slot {
     task: Mutex<Option<Py<PyAny>>>,
     outbox: Mutex<Option<Arc<Outbox>>>,
-}
-
-/// Receives the outcome of a handler task (called by `kite_rs._bridge._run`).
-#[pyclass(frozen, module = "kite_rs._native")]
-pub(crate) struct Reply {
-    tx: Mutex<Option<oneshot::Sender<Outcome>>>,
-    input: Mutex<Option<Input>>,
-    out: Outgoing,
-    label: String,
-}
-
-impl Reply {
-    fn send(&self, make: impl FnOnce(Input) -> Outcome) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let input = self.input.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let (Some(tx), Some(input)) = (tx, input) {
-            let _ = tx.send(make(input));
-        }
-    }
-}
-
-#[pymethods]
-impl Reply {
-    fn done(&self, py: Python<'_>, result: &Bound<'_, PyAny>) {
-        self.send(|input| finish(py, input, result, &self.out));
-    }
-
-    fn fail(&self, py: Python<'_>, exc: &Bound<'_, PyAny>) {
-        let err = PyErr::from_value(exc.clone());
-        if !err.is_instance_of::<pyo3::exceptions::asyncio::CancelledError>(py) {
-            log_handler_error(py, &self.label, &err);
-        }
-        self.send(|input| input.error(py_to_kite_error(py, &err)));
-    }
-}
-
-/// Method handling modes, as Python sees them.
-#[pyclass(
-    eq,
-    eq_int,
-    hash,
-    frozen,
-    from_py_object,
-    module = "kite_rs",
-    name = "MethodHandling"
-)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
-pub(crate) enum PyMethodHandling {
-    /// Return the main handler's result (default).
-    RETURN_METHOD,
-    /// Return the first non-null result of pre, main and post handlers.
-    RETURN_FIRST,
-    /// Return the last non-null result.
-    RETURN_LATEST,
-}
-
-impl From<PyMethodHandling> for MethodHandling {
-    fn from(m: PyMethodHandling) -> Self {
-        match m {
-            PyMethodHandling::RETURN_METHOD => MethodHandling::ReturnMethod,
-            PyMethodHandling::RETURN_FIRST => MethodHandling::ReturnFirst,
-            PyMethodHandling::RETURN_LATEST => MethodHandling::ReturnLatest,
-        }
-    }
 }

@@ -11,8 +11,8 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use tokio::sync::oneshot;
 
 use crate::bridge::{self, Dispatcher};
-use crate::kite::Shared;
-use crate::request::{Auth, KiteInfo};
+use crate::identity::{Auth, KiteInfo};
+use crate::shared::Shared;
 
 type Done = Box<dyn for<'py> FnOnce(Python<'py>, PyResult<Bound<'py, PyAny>>) + Send>;
 type Args = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>> + Send>;

@@ -1,127 +1,23 @@
 //! The `Kite` class: configuration, decorator handlers, events, serving and clients.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use kite::Config;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use kite::kontrol::RegisterMode;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{self, Dispatcher, WorkerPool};
-use crate::client::{Client, Connection};
+use crate::bridge;
+use crate::client::{connection_hook, Client};
+use crate::config;
 use crate::errors::{error_to_py, to_py_err};
-use crate::handler::{PyHandler, PyMethodHandling, Role};
-use crate::kontrol;
-use crate::request::{Auth, KiteInfo};
-
-/// State shared by a kite's handlers, clients and hooks.
-pub(crate) struct Shared {
-    dispatcher: RwLock<Option<Arc<Dispatcher>>>,
-    /// Threads for plain `def` handlers, started with the first one registered.
-    pool: std::sync::OnceLock<Arc<WorkerPool>>,
-    workers: usize,
-    closed: CancellationToken,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        if let Some(p) = self.pool.get() {
-            p.close();
-        }
-    }
-}
-
-impl Shared {
-    /// The worker threads of plain `def` handlers (none before the first is registered).
-    pub(crate) fn pool(&self) -> Option<&Arc<WorkerPool>> {
-        self.pool.get()
-    }
-
-    /// Inspects a Python handler; the first plain `def` starts the worker threads.
-    pub(crate) fn handler(
-        &self,
-        py: Python<'_>,
-        func: &Bound<'_, PyAny>,
-        role: Role,
-        label: &str,
-    ) -> PyResult<Arc<PyHandler>> {
-        let h = PyHandler::inspect(py, func, role, label)?;
-        if !h.is_async() {
-            self.ensure_pool(py)?;
-        }
-        Ok(Arc::new(h))
-    }
-
-    /// Starts the worker threads if they are not running yet.
-    pub(crate) fn ensure_pool(&self, py: Python<'_>) -> PyResult<()> {
-        if self.pool.get().is_none() {
-            let pool = WorkerPool::start(py, self.workers)?;
-            if let Err(extra) = self.pool.set(pool) {
-                extra.close();
-            }
-        }
-        Ok(())
-    }
-
-    /// The event loop the kite's `async def` handlers run on.
-    pub(crate) fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
-        self.dispatcher
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Uses the running event loop from now on (called from `start`, `dial`, …).
-    pub(crate) fn bind_running_loop(&self, py: Python<'_>) -> PyResult<Arc<Dispatcher>> {
-        let d = Dispatcher::require(py, "this")?;
-        *self.dispatcher.write().unwrap_or_else(|e| e.into_inner()) = Some(d.clone());
-        Ok(d)
-    }
-
-    /// Binds the running loop when there is one and none is bound yet.
-    pub(crate) fn bind_if_unbound(&self, py: Python<'_>) -> PyResult<()> {
-        if self.dispatcher().is_none() {
-            if let Some(d) = Dispatcher::current(py)? {
-                *self.dispatcher.write().unwrap_or_else(|e| e.into_inner()) = Some(d);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Calls a user hook on the kite's loop; a coroutine it returns runs as a task.
-pub(crate) fn fire_hook(
-    shared: &Arc<Shared>,
-    bound: Option<&Arc<Dispatcher>>,
-    func: &Arc<Py<PyAny>>,
-    make_args: impl FnOnce(Python<'_>) -> PyResult<Bound<'_, PyTuple>> + Send + 'static,
-) {
-    let Some(d) = bound.cloned().or_else(|| shared.dispatcher()) else {
-        tracing::debug!("event hook skipped: the kite has no event loop");
-        return;
-    };
-    let (func, d2) = (func.clone(), d.clone());
-    d.push(Box::new(move |py| {
-        let r = make_args(py).and_then(|args| {
-            let out = func.bind(py).call1(args)?;
-            if bridge::is_awaitable(&out)? {
-                bridge::spawn(py, &d2, out)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = r {
-            crate::logging::log_exception(py, "kite event hook failed", &e);
-        }
-    }));
-}
-
-fn seconds(name: &str, s: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s).map_err(|_| {
-        PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
-    })
-}
+use crate::identity::{Auth, KiteInfo};
+use crate::method::PyMethodHandling;
+use crate::method::{seconds, Method, Registration, Settings};
+use crate::registry::kite_side;
+use crate::shared::{ensure_callable, Shared};
+use crate::signature::Role;
 
 /// A kite: serves methods to other kites and calls theirs.
 ///
@@ -139,121 +35,32 @@ impl Kite {
         py: Python<'_>,
         name: &str,
         func: &Bound<'_, PyAny>,
-        auth: Option<bool>,
-        throttle: Option<(f64, u32)>,
-        handling: Option<PyMethodHandling>,
+        settings: Settings,
     ) -> PyResult<()> {
-        let h = self.shared.handler(py, func, Role::Main, name)?;
-        let shared = self.shared.clone();
-        let mut m = kite::Method::new(name, move |req: kite::Request| {
-            h.clone().call(shared.clone(), req)
-        });
-        if auth == Some(false) {
-            m = m.disable_authentication();
-        }
-        if let Some((interval, capacity)) = throttle {
-            m = m.throttle(seconds("throttle interval", interval)?, capacity);
-        }
-        if let Some(handling) = handling {
-            m = m.method_handling(handling.into());
-        }
-        self.inner.add_method(m).map_err(|e| error_to_py(py, &e))
+        crate::method::register(py, &self.inner, &self.shared, name, func, settings)
     }
 }
 
 #[pymethods]
 impl Kite {
     #[new]
-    #[pyo3(signature = (name, version, *, username=None, environment=None, region=None, id=None,
-        hostname=None, ip=None, port=None, kite_key=None, kontrol_url=None, kontrol_key=None,
-        kontrol_user=None, disable_authentication=None, disable_concurrency=None, transport=None,
-        timeout=None, verify_ttl=None, handshake_timeout=None, tls_cert=None, tls_key=None,
-        workers=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, version, *, workers=None, **options))]
     fn new(
         py: Python<'_>,
         name: &str,
         version: &str,
-        username: Option<String>,
-        environment: Option<String>,
-        region: Option<String>,
-        id: Option<String>,
-        hostname: Option<String>,
-        ip: Option<String>,
-        port: Option<u16>,
-        kite_key: Option<String>,
-        kontrol_url: Option<String>,
-        kontrol_key: Option<String>,
-        kontrol_user: Option<String>,
-        disable_authentication: Option<bool>,
-        disable_concurrency: Option<bool>,
-        transport: Option<String>,
-        timeout: Option<f64>,
-        verify_ttl: Option<f64>,
-        handshake_timeout: Option<f64>,
-        tls_cert: Option<std::path::PathBuf>,
-        tls_key: Option<std::path::PathBuf>,
         workers: Option<usize>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         crate::logging::refresh(py);
-        let mut c = py
-            .detach(Config::from_env)
-            .map_err(|e| error_to_py(py, &e))?;
-        if let Some(k) = kite_key {
-            c.use_kite_key(&k).map_err(|e| error_to_py(py, &e))?;
-        }
-        let set = |field: &mut String, v: Option<String>| {
-            if let Some(v) = v {
-                *field = v;
-            }
-        };
-        set(&mut c.username, username);
-        set(&mut c.environment, environment);
-        set(&mut c.region, region);
-        set(&mut c.id, id);
-        set(&mut c.hostname, hostname);
-        set(&mut c.ip, ip);
-        set(&mut c.kontrol_url, kontrol_url);
-        set(&mut c.kontrol_key, kontrol_key);
-        set(&mut c.kontrol_user, kontrol_user);
-        if let Some(p) = port {
-            c.port = p;
-        }
-        if let Some(d) = disable_authentication {
-            c.disable_authentication = d;
-        }
-        if let Some(d) = disable_concurrency {
-            c.disable_concurrency = d;
-        }
-        if let Some(t) = transport {
-            c.transport = t.parse().map_err(PyValueError::new_err)?;
-        }
-        if let Some(t) = timeout {
-            c.timeout = seconds("timeout", t)?;
-        }
-        if let Some(t) = verify_ttl {
-            c.verify_ttl = seconds("verify_ttl", t)?;
-        }
-        if let Some(t) = handshake_timeout {
-            c.handshake_timeout = seconds("handshake_timeout", t)?;
-        }
-        match (tls_cert, tls_key) {
-            (Some(cert), Some(key)) => c.tls = Some((cert, key)),
-            (None, None) => {}
-            _ => return Err(PyValueError::new_err("tls_cert and tls_key go together")),
-        }
-        let workers = workers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get() + 4)
-                .unwrap_or(8)
-                .min(32)
-        });
-        if workers == 0 {
-            return Err(PyValueError::new_err("workers must be at least 1"));
-        }
+        let (c, handling) = config::from_options(py, options)?;
+        let workers = config::workers(workers)?;
         // Creating a kite starts nothing; the runtime is only needed to serve and dial.
         let _ = bridge::runtime();
         let inner = kite::Kite::with_config(name, version, c).map_err(|e| error_to_py(py, &e))?;
+        if let Some(m) = handling {
+            inner.set_method_handling(m);
+        }
         Ok(Kite {
             inner,
             shared: Arc::new(Shared {
@@ -328,7 +135,7 @@ impl Kite {
         match func {
             Some(f) => {
                 slf.get()
-                    .register_handler(py, &name, f, auth, throttle, handling)?;
+                    .register_handler(py, &name, f, (auth, throttle, handling))?;
                 Ok(Py::new(
                     py,
                     Method {
@@ -342,11 +149,10 @@ impl Kite {
             None => Ok(Py::new(
                 py,
                 Registration {
-                    kite: slf.clone().unbind(),
+                    kite: slf.get().inner.clone(),
+                    shared: slf.get().shared.clone(),
                     name,
-                    auth,
-                    throttle,
-                    handling,
+                    settings: (auth, throttle, handling),
                 },
             )?
             .into_any()),
@@ -412,40 +218,21 @@ impl Kite {
 
     /// Calls ``func(connection)`` on every new connection.
     fn on_connect<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        ensure_callable(&func)?;
-        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
-        self.inner.on_connect(move |c: &kite::Connection| {
-            let c = c.clone();
-            fire_hook(&shared, None, &f, move |py| {
-                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
-            });
-        });
+        self.inner.on_connect(connection_hook(&self.shared, &func)?);
         Ok(func)
     }
 
     /// Calls ``func(connection)`` when a connection makes its first request.
     fn on_first_request<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        ensure_callable(&func)?;
-        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
-        self.inner.on_first_request(move |c: &kite::Connection| {
-            let c = c.clone();
-            fire_hook(&shared, None, &f, move |py| {
-                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
-            });
-        });
+        self.inner
+            .on_first_request(connection_hook(&self.shared, &func)?);
         Ok(func)
     }
 
     /// Calls ``func(connection)`` when a connection ends.
     fn on_disconnect<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        ensure_callable(&func)?;
-        let (f, shared) = (Arc::new(func.clone().unbind()), self.shared.clone());
-        self.inner.on_disconnect(move |c: &kite::Connection| {
-            let c = c.clone();
-            fire_hook(&shared, None, &f, move |py| {
-                PyTuple::new(py, [Py::new(py, Connection::new(c))?])
-            });
-        });
+        self.inner
+            .on_disconnect(connection_hook(&self.shared, &func)?);
         Ok(func)
     }
 
@@ -473,28 +260,8 @@ impl Kite {
         port: Option<u16>,
         host: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (ip, port) = self.prepare_start(py, port, host)?;
-        let k = self.inner.clone();
-        let shared = self.shared.clone();
-        struct CloseOnDrop(kite::Kite, Arc<Shared>);
-        impl Drop for CloseOnDrop {
-            fn drop(&mut self) {
-                self.0.close();
-                self.1.closed.cancel();
-            }
-        }
-        // Made here, not in the future: cancelling before the future first runs drops it
-        // unpolled, and must close the kite too.
-        let guard = CloseOnDrop(k.clone(), shared.clone());
-        crate::bridge::future_into_py(py, async move {
-            let guard = guard;
-            if k.port().is_none() {
-                k.listen_on(&ip, port).await.map_err(to_py_err)?;
-            }
-            shared.closed.cancelled().await;
-            drop(guard);
-            Ok(())
-        })
+        let addr = self.prepare_start(py, port, host)?;
+        self.shared.serve(py, &self.inner, addr)
     }
 
     /// Serves in a new event loop until ``close()`` or Ctrl-C (blocking).
@@ -553,7 +320,7 @@ impl Kite {
     /// configuration) with ``url`` (default: the kite's own URL); returns Kontrol's answer.
     #[pyo3(signature = (url=None))]
     fn register<'py>(&self, py: Python<'py>, url: Option<String>) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, false, false)
+        kite_side::register(py, &self.inner, url, RegisterMode::ONCE)
     }
 
     /// Registers now (retrying every 10 s until it succeeds) and again after every
@@ -564,7 +331,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, true, false)
+        kite_side::register(py, &self.inner, url, RegisterMode::FOREVER)
     }
 
     /// Registers over HTTP and keeps sending HTTP heartbeats.
@@ -574,7 +341,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, false, true)
+        kite_side::register(py, &self.inner, url, RegisterMode::HTTP)
     }
 
     /// Registers over HTTP, retrying with backoff until it succeeds, and again whenever
@@ -585,7 +352,7 @@ impl Kite {
         py: Python<'py>,
         url: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::register(py, &self.inner, url, true, true)
+        kite_side::register(py, &self.inner, url, RegisterMode::HTTP_FOREVER)
     }
 
     /// Kites matching the query (a ``KiteInfo`` and/or keyword fields, general to
@@ -606,11 +373,11 @@ impl Kite {
         hostname: Option<String>,
         id: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let q = kontrol::kite_side::query(
+        let q = kite_side::query(
             query,
             [username, environment, name, version, region, hostname, id],
         );
-        kontrol::kite_side::get_kites(py, &self.inner, &self.shared, q)
+        kite_side::get_kites(py, &self.inner, &self.shared, q)
     }
 
     /// A token for calling ``kite`` (from Kontrol's cache, or freshly minted with
@@ -622,12 +389,12 @@ impl Kite {
         kite: KiteInfo,
         force: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::get_token(py, &self.inner, kite, force)
+        kite_side::get_token(py, &self.inner, kite, force)
     }
 
     /// Kontrol's current public key (also adopted as this kite's trusted Kontrol key).
     fn get_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::get_key(py, &self.inner)
+        kite_side::get_key(py, &self.inner)
     }
 
     /// Fetches Kontrol's public key every ``interval`` seconds until the kite closes, so
@@ -681,18 +448,12 @@ impl Kite {
 
     /// Calls ``func(result)`` after every successful registration (decorator).
     fn on_register<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        kontrol::kite_side::on_register(&self.inner, &self.shared, &func)?;
+        kite_side::on_register(&self.inner, &self.shared, &func)?;
         Ok(func)
     }
 
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let fut = py
-            .import("asyncio")?
-            .call_method0("get_running_loop")?
-            .call_method0("create_future")?;
-        fut.call_method1("set_result", (slf,))?;
-        Ok(fut)
+        bridge::ready_future(slf.py(), slf)
     }
 
     #[pyo3(signature = (*_exc))]
@@ -702,12 +463,7 @@ impl Kite {
         _exc: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         self.close();
-        let fut = py
-            .import("asyncio")?
-            .call_method0("get_running_loop")?
-            .call_method0("create_future")?;
-        fut.call_method1("set_result", (false,))?;
-        Ok(fut)
+        bridge::ready_future(py, false)
     }
 
     fn __repr__(&self) -> String {
@@ -721,143 +477,18 @@ impl Kite {
         &self.inner
     }
 
-    /// Binds the running loop, refreshes the log level; returns the address to listen on
-    /// (the arguments, else the configured ones).
+    /// Binds the running loop, refreshes the log level and applies the listen address.
     pub(crate) fn prepare_start(
         &self,
         py: Python<'_>,
         port: Option<u16>,
         host: Option<String>,
     ) -> PyResult<(String, u16)> {
-        self.shared.bind_running_loop(py)?;
-        crate::logging::refresh(py);
-        let c = self.inner.config();
-        Ok((host.unwrap_or_else(|| c.ip.clone()), port.unwrap_or(c.port)))
+        self.shared.prepare_start(py, &self.inner, port, host)
     }
 
     /// Closes the kite (for `Kontrol.close`).
     pub(crate) fn close_kite(&self) {
         self.close();
-    }
-}
-
-/// The decorator returned by ``kite.handle(name, …)``.
-#[pyclass(frozen, module = "kite_rs._native")]
-pub(crate) struct Registration {
-    kite: Py<Kite>,
-    name: String,
-    auth: Option<bool>,
-    throttle: Option<(f64, u32)>,
-    handling: Option<PyMethodHandling>,
-}
-
-#[pymethods]
-impl Registration {
-    fn __call__(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        self.kite.get().register_handler(
-            py,
-            &self.name,
-            func.bind(py),
-            self.auth,
-            self.throttle,
-            self.handling,
-        )?;
-        Ok(func)
-    }
-}
-
-/// A registered method: add per-method pre/post handlers and final functions, or change its
-/// authentication, throttling and handling mode.
-#[pyclass(frozen, module = "kite_rs")]
-pub(crate) struct Method {
-    kite: kite::Kite,
-    shared: Arc<Shared>,
-    name: String,
-}
-
-impl Method {
-    /// Replaces the method with `f` applied to it (the core's methods are immutable).
-    fn change(&self, f: impl FnOnce(kite::Method) -> kite::Method) -> PyResult<()> {
-        let m = self
-            .kite
-            .method(&self.name)
-            .ok_or_else(|| PyValueError::new_err(format!("no method {:?}", self.name)))?;
-        self.kite.replace_method(f(m));
-        Ok(())
-    }
-}
-
-#[pymethods]
-impl Method {
-    /// The method name.
-    #[getter]
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Adds a pre handler ``(req)``; returns it (usable as a decorator).
-    fn pre_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let h = self
-            .shared
-            .handler(py, func.bind(py), Role::Chain, &self.name)?;
-        let shared = self.shared.clone();
-        self.change(|m| m.pre_handle(move |req| h.clone().call(shared.clone(), req)))?;
-        Ok(func)
-    }
-
-    /// Adds a post handler ``(req)``; returns it (usable as a decorator).
-    fn post_handle(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let h = self
-            .shared
-            .handler(py, func.bind(py), Role::Chain, &self.name)?;
-        let shared = self.shared.clone();
-        self.change(|m| m.post_handle(move |req| h.clone().call(shared.clone(), req)))?;
-        Ok(func)
-    }
-
-    /// Adds a final function ``(req, result, error)``; returns it (usable as a decorator).
-    fn final_func(&self, py: Python<'_>, func: Py<PyAny>) -> PyResult<Py<PyAny>> {
-        let h = self
-            .shared
-            .handler(py, func.bind(py), Role::Final, &self.name)?;
-        let shared = self.shared.clone();
-        self.change(|m| {
-            m.final_func(move |req, result, error| {
-                h.clone().call_final(shared.clone(), req, result, error)
-            })
-        })?;
-        Ok(func)
-    }
-
-    /// Serves the method without authentication.
-    fn disable_authentication(slf: Py<Self>) -> PyResult<Py<Self>> {
-        slf.get().change(|m| m.disable_authentication())?;
-        Ok(slf)
-    }
-
-    /// Token bucket: ``capacity`` calls at once, one more every ``interval`` seconds.
-    fn throttle(slf: Py<Self>, interval: f64, capacity: u32) -> PyResult<Py<Self>> {
-        let interval = seconds("interval", interval)?;
-        slf.get().change(|m| m.throttle(interval, capacity))?;
-        Ok(slf)
-    }
-
-    /// Sets how the result is chosen when pre/post handlers return values.
-    fn set_handling(slf: Py<Self>, handling: PyMethodHandling) -> PyResult<Py<Self>> {
-        slf.get().change(|m| m.method_handling(handling.into()))?;
-        Ok(slf)
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<Method {}>", self.name)
-    }
-}
-
-/// Rejects a non-callable hook early.
-pub(crate) fn ensure_callable(f: &Bound<'_, PyAny>) -> PyResult<()> {
-    if f.is_callable() {
-        Ok(())
-    } else {
-        Err(PyTypeError::new_err("expected a callable"))
     }
 }

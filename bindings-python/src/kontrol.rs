@@ -1,145 +1,18 @@
-//! Kontrol from Python: running a Kontrol ([`Kontrol`]) and the kite's side of it
-//! (register, find kites, tokens), as `Kite` methods.
+//! Kontrol from Python: running a Kontrol ([`Kontrol`]), configured through the core's
+//! `kite::kontrol::KontrolOptions` (the kite's side of Kontrol is in `registry.rs`).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kite::kontrol::storage::StorageSpec;
-use kite::kontrol::{allow_all_machines, KontrolConfig, RegisterResult};
-use kite::protocol::KiteQuery;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use kite::kontrol::{KontrolConfig, KontrolOptions};
+use kite::server::TimeUnit;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::PyDict;
 
-use crate::bridge::Failure;
-use crate::client::Client;
-use crate::convert::to_py;
+use crate::config::options_json;
 use crate::errors::{error_to_py, to_py_err};
-use crate::kite::{fire_hook, Kite, Shared};
-use crate::request::KiteInfo;
-
-fn result_to_py(py: Python<'_>, r: &RegisterResult) -> PyResult<Py<PyAny>> {
-    let v = serde_json::to_value(r).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(to_py(py, &v)?.unbind())
-}
-
-/// A JSON value handed to Python as plain objects.
-pub(crate) struct Json(pub(crate) serde_json::Value);
-
-impl<'py> IntoPyObject<'py> for Json {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, &self.0)
-    }
-}
-
-fn registered(r: Result<RegisterResult, kite::Error>) -> Result<Json, Failure> {
-    let r = r?;
-    let v = serde_json::to_value(&r).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(Json(v))
-}
-
-/// The URL to register: the given one, or the kite's own once it listens.
-pub(crate) fn register_url(k: &kite::Kite, url: Option<String>) -> PyResult<String> {
-    url.or_else(|| k.register_url())
-        .ok_or_else(|| PyRuntimeError::new_err("start the kite first, or pass the URL to register"))
-}
-
-/// The kite's side of Kontrol (methods of `Kite`).
-pub(crate) mod kite_side {
-    use super::*;
-
-    pub(crate) fn register<'py>(
-        py: Python<'py>,
-        k: &kite::Kite,
-        url: Option<String>,
-        forever: bool,
-        http: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let url = register_url(k, url)?;
-        let k = k.clone();
-        crate::bridge::future_into_py(py, async move {
-            match (forever, http) {
-                (false, false) => registered(k.register(&url).await),
-                (true, false) => registered(Ok(k.register_forever(&url).await)),
-                (false, true) => registered(k.register_http(&url).await),
-                (true, true) => registered(Ok(k.register_http_forever(&url).await)),
-            }
-        })
-    }
-
-    pub(crate) fn query(q: Option<KiteInfo>, fields: [Option<String>; 7]) -> KiteQuery {
-        let base = q.map(|k| k.0.query()).unwrap_or_default();
-        let [username, environment, name, version, region, hostname, id] = fields;
-        KiteQuery {
-            username: username.unwrap_or(base.username),
-            environment: environment.unwrap_or(base.environment),
-            name: name.unwrap_or(base.name),
-            version: version.unwrap_or(base.version),
-            region: region.unwrap_or(base.region),
-            hostname: hostname.unwrap_or(base.hostname),
-            id: id.unwrap_or(base.id),
-        }
-    }
-
-    pub(crate) fn get_kites<'py>(
-        py: Python<'py>,
-        k: &kite::Kite,
-        shared: &Arc<Shared>,
-        query: KiteQuery,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        shared.bind_if_unbound(py)?;
-        let (k, shared) = (k.clone(), shared.clone());
-        crate::bridge::future_into_py(py, async move {
-            let clients = k.get_kites(&query).await.map_err(to_py_err)?;
-            Ok(clients
-                .into_iter()
-                .map(|c| Client::new(c, shared.clone()))
-                .collect::<Vec<_>>())
-        })
-    }
-
-    pub(crate) fn get_token<'py>(
-        py: Python<'py>,
-        k: &kite::Kite,
-        kite: KiteInfo,
-        force: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let k = k.clone();
-        crate::bridge::future_into_py(py, async move {
-            if force {
-                k.get_token_force(&kite.0).await
-            } else {
-                k.get_token(&kite.0).await
-            }
-            .map_err(to_py_err)
-        })
-    }
-
-    pub(crate) fn get_key<'py>(py: Python<'py>, k: &kite::Kite) -> PyResult<Bound<'py, PyAny>> {
-        let k = k.clone();
-        crate::bridge::future_into_py(py, async move { k.get_key().await.map_err(to_py_err) })
-    }
-
-    pub(crate) fn on_register(
-        k: &kite::Kite,
-        shared: &Arc<Shared>,
-        func: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        crate::kite::ensure_callable(func)?;
-        let (f, shared) = (Arc::new(func.clone().unbind()), shared.clone());
-        k.on_register(move |r: &RegisterResult| {
-            let r = r.clone();
-            fire_hook(&shared, None, &f, move |py| {
-                PyTuple::new(py, [result_to_py(py, &r)?])
-            });
-        });
-        Ok(())
-    }
-}
+use crate::kite::Kite;
 
 /// Kontrol, the registry and token authority of a kite mesh, itself a kite.
 ///
@@ -156,15 +29,6 @@ pub(crate) struct Kontrol {
     inner: Arc<Mutex<Option<kite::kontrol::Kontrol>>>,
 }
 
-fn seconds(name: &str, s: Option<f64>, default: Duration) -> PyResult<Duration> {
-    match s {
-        None => Ok(default),
-        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
-            PyValueError::new_err(format!("{name} must be a non-negative number of seconds"))
-        }),
-    }
-}
-
 impl Kontrol {
     fn running(&self) -> PyResult<kite::kontrol::Kontrol> {
         self.inner
@@ -178,33 +42,14 @@ impl Kontrol {
 #[pymethods]
 impl Kontrol {
     #[new]
-    #[pyo3(signature = (kite, *, storage="memory", heartbeat_interval=None, heartbeat_delay=None,
-        expire_after=None, register_url=None, allow_machines=false))]
-    fn new(
-        py: Python<'_>,
-        kite: Py<Kite>,
-        storage: &str,
-        heartbeat_interval: Option<f64>,
-        heartbeat_delay: Option<f64>,
-        expire_after: Option<f64>,
-        register_url: Option<String>,
-        allow_machines: bool,
-    ) -> PyResult<Self> {
-        // A bad spec, or a backend not compiled in: ValueError now, not at start().
-        let storage = StorageSpec::parse(storage).map_err(|e| error_to_py(py, &e))?;
-        let d = KontrolConfig::default();
-        let config = KontrolConfig {
-            heartbeat_interval: seconds(
-                "heartbeat_interval",
-                heartbeat_interval,
-                d.heartbeat_interval,
-            )?,
-            heartbeat_delay: seconds("heartbeat_delay", heartbeat_delay, d.heartbeat_delay)?,
-            expire_after: seconds("expire_after", expire_after, d.expire_after)?,
-            register_url,
-            machine_check: allow_machines.then(allow_all_machines),
-            ..d
-        };
+    #[pyo3(signature = (kite, **options))]
+    fn new(py: Python<'_>, kite: Py<Kite>, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        // The core's Kontrol options (times in seconds); a bad spec, or a backend not
+        // compiled in, is a ValueError now, not at start().
+        let options = KontrolOptions::from_json(options_json(options)?, TimeUnit::Seconds)
+            .map_err(|e| error_to_py(py, &e))?;
+        let storage = options.storage().map_err(|e| error_to_py(py, &e))?;
+        let config = options.config().map_err(|e| error_to_py(py, &e))?;
         Ok(Kontrol {
             kite,
             storage,

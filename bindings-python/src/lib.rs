@@ -5,20 +5,32 @@
 //! and turns errors into Python exceptions. The Python package (`python/kite_rs`) re-exports
 //! these classes with the exception classes and typing stubs.
 //!
+//! The modules form layers: each imports only modules listed above it; `lib.rs` only declares
+//! them and registers the classes.
+//!
 //! | module | role |
 //! |---|---|
-//! | [`bridge`] | one job queue per asyncio loop, woken through a socket the loop watches |
-//! | [`convert`] | JSON values <-> Python objects, functions in both directions |
-//! | [`handler`] | Python handlers: inspection at registration, async and thread-pool calls |
-//! | [`hooks`] | authenticators and HTTP route handlers, run on the kite's loop |
-//! | [`kite`] | the `Kite` class |
-//! | [`client`] | `Client` and `Connection` |
-//! | [`kontrol`] | `Kontrol` and the kite's side of it (register, find kites, tokens) |
-//! | [`remote`] | `RemoteFunction` and Python callables as callbacks |
-//! | [`request`] | `Request`, `KiteInfo`, `Auth` |
-//! | [`errors`] | exceptions <-> wire errors |
-//! | [`logging`] | `tracing` events to Python `logging` |
 //! | [`lifecycle`] | no Python from our threads once the interpreter shuts down |
+//! | [`errors`] | exceptions <-> wire errors (kinds from `kite::Error::code`); `Failure` of futures |
+//! | [`values`] | JSON <-> Python objects without functions |
+//! | [`identity`] | `KiteInfo`, `Auth` |
+//! | [`logging`] | the core's log records (`kite::logging`) to Python `logging` |
+//! | [`bridge`] | one job queue per asyncio loop, woken through a socket the loop watches; worker threads |
+//! | [`arg`] | outgoing values with functions inside |
+//! | [`outbox`] | the ordered calls of received remote functions |
+//! | [`convert`] | Python objects <-> dnode arguments, functions in both directions; `RemoteFunction` |
+//! | [`config`] | `Kite(**options)` through `kite::server::Options` |
+//! | [`signature`] | handler signatures read at registration: role, parameters, annotation checks |
+//! | [`shared`] | what a kite's handlers, clients and hooks share; hooks on the kite's loop |
+//! | [`client`] | `Client` and `Connection` |
+//! | [`request`] | `Request` |
+//! | [`reply`] | what a handler produced, `Reply` |
+//! | [`handler`] | Python handlers: async and thread-pool calls |
+//! | [`hooks`] | authenticators and HTTP route handlers, run on the kite's loop |
+//! | [`method`] | `Method`, `MethodHandling`, registering a handler |
+//! | [`registry`] | the kite's side of Kontrol: register modes (`Kite::register_with`), kites, tokens |
+//! | [`kite`] | the `Kite` class |
+//! | [`kontrol`] | `Kontrol` |
 
 use pyo3::prelude::*;
 
@@ -29,18 +41,27 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod arg;
 mod bridge;
 mod client;
+mod config;
 mod convert;
 mod errors;
 mod handler;
 mod hooks;
+mod identity;
 mod kite;
 mod kontrol;
 mod lifecycle;
 mod logging;
-mod remote;
+mod method;
+mod outbox;
+mod registry;
+mod reply;
 mod request;
+mod shared;
+mod signature;
+mod values;
 
 /// The native module.
 #[pymodule]
@@ -49,16 +70,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     lifecycle::install(m)?;
     logging::install(py);
     m.add_class::<kite::Kite>()?;
-    m.add_class::<kite::Method>()?;
+    m.add_class::<method::Method>()?;
     m.add_class::<kontrol::Kontrol>()?;
     m.add_class::<client::Client>()?;
     m.add_class::<client::Connection>()?;
     m.add_class::<request::Request>()?;
-    m.add_class::<request::KiteInfo>()?;
-    m.add_class::<request::Auth>()?;
-    m.add_class::<remote::RemoteFunction>()?;
+    m.add_class::<identity::KiteInfo>()?;
+    m.add_class::<identity::Auth>()?;
+    m.add_class::<convert::RemoteFunction>()?;
     m.add_class::<hooks::PyHttpRequest>()?;
-    m.add_class::<handler::PyMethodHandling>()?;
+    m.add_class::<method::PyMethodHandling>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -6,119 +6,17 @@
 //! Python when a kite is created, started or dialed ([`refresh`]).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc;
 use std::sync::OnceLock;
 
+use kite::logging::{Forwarder, LevelGate, Record};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use tracing::field::{Field, Visit};
-use tracing::level_filters::LevelFilter;
-use tracing::span::{Attributes, Id, Record as SpanRecord};
-use tracing::subscriber::Interest;
-use tracing::{Event, Level, Metadata, Subscriber};
+use tracing::Level;
 
-/// 0 off, 1 error, 2 warn, 3 info, 4 debug, 5 trace.
-static LEVEL: AtomicU8 = AtomicU8::new(2);
+/// What the `kite_rs` logger enables (WARNING until [`refresh`] reads it).
+static GATE: LevelGate = LevelGate::new(Some(Level::WARN));
 static SENDER: OnceLock<std::sync::Mutex<mpsc::Sender<Record>>> = OnceLock::new();
-
-struct Record {
-    target: String,
-    level: Level,
-    message: String,
-}
-
-fn rank(l: &Level) -> u8 {
-    match *l {
-        Level::ERROR => 1,
-        Level::WARN => 2,
-        Level::INFO => 3,
-        Level::DEBUG => 4,
-        Level::TRACE => 5,
-    }
-}
-
-fn filter() -> LevelFilter {
-    match LEVEL.load(Ordering::Relaxed) {
-        0 => LevelFilter::OFF,
-        1 => LevelFilter::ERROR,
-        2 => LevelFilter::WARN,
-        3 => LevelFilter::INFO,
-        4 => LevelFilter::DEBUG,
-        _ => LevelFilter::TRACE,
-    }
-}
-
-struct PythonLogging;
-
-#[derive(Default)]
-struct Fields {
-    message: String,
-    rest: String,
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.rest, " {}={}", field.name(), value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.rest, " {}={:?}", field.name(), value);
-        }
-    }
-}
-
-impl Subscriber for PythonLogging {
-    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if meta.is_event() {
-            Interest::sometimes()
-        } else {
-            Interest::never()
-        }
-    }
-
-    fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        meta.is_event() && rank(meta.level()) <= LEVEL.load(Ordering::Relaxed)
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(filter())
-    }
-
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-
-    fn record(&self, _: &Id, _: &SpanRecord<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields::default();
-        event.record(&mut fields);
-        fields.message.push_str(&fields.rest);
-        let meta = event.metadata();
-        if let Some(tx) = SENDER.get() {
-            let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(Record {
-                target: meta.target().to_string(),
-                level: *meta.level(),
-                message: fields.message,
-            });
-        }
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
 
 /// The Python logger name for a `tracing` target: `kite::server::kite` → `kite_rs.server.kite`.
 fn logger_name(target: &str) -> String {
@@ -135,8 +33,8 @@ fn logger_name(target: &str) -> String {
     }
 }
 
-fn py_level(l: &Level) -> u32 {
-    match *l {
+fn py_level(l: Level) -> u32 {
+    match l {
         Level::ERROR => 40,
         Level::WARN => 30,
         Level::INFO => 20,
@@ -163,7 +61,7 @@ fn forward(rx: mpsc::Receiver<Record>) {
                         .and_then(|m| m.call_method1("getLogger", (name.as_str(),))),
                 };
                 if let Ok(logger) = logger {
-                    let _ = logger.call_method1("log", (py_level(&rec.level), rec.message));
+                    let _ = logger.call_method1("log", (py_level(rec.level), rec.message));
                     loggers.entry(name).or_insert_with(|| logger.unbind());
                 }
                 next = rx.try_recv().ok();
@@ -181,7 +79,12 @@ pub(crate) fn install(py: Python<'_>) {
     let _ = std::thread::Builder::new()
         .name("kite-rs-logging".into())
         .spawn(move || forward(rx));
-    let _ = tracing::subscriber::set_global_default(PythonLogging);
+    let queue = |rec: Record| {
+        if let Some(tx) = SENDER.get() {
+            let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(rec);
+        }
+    };
+    let _ = tracing::subscriber::set_global_default(Forwarder::new(&GATE, queue));
     refresh(py);
 }
 
@@ -193,17 +96,14 @@ pub(crate) fn refresh(py: Python<'_>) {
         .and_then(|l| l.call_method0("getEffectiveLevel"))
         .and_then(|l| l.extract::<u32>())
         .unwrap_or(30);
-    let rank = match level {
-        0..=5 => 5,
-        6..=10 => 4,
-        11..=20 => 3,
-        21..=30 => 2,
-        31..=40 => 1,
-        _ => 0,
-    };
-    if LEVEL.swap(rank, Ordering::Relaxed) != rank {
-        tracing::callsite::rebuild_interest_cache();
-    }
+    GATE.set(match level {
+        0..=5 => Some(Level::TRACE),
+        6..=10 => Some(Level::DEBUG),
+        11..=20 => Some(Level::INFO),
+        21..=30 => Some(Level::WARN),
+        31..=40 => Some(Level::ERROR),
+        _ => None,
+    });
 }
 
 /// Logs `err` with its traceback on the `kite_rs` logger at ERROR.

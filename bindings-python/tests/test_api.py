@@ -80,6 +80,29 @@ def test_bad_options() -> None:
         Kite("x", "1.0.0", workers=0)
 
 
+def test_options_go_through_the_core(tmp_path: Any) -> None:
+    # The keyword arguments are the core's kite options (kite::server::Options, shared with
+    # the Node binding): an unknown or ill-typed one is refused with its name.
+    with pytest.raises(ValueError, match='unknown option "colour"'):
+        Kite("x", "1.0.0", colour="red")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="handshakeTimeout"):
+        Kite("x", "1.0.0", handshake_timeout="soon")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="70000"):
+        Kite("x", "1.0.0", port=70000)
+    with pytest.raises(ValueError, match="method handling"):
+        Kite("x", "1.0.0", method_handling="best")
+    # Kontrol's keyword arguments are the core's Kontrol options the same way (seconds).
+    with pytest.raises(ValueError, match='unknown option "colour"'):
+        kite_rs.Kontrol(Kite("kontrol", "1.0.0"), colour="red")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="expireAfter must be a non-negative number of seconds"):
+        kite_rs.Kontrol(Kite("kontrol", "1.0.0"), expire_after=-1)
+    assert kite_rs.Kontrol(Kite("kontrol", "1.0.0"), heartbeat_interval=0.5).storage == "memory"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    k = Kite("x", "1.0.0", tls_cert=cert, tls_key=str(key), timeout=2, port=None,
+             method_handling="latest", username="alice")
+    assert k.username == "alice"
+
+
 def test_decorator_returns_the_function_and_duplicates_fail() -> None:
     k = Kite("x", "1.0.0")
 

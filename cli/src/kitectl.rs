@@ -294,7 +294,7 @@ async fn register(
 
 /// Prints `N<TAB>username/environment/name/version/region/hostname/id<TAB>URL` per kite.
 async fn query(local: &Kite, q: &QueryArgs) -> anyhow::Result<()> {
-    let kites = local.get_kites(&q.to_query(&local.config())).await?;
+    let kites = local.get_kites(&q.to_query(local.config())).await?;
     let mut out = std::io::stdout().lock();
     for (i, client) in kites.iter().enumerate() {
         let k = client.remote_kite();
@@ -335,7 +335,7 @@ async fn tell(
         }
         None if q.is_empty() => bail!("give the kite's URL with --to, or a query (--name …)"),
         None => {
-            let kites = local.get_kites(&q.to_query(&local.config())).await?;
+            let kites = local.get_kites(&q.to_query(local.config())).await?;
             kites.into_iter().next().context("no kites found")?
         }
     };

@@ -37,13 +37,10 @@ struct Args {
     tls_key: Option<std::path::PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
-    let args = Args::parse();
+type BoxError = Box<dyn std::error::Error>;
+
+/// The kite's configuration from the command line.
+fn config(args: &Args) -> Result<Config, BoxError> {
     let mut config = Config {
         ip: "127.0.0.1".into(),
         port: args.port,
@@ -61,9 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(path) = &args.kontrol_key {
         config.kontrol_key = std::fs::read_to_string(path)?;
     }
-    // Calls back to a client carry no credentials: kite.js clients refuse `kiteKey` ones
-    // ("Unknown auth type"). `Connection::set_auth` would attach our kite key, as Go does.
-    let k = Kite::with_config("interop", "1.0.0", config)?;
+    Ok(config)
+}
+
+/// `square`, `echo`, `callback` and `nested`: the methods that return data or call back.
+fn add_data_methods(k: &Kite) -> Result<(), BoxError> {
     k.add_method(
         kite::Method::new("square", |r: Request| async move {
             let n: f64 = r.args().one()?;
@@ -103,6 +102,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .disable_authentication(),
     )?;
+    Ok(())
+}
+
+/// `fail`, `needString`, `callMeBack`, `secret` and `limited`: errors, calls back into the
+/// caller, authentication and throttling.
+fn add_edge_methods(k: &Kite) -> Result<(), BoxError> {
     k.add_method(
         kite::Method::new("fail", |_r: Request| async move {
             Err::<(), _>(anyhow::anyhow!("boom"))
@@ -111,7 +116,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     k.add_method(
         kite::Method::new("needString", |r: Request| async move {
-            Ok::<_, kite::KiteError>(r.args().one::<String>()?)
+            r.args().one::<String>()
         })
         .disable_authentication(),
     )?;
@@ -132,15 +137,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .disable_authentication()
         .throttle(Duration::from_secs(3600), 1),
     )?;
-    // Like the Go interop server: the default methods are callable without authentication.
-    for m in ["kite.systemInfo", "kite.heartbeat"] {
-        if let Some(method) = k.method(m) {
-            k.replace_method(method.disable_authentication());
-        }
-    }
-    let addr = k.listen().await?;
-    println!("{}", json!({"port": addr.port(), "url": k.url()}));
-    // Run until stdin closes (the test harness owns our lifetime) or SIGTERM.
+    Ok(())
+}
+
+/// Waits until stdin closes (the test harness owns our lifetime) or SIGTERM.
+async fn wait_for_stdin_close() -> std::io::Result<()> {
     let mut stdin = tokio::io::stdin();
     let mut buf = [0u8; 64];
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -150,6 +151,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ = term.recv() => break,
         }
     }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let config = config(&args)?;
+    // Calls back to a client carry no credentials: kite.js clients refuse `kiteKey` ones
+    // ("Unknown auth type"). `Connection::set_auth` would attach our kite key, as Go does.
+    let k = Kite::with_config("interop", "1.0.0", config)?;
+    add_data_methods(&k)?;
+    add_edge_methods(&k)?;
+    // Like the Go interop server: the default methods are callable without authentication.
+    for m in ["kite.systemInfo", "kite.heartbeat"] {
+        if let Some(method) = k.method(m) {
+            k.replace_method(method.disable_authentication());
+        }
+    }
+    let addr = k.listen().await?;
+    println!("{}", json!({"port": addr.port(), "url": k.url()}));
+    // Run until stdin closes (the test harness owns our lifetime) or SIGTERM.
+    wait_for_stdin_close().await?;
     k.close();
     Ok(())
 }

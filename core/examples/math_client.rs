@@ -51,10 +51,10 @@ async fn main() -> Result<(), kite::Error> {
         local.client(&args.url)
     };
     client.dial().await?;
-    let squared = client.call("square", &[args.number]).await?;
+    let squared = client.call("square", [args.number]).await?;
     println!("square({}) = {squared}", args.number);
     let echoed = client
-        .call("echo", &json!(["hello", {"from": "kite-rs"}]))
+        .call("echo", json!(["hello", {"from": "kite-rs"}]))
         .await?;
     println!("echo = {echoed}");
     client.close();

@@ -4,6 +4,9 @@
 //! Each test speaks raw dnode over the kite's plain websocket endpoint, so that what goes
 //! over the wire (the `callbacks` map of every frame) is checked, not just what a client
 //! library makes of it.
+// Test helpers outside #[test] functions unwrap too (clippy's allow-unwrap-in-tests covers
+// only the test functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

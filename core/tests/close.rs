@@ -70,14 +70,14 @@ async fn close_refuses_new_calls_and_lets_calls_in_flight_finish() {
 
     let held = tokio::spawn({
         let a = a.clone();
-        async move { a.call("hold", &()).await }
+        async move { a.call("hold", ()).await }
     });
     within(started.notified()).await;
     server.close();
     assert!(server.is_closing());
 
     // A new call, on any connection, is refused at once with a stable code.
-    let e = within(b.call("square", &[3])).await.expect_err("refused");
+    let e = within(b.call("square", [3])).await.expect_err("refused");
     let wire = e.to_kite_error();
     assert_eq!(wire.kind, ErrorKind::GenericError, "{e}");
     assert_eq!(wire.code, "closing", "{e}");
@@ -103,7 +103,7 @@ async fn the_drain_is_bounded_by_its_timeout() {
     within(c.dial()).await.expect("dial");
     let held = tokio::spawn({
         let c = c.clone();
-        async move { c.call("hold", &()).await }
+        async move { c.call("hold", ()).await }
     });
     within(started.notified()).await;
     let t = Instant::now();

@@ -100,7 +100,7 @@ async fn timeouts_name_the_method_and_the_url() {
     let url = server.url().expect("url");
     let c = plain_kite().client(&url);
     within(c.dial()).await.expect("dial");
-    let e = within(c.call("hang", &()).timeout(Duration::from_millis(100)))
+    let e = within(c.call("hang", ()).timeout(Duration::from_millis(100)))
         .await
         .expect_err("timeout");
     assert_eq!(e.code(), "timeout");

@@ -1,6 +1,8 @@
 //! Malformed and hostile messages, table driven: each gets the right kite error or is
 //! dropped (logged), the connection and the process stay up, and a concurrent healthy
 //! client is unaffected.
+// Helpers outside `#[test]` functions unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -43,10 +45,9 @@ fn b64(v: &Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-#[tokio::test]
-async fn hostile_messages_table() {
-    let kontrol = KeyPair::generate().unwrap();
-    let foreign = KeyPair::generate().unwrap();
+/// A kite `target` (64 KiB message limit, trusting `kontrol`) with an unauthenticated
+/// `square` and an authenticated `secret`; returns it and its raw websocket URL.
+async fn start_target(kontrol: &KeyPair) -> (Kite, String) {
     let config = Config {
         ip: "127.0.0.1".into(),
         username: "testuser".into(),
@@ -71,19 +72,26 @@ async fn hostile_messages_table() {
     })
     .unwrap();
     let addr = within(k.listen()).await.unwrap();
-    let raw_url = format!("ws://{addr}/kite/websocket");
+    (k, format!("ws://{addr}/kite/websocket"))
+}
 
-    // A healthy client runs beside the whole table.
-    let healthy_kite = Kite::with_config("healthy", "1.0.0", Config::default()).unwrap();
-    let healthy = healthy_kite.client(&k.url().unwrap());
-    within(healthy.dial()).await.unwrap();
+/// Credentials good and bad for the table.
+struct Tokens {
+    good_token: String,
+    forged: String,
+    expired: String,
+    alg_none: String,
+    hs256: String,
+    foreign_key: String,
+}
 
+fn tokens(kontrol: &KeyPair, foreign: &KeyPair) -> Tokens {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let good_token = mint_token(
-        &kontrol,
+        kontrol,
         "kontrol",
         "alice",
         "/testuser",
@@ -92,7 +100,7 @@ async fn hostile_messages_table() {
     )
     .unwrap();
     let forged = mint_token(
-        &foreign,
+        foreign,
         "kontrol",
         "mallory",
         "/",
@@ -101,7 +109,7 @@ async fn hostile_messages_table() {
     )
     .unwrap();
     let expired = kite::auth::sign(
-        &kontrol,
+        kontrol,
         &kite::auth::KiteClaims {
             iss: "kontrol".into(),
             sub: "bob".into(),
@@ -128,11 +136,22 @@ async fn hostile_messages_table() {
         )
         .unwrap()
     };
-    let foreign_key = mint_kite_key(&foreign, "kontrol", "mallory", "http://evil/kite").unwrap();
+    let foreign_key = mint_kite_key(foreign, "kontrol", "mallory", "http://evil/kite").unwrap();
+    Tokens {
+        good_token,
+        forged,
+        expired,
+        alg_none,
+        hs256,
+        foreign_key,
+    }
+}
+
+/// Every hostile message: its name, its text, and what it must produce.
+fn hostile_table(t: &Tokens) -> Vec<(&'static str, String, Expect)> {
     let auth = |t: &str, k: &str| json!({"authentication": {"type": t, "key": k}});
     let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
-
-    let table: Vec<(&str, String, Expect)> = vec![
+    vec![
         ("not JSON", "hello".into(), Expect::Dropped),
         ("empty frame", "".into(), Expect::Dropped),
         ("array", "[1,2,3]".into(), Expect::Dropped),
@@ -169,80 +188,85 @@ async fn hostile_messages_table() {
         ("authentication without key", call("secret", json!([]), json!({"authentication": {"type": "token"}})), Expect::Error("authenticationError", "token: ")),
         ("unknown auth type", call("secret", json!([]), auth("sessionID", "x")), Expect::Error("authenticationError", "Unknown authentication type: sessionID")),
         ("garbage token", call("secret", json!([]), auth("token", "a.b.c")), Expect::Error("authenticationError", "token: ")),
-        ("forged token", call("secret", json!([]), auth("token", &forged)), Expect::Error("authenticationError", "token: token is expired")),
-        ("expired token", call("secret", json!([]), auth("token", &expired)), Expect::Error("authenticationError", "token: token is expired by")),
-        ("alg none token", call("secret", json!([]), auth("token", &alg_none)), Expect::Error("authenticationError", "token: ")),
-        ("HS256 with public key", call("secret", json!([]), auth("token", &hs256)), Expect::Error("authenticationError", "token: ")),
-        ("foreign kite key", call("secret", json!([]), auth("kiteKey", &foreign_key)), Expect::Error("authenticationError", "kiteKey: ")),
-        ("token as kite key", call("secret", json!([]), auth("kiteKey", &good_token)), Expect::Error("authenticationError", "kiteKey: ")),
-        ("valid token", call("secret", json!([]), auth("token", &good_token)), Expect::Ok),
-        ("bad heartbeat interval", call("kite.heartbeat", json!([-1, "[Function]"]), auth("token", &good_token)), Expect::Error("argumentError", "")),
-    ];
-    assert!(table.len() >= 30);
+        ("forged token", call("secret", json!([]), auth("token", &t.forged)), Expect::Error("authenticationError", "token: token is expired")),
+        ("expired token", call("secret", json!([]), auth("token", &t.expired)), Expect::Error("authenticationError", "token: token is expired by")),
+        ("alg none token", call("secret", json!([]), auth("token", &t.alg_none)), Expect::Error("authenticationError", "token: ")),
+        ("HS256 with public key", call("secret", json!([]), auth("token", &t.hs256)), Expect::Error("authenticationError", "token: ")),
+        ("foreign kite key", call("secret", json!([]), auth("kiteKey", &t.foreign_key)), Expect::Error("authenticationError", "kiteKey: ")),
+        ("token as kite key", call("secret", json!([]), auth("kiteKey", &t.good_token)), Expect::Error("authenticationError", "kiteKey: ")),
+        ("valid token", call("secret", json!([]), auth("token", &t.good_token)), Expect::Ok),
+        ("bad heartbeat interval", call("kite.heartbeat", json!([-1, "[Function]"]), auth("token", &t.good_token)), Expect::Error("argumentError", "")),
+    ]
+}
 
-    let (mut ws, _) = within(tokio_tungstenite::connect_async(&raw_url))
-        .await
-        .unwrap();
-    let ping = |id: u64| {
-        json!({"method": "kite.ping", "arguments": [{"kite": {}, "withArgs": [], "responseCallback": "[Function]"}], "callbacks": {id.to_string(): [0, "responseCallback"]}}).to_string()
-    };
-    let mut next_ping = 5000u64;
-    for (name, msg, expect) in table {
-        ws.send(Ws::text(msg)).await.unwrap();
-        // Follow every message with a ping: the next reply tells whether the hostile one was
-        // answered (and how) or dropped, without waiting on a timer.
-        next_ping += 1;
-        ws.send(Ws::text(ping(next_ping))).await.unwrap();
-        let mut replies = Vec::new();
-        loop {
-            let frame = match within(ws.next()).await {
-                Some(Ok(Ws::Text(t))) => t.to_string(),
-                other => panic!("{name}: connection lost: {other:?}"),
-            };
-            let v: Value = serde_json::from_str(&frame).unwrap();
-            if v["method"] == json!(next_ping) {
-                assert_eq!(v["arguments"][0]["result"], "pong", "{name}");
-                break;
-            }
-            replies.push(v);
+/// A `kite.ping` call whose response callback has this id.
+fn ping(id: u64) -> String {
+    json!({"method": "kite.ping", "arguments": [{"kite": {}, "withArgs": [], "responseCallback": "[Function]"}], "callbacks": {id.to_string(): [0, "responseCallback"]}}).to_string()
+}
+
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends `msg` followed by a ping and returns every reply that came before the pong: the
+/// ping tells whether the hostile message was answered (and how) or dropped, without
+/// waiting on a timer.
+async fn replies_before_pong(ws: &mut RawWs, name: &str, msg: String, ping_id: u64) -> Vec<Value> {
+    ws.send(Ws::text(msg)).await.unwrap();
+    ws.send(Ws::text(ping(ping_id))).await.unwrap();
+    let mut replies = Vec::new();
+    loop {
+        let frame = match within(ws.next()).await {
+            Some(Ok(Ws::Text(t))) => t.to_string(),
+            other => panic!("{name}: connection lost: {other:?}"),
+        };
+        let v: Value = serde_json::from_str(&frame).unwrap();
+        if v["method"] == json!(ping_id) {
+            assert_eq!(v["arguments"][0]["result"], "pong", "{name}");
+            break;
         }
-        match expect {
-            Expect::Dropped => assert!(
-                replies.is_empty(),
-                "{name}: expected no reply, got {replies:?}"
-            ),
-            Expect::Ok => {
-                assert_eq!(replies.len(), 1, "{name}: {replies:?}");
+        replies.push(v);
+    }
+    replies
+}
+
+fn assert_replies(name: &str, replies: &[Value], expect: &Expect) {
+    match expect {
+        Expect::Dropped => assert!(
+            replies.is_empty(),
+            "{name}: expected no reply, got {replies:?}"
+        ),
+        Expect::Ok => {
+            assert_eq!(replies.len(), 1, "{name}: {replies:?}");
+            assert_eq!(
+                replies[0]["arguments"][0]["error"],
+                Value::Null,
+                "{name}: {replies:?}"
+            );
+        }
+        Expect::Error(kind, text) => {
+            assert_eq!(replies.len(), 1, "{name}: {replies:?}");
+            let err = &replies[0]["arguments"][0]["error"];
+            assert_eq!(err["type"], *kind, "{name}: {err}");
+            let message = err["message"].as_str().unwrap_or("");
+            assert!(message.contains(text), "{name}: {message:?} lacks {text:?}");
+            if *kind != "methodNotFound" {
                 assert_eq!(
-                    replies[0]["arguments"][0]["error"],
-                    Value::Null,
-                    "{name}: {replies:?}"
+                    err["id"].as_str().map(str::len),
+                    Some(16),
+                    "{name}: request id"
                 );
             }
-            Expect::Error(kind, text) => {
-                assert_eq!(replies.len(), 1, "{name}: {replies:?}");
-                let err = &replies[0]["arguments"][0]["error"];
-                assert_eq!(err["type"], kind, "{name}: {err}");
-                let message = err["message"].as_str().unwrap_or("");
-                assert!(message.contains(text), "{name}: {message:?} lacks {text:?}");
-                if kind != "methodNotFound" {
-                    assert_eq!(
-                        err["id"].as_str().map(str::len),
-                        Some(16),
-                        "{name}: request id"
-                    );
-                }
-            }
         }
-        // The healthy client is unaffected throughout.
-        assert_eq!(
-            within(healthy.call("square", &[3])).await.unwrap(),
-            json!(9.0),
-            "{name}"
-        );
     }
+}
 
-    // An oversize message closes only its own connection.
+/// An oversize message closes only its own connection: `ws` gets a 1009 close, the healthy
+/// client keeps working and a new connection to `raw_url` answers a ping.
+async fn oversize_closes_only_its_connection(
+    ws: &mut RawWs,
+    healthy: &kite::Client,
+    raw_url: &str,
+) {
     let big = call("square", json!(["x".repeat(100 * 1024)]), json!({}));
     ws.send(Ws::text(big)).await.ok();
     loop {
@@ -257,10 +281,10 @@ async fn hostile_messages_table() {
         }
     }
     assert_eq!(
-        within(healthy.call("square", &[4])).await.unwrap(),
+        within(healthy.call("square", [4])).await.unwrap(),
         json!(16.0)
     );
-    let (mut again, _) = within(tokio_tungstenite::connect_async(&raw_url))
+    let (mut again, _) = within(tokio_tungstenite::connect_async(raw_url))
         .await
         .unwrap();
     again.send(Ws::text(ping(1))).await.unwrap();
@@ -268,4 +292,40 @@ async fn hostile_messages_table() {
         Some(Ok(Ws::Text(t))) => assert!(t.contains("pong")),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn hostile_messages_table() {
+    let kontrol = KeyPair::generate().unwrap();
+    let foreign = KeyPair::generate().unwrap();
+    let (k, raw_url) = start_target(&kontrol).await;
+
+    // A healthy client runs beside the whole table.
+    let healthy_kite = Kite::with_config("healthy", "1.0.0", Config::default()).unwrap();
+    let healthy = healthy_kite.client(&k.url().unwrap());
+    within(healthy.dial()).await.unwrap();
+
+    let table = hostile_table(&tokens(&kontrol, &foreign));
+    assert!(table.len() >= 30);
+
+    let (mut ws, _) = within(tokio_tungstenite::connect_async(&raw_url))
+        .await
+        .unwrap();
+    let mut next_ping = 5000u64;
+    for (name, msg, expect) in table {
+        // Follow every message with a ping: the next reply tells whether the hostile one was
+        // answered (and how) or dropped, without waiting on a timer.
+        next_ping += 1;
+        let replies = replies_before_pong(&mut ws, name, msg, next_ping).await;
+        assert_replies(name, &replies, &expect);
+        // The healthy client is unaffected throughout.
+        assert_eq!(
+            within(healthy.call("square", [3])).await.unwrap(),
+            json!(9.0),
+            "{name}"
+        );
+    }
+
+    // An oversize message closes only its own connection.
+    oversize_closes_only_its_connection(&mut ws, &healthy, &raw_url).await;
 }

@@ -69,7 +69,7 @@ async fn healthy(k: &Kite) -> kite::Client {
 /// The healthy client's `square` round trip, which must stay fast.
 async fn healthy_square(c: &kite::Client) -> Duration {
     let t = Instant::now();
-    assert_eq!(within(c.call("square", &[3])).await.unwrap(), json!(9.0));
+    assert_eq!(within(c.call("square", [3])).await.unwrap(), json!(9.0));
     t.elapsed()
 }
 

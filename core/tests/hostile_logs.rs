@@ -42,8 +42,8 @@ fn jwt_parts(jwt: &str) -> Vec<String> {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_credentials_in_logs_at_trace_level() {
+/// Installs a subscriber at trace level that writes into the returned capture.
+fn capture_trace_logs() -> Capture {
     let capture = Capture::default();
     let writer = capture.clone();
     // Everything at trace, as the `kontrol` and `kitectl` commands log with RUST_LOG=trace:
@@ -56,8 +56,12 @@ async fn no_credentials_in_logs_at_trace_level() {
         .with_writer(move || writer.clone())
         .try_init()
         .unwrap();
+    capture
+}
 
-    // Kontrol, a kite registered over dnode and one over HTTP, a caller with a token.
+/// A listening Kontrol on memory storage; its private key (whole and a few body lines) goes
+/// into `secrets`.
+async fn start_kontrol(secrets: &mut Vec<String>) -> Kontrol {
     let kontrol_kite = Kite::with_config(
         "kontrol",
         "0.0.4",
@@ -80,9 +84,7 @@ async fn no_credentials_in_logs_at_trace_level() {
     .await
     .unwrap();
     within(kontrol.listen()).await.unwrap();
-    let url = kontrol.kite().url().unwrap();
 
-    let mut secrets: Vec<String> = Vec::new();
     let pair = kontrol.current_key().await.unwrap();
     secrets.push(pair.private_pem.trim().to_string());
     // A line of the private key's body is enough to leak it.
@@ -93,7 +95,14 @@ async fn no_credentials_in_logs_at_trace_level() {
             .take(3)
             .map(str::to_string),
     );
+    kontrol
+}
 
+/// The kites `math` (alice), `web` (carol) and `caller` (bob), listening, each with a kite
+/// key from Kontrol (added to `secrets`) and a `square` method; `math` registered over
+/// dnode, `web` over HTTP.
+async fn start_kites(kontrol: &Kontrol, secrets: &mut Vec<String>) -> Vec<Kite> {
+    let url = kontrol.kite().url().unwrap();
     let mut kites = Vec::new();
     for (name, user) in [("math", "alice"), ("web", "carol"), ("caller", "bob")] {
         let key = kontrol.new_kite_key(user).await.unwrap();
@@ -115,13 +124,17 @@ async fn no_credentials_in_logs_at_trace_level() {
         within(k.listen()).await.unwrap();
         kites.push(k);
     }
-    let (math, web, caller) = (&kites[0], &kites[1], &kites[2]);
+    let (math, web) = (&kites[0], &kites[1]);
     within(math.register(&math.url().unwrap())).await.unwrap();
     within(web.register_http(&web.url().unwrap()))
         .await
         .unwrap();
+    kites
+}
 
-    // A call with a token from Kontrol.
+/// `caller` finds `math` through Kontrol and calls it with the token it got (and then forces
+/// a new token); both tokens go into `secrets`. Returns the first token.
+async fn call_with_token(caller: &Kite, secrets: &mut Vec<String>) -> String {
     let query = KiteQuery {
         username: "alice".into(),
         environment: "test".into(),
@@ -133,19 +146,22 @@ async fn no_credentials_in_logs_at_trace_level() {
     let token = c.auth().unwrap().key;
     secrets.extend(jwt_parts(&token));
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+    assert_eq!(within(c.call("square", [5])).await.unwrap(), json!(25.0));
     let forced = within(caller.get_token_force(&c.remote_kite()))
         .await
         .unwrap();
     secrets.extend(jwt_parts(&forced));
+    token
+}
 
-    // Calls with the caller's kite key, accepted and refused (a kite key of another
-    // Kontrol, and a broken token).
+/// Calls from `caller` to `math` with the caller's kite key (accepted), then refused ones: a
+/// kite key of another Kontrol, and a broken copy of `token`. All go into `secrets`.
+async fn call_with_kite_keys(caller: &Kite, math: &Kite, token: &str, secrets: &mut Vec<String>) {
     let direct = caller.client(&math.url().unwrap());
     direct.set_auth(Some(Auth::kite_key(caller.kite_key())));
     within(direct.dial()).await.unwrap();
     assert_eq!(
-        within(direct.call("square", &[2])).await.unwrap(),
+        within(direct.call("square", [2])).await.unwrap(),
         json!(4.0)
     );
     let foreign = kite::auth::KeyPair::generate().unwrap();
@@ -154,11 +170,29 @@ async fn no_credentials_in_logs_at_trace_level() {
     secrets.extend(jwt_parts(&forged));
     secrets.push(foreign.private_pem.trim().to_string());
     direct.set_auth(Some(Auth::kite_key(forged)));
-    assert!(within(direct.call("square", &[2])).await.is_err());
-    let broken = format!("{}x", token);
+    assert!(within(direct.call("square", [2])).await.is_err());
+    let broken = format!("{token}x");
     direct.set_auth(Some(Auth::token(broken.clone())));
-    assert!(within(direct.call("square", &[2])).await.is_err());
+    assert!(within(direct.call("square", [2])).await.is_err());
     secrets.push(broken);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credentials_in_logs_at_trace_level() {
+    let capture = capture_trace_logs();
+
+    // Kontrol, a kite registered over dnode and one over HTTP, a caller with a token.
+    let mut secrets: Vec<String> = Vec::new();
+    let kontrol = start_kontrol(&mut secrets).await;
+    let kites = start_kites(&kontrol, &mut secrets).await;
+    let (math, caller) = (&kites[0], &kites[2]);
+
+    // A call with a token from Kontrol.
+    let token = call_with_token(caller, &mut secrets).await;
+
+    // Calls with the caller's kite key, accepted and refused (a kite key of another
+    // Kontrol, and a broken token).
+    call_with_kite_keys(caller, math, &token, &mut secrets).await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("TRACE"), "the subscriber captured nothing");

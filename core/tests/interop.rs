@@ -30,7 +30,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -194,125 +194,143 @@ fn creds() -> &'static Creds {
     static CREDS: OnceLock<Creds> = OnceLock::new();
     CREDS.get_or_init(|| {
         let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        // Throwaway keys of earlier runs (a concurrent run's are younger than an hour).
-        for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
-            let stale = entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("interop-creds-")
-                && entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > Duration::from_secs(3600));
-            if stale {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
+        remove_stale_creds(&tmp);
         let dir = tmp.join(format!("interop-creds-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the credentials directory");
-        let write = |name: &str, text: &str| {
-            let path = dir.join(name);
-            std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-            path
-        };
         let pair = KeyPair::generate().expect("generate the test Kontrol key pair");
-        let kontrol_pub = write("kontrol_pub.pem", &pair.public_pem);
-        let kontrol_priv = write("kontrol.pem", &pair.private_pem);
-
-        // Minted by kite-rs. The token's audience "/testuser" matches every kite of the
-        // servers' user, whatever their environment and name.
-        let url = "http://127.0.0.1:4000/kite";
-        let rust = CredSet {
-            minted_by: "kite-rs",
-            server_key: write(
-                "rust-server.key",
-                &mint_kite_key(&pair, "testuser", "testuser", url).expect("mint server key"),
-            ),
-            client_key: write(
-                "rust-client.key",
-                &mint_kite_key(&pair, "testuser", "alice", url).expect("mint client key"),
-            ),
-            token: mint_token(
-                &pair,
-                "testuser",
-                "bob",
-                "/testuser",
-                Duration::from_secs(3600),
-                Duration::from_secs(60),
-            )
-            .expect("mint token"),
-        };
-
-        // Minted by the Go mint tool with the same private key. The audience names the
-        // servers' identity (username/environment/name), as Kontrol's getToken would.
-        let mint = |args: &[&str]| {
-            let bin = go_bin("mint");
-            let out = std::process::Command::new(&bin)
-                .arg("--private-key")
-                .arg(&kontrol_priv)
-                .args(args)
-                .output()
-                .unwrap_or_else(|e| panic!("{}", spawn_error("minting", &bin, e)));
-            assert!(
-                out.status.success(),
-                "mint {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout)
-                .expect("mint printed UTF-8")
-                .trim()
-                .to_string()
-        };
-        let go_server_key = mint(&[
-            "--kind",
-            "kitekey",
-            "--username",
-            "testuser",
-            "--issuer",
-            "testuser",
-        ]);
-        let go_client_key = mint(&[
-            "--kind",
-            "kitekey",
-            "--username",
-            "carol",
-            "--issuer",
-            "testuser",
-        ]);
-        let go_token = mint(&[
-            "--kind",
-            "token",
-            "--username",
-            "dave",
-            "--issuer",
-            "testuser",
-            "--audience",
-            "/testuser/unknown/interop",
-            "--ttl",
-            "1h",
-        ]);
-        // The reference compares a kite key's kontrolKey claim with its configured Kontrol
-        // key as text, so the PEM Go derives from the private key must be ours, verbatim.
-        let claims = parse_unverified(&go_client_key).expect("parse the Go-minted kite key");
-        assert_eq!(
-            claims.kontrol_key,
-            pair.public_pem.trim(),
-            "the Go mint tool's kontrolKey claim differs from KeyPair::public_pem"
-        );
-        let go = CredSet {
-            minted_by: "Go mint",
-            server_key: write("go-server.key", &go_server_key),
-            client_key: write("go-client.key", &go_client_key),
-            token: go_token,
-        };
+        let kontrol_pub = write_cred(&dir, "kontrol_pub.pem", &pair.public_pem);
+        let kontrol_priv = write_cred(&dir, "kontrol.pem", &pair.private_pem);
+        let rust = rust_creds(&dir, &pair);
+        let go = go_creds(&dir, &pair, &kontrol_priv);
         Creds {
             kontrol_pub,
             rust,
             go,
         }
     })
+}
+
+/// Removes throwaway keys of earlier runs (a concurrent run's are younger than an hour).
+fn remove_stale_creds(tmp: &Path) {
+    for entry in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("interop-creds-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600));
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+fn write_cred(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+/// Credentials minted by kite-rs. The token's audience "/testuser" matches every kite of the
+/// servers' user, whatever their environment and name.
+fn rust_creds(dir: &Path, pair: &KeyPair) -> CredSet {
+    let url = "http://127.0.0.1:4000/kite";
+    CredSet {
+        minted_by: "kite-rs",
+        server_key: write_cred(
+            dir,
+            "rust-server.key",
+            &mint_kite_key(pair, "testuser", "testuser", url).expect("mint server key"),
+        ),
+        client_key: write_cred(
+            dir,
+            "rust-client.key",
+            &mint_kite_key(pair, "testuser", "alice", url).expect("mint client key"),
+        ),
+        token: mint_token(
+            pair,
+            "testuser",
+            "bob",
+            "/testuser",
+            Duration::from_secs(3600),
+            Duration::from_secs(60),
+        )
+        .expect("mint token"),
+    }
+}
+
+/// Runs the Go mint tool with the Kontrol private key at `kontrol_priv` and `args`; returns
+/// what it printed.
+fn go_mint(kontrol_priv: &Path, args: &[&str]) -> String {
+    let bin = go_bin("mint");
+    let out = std::process::Command::new(&bin)
+        .arg("--private-key")
+        .arg(kontrol_priv)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}", spawn_error("minting", &bin, e)));
+    assert!(
+        out.status.success(),
+        "mint {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("mint printed UTF-8")
+        .trim()
+        .to_string()
+}
+
+/// Credentials minted by the Go mint tool with the same private key. The audience names the
+/// servers' identity (username/environment/name), as Kontrol's getToken would.
+fn go_creds(dir: &Path, pair: &KeyPair, kontrol_priv: &Path) -> CredSet {
+    let mint = |args: &[&str]| go_mint(kontrol_priv, args);
+    let go_server_key = mint(&[
+        "--kind",
+        "kitekey",
+        "--username",
+        "testuser",
+        "--issuer",
+        "testuser",
+    ]);
+    let go_client_key = mint(&[
+        "--kind",
+        "kitekey",
+        "--username",
+        "carol",
+        "--issuer",
+        "testuser",
+    ]);
+    let go_token = mint(&[
+        "--kind",
+        "token",
+        "--username",
+        "dave",
+        "--issuer",
+        "testuser",
+        "--audience",
+        "/testuser/unknown/interop",
+        "--ttl",
+        "1h",
+    ]);
+    // The reference compares a kite key's kontrolKey claim with its configured Kontrol
+    // key as text, so the PEM Go derives from the private key must be ours, verbatim.
+    let claims = parse_unverified(&go_client_key).expect("parse the Go-minted kite key");
+    assert_eq!(
+        claims.kontrol_key,
+        pair.public_pem.trim(),
+        "the Go mint tool's kontrolKey claim differs from KeyPair::public_pem"
+    );
+    CredSet {
+        minted_by: "Go mint",
+        server_key: write_cred(dir, "go-server.key", &go_server_key),
+        client_key: write_cred(dir, "go-client.key", &go_client_key),
+        token: go_token,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -472,6 +490,50 @@ impl Pairing {
     }
 }
 
+/// What is wrong with a client's result lines: scenarios reported twice, unknown or
+/// missing, failures not allow-listed in `known`, and allow-listed ones that pass or fail
+/// in an undocumented way.
+fn scenario_problems(lines: &[Value], known: &[&Known]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen: BTreeMap<String, &Value> = BTreeMap::new();
+    for line in lines {
+        let scenario = line["scenario"]
+            .as_str()
+            .unwrap_or("<no scenario>")
+            .to_string();
+        if seen.insert(scenario.clone(), line).is_some() {
+            problems.push(format!("scenario {scenario} reported twice"));
+        }
+        if !SCENARIOS.contains(&scenario.as_str()) {
+            problems.push(format!("unexpected line {line}"));
+        }
+    }
+    for scenario in SCENARIOS {
+        let Some(line) = seen.get(scenario) else {
+            problems.push(format!("scenario {scenario} missing from the output"));
+            continue;
+        };
+        let ok = line["ok"] == true;
+        match known.iter().find(|k| k.scenario == scenario) {
+            None if !ok => problems.push(format!("{scenario} FAILED: {line}")),
+            None => {}
+            Some(k) if ok => problems.push(format!(
+                "{scenario} now passes but is allow-listed ({}); remove it from the list",
+                k.why
+            )),
+            Some(k) => {
+                if let Err(e) = (k.check)(line) {
+                    problems.push(format!(
+                        "{scenario} fails, but not in the documented way ({}): {e}; got {line}",
+                        k.why
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 /// Runs one pairing; returns its report, `Err` when it failed.
 async fn run_pairing(p: &Pairing) -> Result<String, String> {
     let started = Instant::now();
@@ -518,43 +580,7 @@ async fn run_pairing(p: &Pairing) -> Result<String, String> {
         Expect::Scenarios(lists) => lists.iter().flat_map(|l| l.iter()).collect(),
     };
 
-    let mut problems = Vec::new();
-    let mut seen: BTreeMap<String, &Value> = BTreeMap::new();
-    for line in &lines {
-        let scenario = line["scenario"]
-            .as_str()
-            .unwrap_or("<no scenario>")
-            .to_string();
-        if seen.insert(scenario.clone(), line).is_some() {
-            problems.push(format!("scenario {scenario} reported twice"));
-        }
-        if !SCENARIOS.contains(&scenario.as_str()) {
-            problems.push(format!("unexpected line {line}"));
-        }
-    }
-    for scenario in SCENARIOS {
-        let Some(line) = seen.get(scenario) else {
-            problems.push(format!("scenario {scenario} missing from the output"));
-            continue;
-        };
-        let ok = line["ok"] == true;
-        match known.iter().find(|k| k.scenario == scenario) {
-            None if !ok => problems.push(format!("{scenario} FAILED: {line}")),
-            None => {}
-            Some(k) if ok => problems.push(format!(
-                "{scenario} now passes but is allow-listed ({}); remove it from the list",
-                k.why
-            )),
-            Some(k) => {
-                if let Err(e) = (k.check)(line) {
-                    problems.push(format!(
-                        "{scenario} fails, but not in the documented way ({}): {e}; got {line}",
-                        k.why
-                    ));
-                }
-            }
-        }
-    }
+    let mut problems = scenario_problems(&lines, &known);
     let expect_success = known.is_empty();
     if run.status.success() != expect_success {
         problems.push(format!(

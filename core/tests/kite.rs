@@ -1,5 +1,7 @@
 //! The kite peer end to end, in process: methods, arguments, callbacks both ways, errors,
 //! authentication, timeouts, disconnects and the callback table.
+// Helpers outside `#[test]` functions unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -97,29 +99,29 @@ async fn calls_results_and_errors() {
         let c = caller().client(&url);
         c.set_transport(transport);
         within(c.dial()).await.unwrap();
-        assert_eq!(within(c.call("square", &[4])).await.unwrap(), json!(16.0));
+        assert_eq!(within(c.call("square", [4])).await.unwrap(), json!(16.0));
         assert_eq!(
-            within(c.call("echo", &json!([{"a": 1}, [true, null]])))
+            within(c.call("echo", json!([{"a": 1}, [true, null]])))
                 .await
                 .unwrap(),
             json!([{"a": 1}, [true, null]])
         );
-        assert_eq!(within(c.call("echo", &())).await.unwrap(), json!([]));
-        assert_eq!(within(c.call("echo", &5)).await.unwrap(), json!([5]));
+        assert_eq!(within(c.call("echo", ())).await.unwrap(), json!([]));
+        assert_eq!(within(c.call("echo", 5)).await.unwrap(), json!([5]));
         assert_eq!(
-            within(c.call("kite.ping", &())).await.unwrap(),
+            within(c.call("kite.ping", ())).await.unwrap(),
             json!("pong")
         );
-        let e = within(c.call("fail", &())).await.unwrap_err();
+        let e = within(c.call("fail", ())).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::GenericError);
         assert!(e.to_string().starts_with("boom ("), "{e}");
-        let e = within(c.call("nope", &())).await.unwrap_err();
+        let e = within(c.call("nope", ())).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::MethodNotFound);
         assert_eq!(e.to_kite_error().message, "Method not found: nope");
-        let e = within(c.call("square", &["x"])).await.unwrap_err();
+        let e = within(c.call("square", ["x"])).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ArgumentError);
         assert_eq!(e.to_kite_error().id.len(), 16);
-        let e = within(c.call("secret", &())).await.unwrap_err();
+        let e = within(c.call("secret", ())).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AuthenticationError);
         assert_eq!(
             e.to_kite_error().message,
@@ -155,11 +157,11 @@ async fn callbacks_both_ways_and_no_leaks() {
     // The user callback stays (it may be called again); response callbacks are gone.
     assert_eq!(conn.callback_count(), 1);
     for _ in 0..50 {
-        within(c.call("square", &[2])).await.unwrap();
+        within(c.call("square", [2])).await.unwrap();
     }
     assert_eq!(conn.callback_count(), 1);
     // Timeouts free their response callback too.
-    let e = within(c.call("slow", &()).timeout(Duration::from_millis(100)))
+    let e = within(c.call("slow", ()).timeout(Duration::from_millis(100)))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
@@ -195,7 +197,7 @@ async fn server_calls_back_over_the_same_connection() {
     let c = local.client(&url);
     within(c.dial()).await.unwrap();
     assert_eq!(
-        within(c.call("callMeBack", &json!(["double", [21]])))
+        within(c.call("callMeBack", json!(["double", [21]])))
             .await
             .unwrap(),
         json!(42)
@@ -225,7 +227,7 @@ async fn disconnect_fails_calls_in_flight_and_cancels_requests() {
     within(c.dial()).await.unwrap();
     let c1 = c.clone();
     let pending =
-        tokio::spawn(async move { c1.call("hang", &()).timeout(Duration::from_secs(60)).await });
+        tokio::spawn(async move { c1.call("hang", ()).timeout(Duration::from_secs(60)).await });
     // Wait until the call is in flight (its response callback is registered).
     let conn = c.connection().unwrap();
     while conn.callback_count() == 0 {
@@ -237,24 +239,15 @@ async fn disconnect_fails_calls_in_flight_and_cancels_requests() {
     within(cancelled.notified()).await;
 }
 
-#[tokio::test]
-async fn kite_key_and_token_authentication() {
-    let kontrol = KeyPair::generate().unwrap();
-    let server_config = Config {
-        kontrol_key: kontrol.public_pem.clone(),
-        kontrol_user: "kontrol".into(),
-        ..config()
-    };
-    let server = math_kite(server_config);
-    let url = start(&server).await;
-    let key = mint_kite_key(&kontrol, "kontrol", "alice", "http://kontrol/kite").unwrap();
-    let c = caller().client(&url);
+/// A kite key and a token from `kontrol` are accepted, and `secret` sees their users.
+async fn accepts_kite_key_and_token(c: &kite::Client, kontrol: &KeyPair) {
+    let key = mint_kite_key(kontrol, "kontrol", "alice", "http://kontrol/kite").unwrap();
     c.set_auth(Some(Auth::kite_key(key)));
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("secret", &())).await.unwrap(), json!("alice"));
+    assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("alice"));
 
     let token = mint_token(
-        &kontrol,
+        kontrol,
         "kontrol",
         "bob",
         "/testuser",
@@ -263,11 +256,14 @@ async fn kite_key_and_token_authentication() {
     )
     .unwrap();
     c.set_auth(Some(Auth::token(token)));
-    assert_eq!(within(c.call("secret", &())).await.unwrap(), json!("bob"));
+    assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("bob"));
+}
 
-    // Wrong audience, foreign signer, unknown type.
+/// A token for another audience and one of a foreign signer (which fires the token-expire
+/// hook once) are refused, and so is an unknown authentication type.
+async fn refuses_bad_credentials(c: &kite::Client, kontrol: &KeyPair) {
     let other = mint_token(
-        &kontrol,
+        kontrol,
         "kontrol",
         "bob",
         "/someoneelse",
@@ -277,7 +273,7 @@ async fn kite_key_and_token_authentication() {
     .unwrap();
     c.set_auth(Some(Auth::token(other)));
     assert_eq!(
-        within(c.call("secret", &())).await.unwrap_err().kind(),
+        within(c.call("secret", ())).await.unwrap_err().kind(),
         ErrorKind::AuthenticationError
     );
     let foreign = KeyPair::generate().unwrap();
@@ -296,7 +292,7 @@ async fn kite_key_and_token_authentication() {
     c.on_token_expire(move || {
         e2.fetch_add(1, Ordering::SeqCst);
     });
-    let e = within(c.call("secret", &()))
+    let e = within(c.call("secret", ()))
         .await
         .unwrap_err()
         .to_kite_error();
@@ -306,12 +302,15 @@ async fn kite_key_and_token_authentication() {
         kind: "magic".into(),
         key: "x".into(),
     }));
-    let e = within(c.call("secret", &()))
+    let e = within(c.call("secret", ()))
         .await
         .unwrap_err()
         .to_kite_error();
     assert_eq!(e.message, "Unknown authentication type: magic");
-    // A custom authenticator.
+}
+
+/// A custom authenticator for the type `magic` accepts its word and refuses others.
+async fn custom_authenticator(server: &Kite, c: &kite::Client) {
     server.add_authenticator("magic", |c| async move {
         if c.auth.key == "open sesame" {
             Ok("ali".to_string())
@@ -323,19 +322,37 @@ async fn kite_key_and_token_authentication() {
         kind: "magic".into(),
         key: "open sesame".into(),
     }));
-    assert_eq!(within(c.call("secret", &())).await.unwrap(), json!("ali"));
+    assert_eq!(within(c.call("secret", ())).await.unwrap(), json!("ali"));
     c.set_auth(Some(Auth {
         kind: "magic".into(),
         key: "nope".into(),
     }));
     assert_eq!(
-        within(c.call("secret", &()))
+        within(c.call("secret", ()))
             .await
             .unwrap_err()
             .to_kite_error()
             .message,
         "magic: wrong word"
     );
+}
+
+#[tokio::test]
+async fn kite_key_and_token_authentication() {
+    let kontrol = KeyPair::generate().unwrap();
+    let server_config = Config {
+        kontrol_key: kontrol.public_pem.clone(),
+        kontrol_user: "kontrol".into(),
+        ..config()
+    };
+    let server = math_kite(server_config);
+    let url = start(&server).await;
+    let c = caller().client(&url);
+    accepts_kite_key_and_token(&c, &kontrol).await;
+    // Wrong audience, foreign signer, unknown type.
+    refuses_bad_credentials(&c, &kontrol).await;
+    // A custom authenticator.
+    custom_authenticator(&server, &c).await;
 }
 
 #[tokio::test]
@@ -375,11 +392,11 @@ async fn handlers_chain_throttle_and_duplicates() {
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
     assert_eq!(
-        within(c.call("chain", &())).await.unwrap(),
+        within(c.call("chain", ())).await.unwrap(),
         json!("final:post")
     );
-    within(c.call("limited", &())).await.unwrap();
-    let e = within(c.call("limited", &()))
+    within(c.call("limited", ())).await.unwrap();
+    let e = within(c.call("limited", ()))
         .await
         .unwrap_err()
         .to_kite_error();
@@ -396,7 +413,7 @@ async fn heartbeat_and_system_info() {
     let url = start(&k).await;
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
-    let info = within(c.call("kite.systemInfo", &())).await.unwrap();
+    let info = within(c.call("kite.systemInfo", ())).await.unwrap();
     assert_eq!(info["state"], "RUNNING");
     assert!(info["diskTotal"].as_u64().unwrap() > 0);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -425,14 +442,14 @@ async fn dial_forever_reconnects() {
         n.fetch_add(1, Ordering::SeqCst);
     });
     within(c.dial_forever()).await;
-    assert_eq!(within(c.call("square", &[3])).await.unwrap(), json!(9.0));
+    assert_eq!(within(c.call("square", [3])).await.unwrap(), json!(9.0));
     // Drop the connection from our side's transport: the client redials.
     c.connection().unwrap().close();
     while connects.load(Ordering::SeqCst) < 2 {
         within(c.connected()).await;
         tokio::task::yield_now().await;
     }
-    assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+    assert_eq!(within(c.call("square", [5])).await.unwrap(), json!(25.0));
     c.close();
 }
 
@@ -505,9 +522,9 @@ async fn raw_websocket_urls_skip_sockjs() {
     let c = caller().client(&raw);
     within(c.dial()).await.unwrap();
     assert_eq!(c.connection().unwrap().transport(), "websocket-raw");
-    assert_eq!(within(c.call("square", &[6])).await.unwrap(), json!(36.0));
+    assert_eq!(within(c.call("square", [6])).await.unwrap(), json!(36.0));
     assert_eq!(
-        within(c.call("echo", &json!([1, "two"]))).await.unwrap(),
+        within(c.call("echo", json!([1, "two"]))).await.unwrap(),
         json!([1, "two"])
     );
 }
@@ -531,7 +548,7 @@ async fn closed_kites_are_freed() {
     let from = caller();
     let c = from.client(&url);
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("square", &[3])).await.unwrap(), json!(9.0));
+    assert_eq!(within(c.call("square", [3])).await.unwrap(), json!(9.0));
     let (weak_k, weak_caller) = (k.downgrade(), from.downgrade());
     k.close();
     from.close();
@@ -546,7 +563,7 @@ async fn closed_kites_are_freed() {
     drop(k);
     let c = caller().client(&url);
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("square", &[4])).await.unwrap(), json!(16.0));
+    assert_eq!(within(c.call("square", [4])).await.unwrap(), json!(16.0));
     weak.upgrade().expect("a listening kite is alive").close();
     freed(&weak).await;
 

@@ -1,5 +1,8 @@
 //! Kontrol end to end on in-memory storage: register, find, tokens, keys, heartbeats,
 //! watching, HTTP registration and bad input. (The storage backends have their own suite.)
+// Test helpers outside #[test] functions unwrap too (clippy's allow-unwrap-in-tests covers
+// only the test functions themselves).
+#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,7 +108,7 @@ async fn register_find_and_call_with_token() {
     assert_eq!(c.auth().unwrap().kind, "token");
     within(c.dial()).await.unwrap();
     // `square` requires authentication: the token from Kontrol is accepted by `math`.
-    assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+    assert_eq!(within(c.call("square", [5])).await.unwrap(), json!(25.0));
 
     // Version constraints.
     let mut q = query("alice", "math");

@@ -151,7 +151,7 @@ async fn square_with_token(caller: &Kite, url: &str, token: &str) -> Result<Valu
     let c = caller.client(url);
     c.set_auth(Some(Auth::token(token.to_string())));
     within(c.dial()).await?;
-    let r = within(c.call("square", &[5])).await;
+    let r = within(c.call("square", [5])).await;
     c.close();
     r
 }
@@ -168,7 +168,7 @@ async fn find_and_call(caller: &Kite, username: &str, expect: &[&Kite]) {
         assert_eq!(c.auth().unwrap().kind, "token");
         within(c.dial()).await.unwrap();
         // `square` requires authentication: the kite accepts the token from Kontrol.
-        assert_eq!(within(c.call("square", &[5])).await.unwrap(), json!(25.0));
+        assert_eq!(within(c.call("square", [5])).await.unwrap(), json!(25.0));
         c.close();
     }
 }
@@ -243,7 +243,7 @@ async fn register_find_and_call(storage: Arc<dyn Storage>) {
     assert_eq!(within(caller.get_kites(&q)).await.unwrap().len(), 1);
     q.version = ">= 2.0".into();
     assert!(within(caller.get_kites(&q)).await.is_err());
-    let t = within(caller.get_token(&math.identity())).await.unwrap();
+    let t = within(caller.get_token(math.identity())).await.unwrap();
     assert_eq!(
         square_with_token(&caller, &math.url().unwrap(), &t)
             .await
@@ -273,7 +273,7 @@ async fn two_kontrols_form_one_registry(a: Arc<dyn Storage>, b: Arc<dyn Storage>
     find_and_call(&caller_b, &alice, &[&via_a, &via_b]).await;
 
     // getToken through B for the kite registered through A.
-    let t = within(caller_b.get_token_force(&via_a.identity()))
+    let t = within(caller_b.get_token_force(via_a.identity()))
         .await
         .unwrap();
     assert_eq!(
@@ -335,7 +335,7 @@ async fn heartbeating_kite_comes_back(storage: Arc<dyn Storage>) {
     let mut w = Watcher::start(&kontrol, &alice).await;
     let math = registered(&kontrol, "math", &alice).await;
     w.expect("REGISTER", &math).await;
-    assert!(storage.delete(&math.identity()).await.unwrap());
+    assert!(storage.delete(math.identity()).await.unwrap());
     w.expect("DEREGISTER", &math).await;
     w.expect("REGISTER", &math).await;
     let caller = kite_for(&kontrol, "caller", &user()).await;

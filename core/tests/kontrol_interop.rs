@@ -304,7 +304,7 @@ async fn our_find_and_call(caller: &Kite, username: &str, name: &str, id: &str, 
     within("dial the kite found", c.dial())
         .await
         .expect("dial the kite found");
-    let got = within("square", c.call("square", &[arg]))
+    let got = within("square", c.call("square", [arg]))
         .await
         .unwrap_or_else(|e| panic!("square with the token from Kontrol: {e}"));
     assert_eq!(got.as_f64(), Some(arg * arg));
@@ -361,12 +361,12 @@ async fn assert_go_kite_checks_auth(caller: &Kite, go_url: &str) {
     within("dial the Go kite", direct.dial())
         .await
         .expect("dial the Go kite");
-    let got = within("square with our kite key", direct.call("square", &[2]))
+    let got = within("square with our kite key", direct.call("square", [2]))
         .await
         .expect("the Go kite accepts a kite key signed by our Kontrol");
     assert_eq!(got.as_f64(), Some(4.0));
     direct.set_auth(None);
-    let e = within("square without authentication", direct.call("square", &[5]))
+    let e = within("square without authentication", direct.call("square", [5]))
         .await
         .expect_err("the Go kite's square needs authentication");
     assert_eq!(e.kind(), ErrorKind::AuthenticationError, "{e}");
@@ -399,14 +399,14 @@ async fn start_go_kontrol(dir: &Scratch, pg: &PgServer, db: &str, pair: &KeyPair
 /// getToken from the Go Kontrol (cached per audience, user, issuer and key pair; `force`
 /// mints a new one) and getKey.
 async fn assert_go_kontrol_tokens(caller: &Kite, math: &Kite, pair: &KeyPair) {
-    let t1 = within("getToken", caller.get_token(&math.identity()))
+    let t1 = within("getToken", caller.get_token(math.identity()))
         .await
         .unwrap_or_else(|e| panic!("getToken from the Go Kontrol: {e}"));
-    let t2 = within("getToken", caller.get_token(&math.identity()))
+    let t2 = within("getToken", caller.get_token(math.identity()))
         .await
         .unwrap();
     assert_eq!(t1, t2, "the Go Kontrol caches tokens");
-    let t3 = within("getToken force", caller.get_token_force(&math.identity()))
+    let t3 = within("getToken force", caller.get_token_force(math.identity()))
         .await
         .unwrap_or_else(|e| panic!("getToken force from the Go Kontrol: {e}"));
     assert_ne!(t1, t3, "force mints a new token");

@@ -48,12 +48,12 @@ async fn handlers_of_one_call_share_extensions() {
     let c = caller.client(&k.url().unwrap());
     tokio::time::timeout(WAIT, c.dial()).await.unwrap().unwrap();
     for _ in 0..2 {
-        let r = tokio::time::timeout(WAIT, c.call("whoami", &()))
+        let r = tokio::time::timeout(WAIT, c.call("whoami", ()))
             .await
             .unwrap();
         assert_eq!(r.unwrap(), json!(["alice", true]));
     }
-    let r = tokio::time::timeout(WAIT, c.call("fresh", &()))
+    let r = tokio::time::timeout(WAIT, c.call("fresh", ()))
         .await
         .unwrap();
     assert_eq!(r.unwrap(), json!(true));

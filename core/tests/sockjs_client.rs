@@ -1,5 +1,8 @@
 //! The SockJS client against our server (every client transport) and against small
 //! hand-made servers that misbehave in the ways the client must survive.
+// Test helpers outside #[test] functions unwrap too (clippy's allow-unwrap-in-tests covers
+// only the test functions themselves).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! The SockJS server, transport by transport, over real HTTP and websocket connections:
 //! the behaviour the SockJS protocol test suite checks, plus limits and hostile input.
+// Test helpers outside #[test] functions unwrap too (clippy's allow-unwrap-in-tests covers
+// only the test functions themselves).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -188,7 +188,7 @@ async fn rust_client_calls_a_tls_kite_over_every_transport() {
         within(c.dial())
             .await
             .unwrap_or_else(|e| panic!("{url} {transport}: {e}"));
-        let got = within(c.call("square", &[7])).await.unwrap();
+        let got = within(c.call("square", [7])).await.unwrap();
         assert_eq!(got, json!(49.0), "{url} {transport}");
         c.close();
     }
@@ -197,7 +197,7 @@ async fn rust_client_calls_a_tls_kite_over_every_transport() {
     let plain = math(None).await;
     let c = k.client(&plain.url().unwrap());
     within(c.dial()).await.unwrap();
-    assert_eq!(within(c.call("square", &[3])).await.unwrap(), json!(9.0));
+    assert_eq!(within(c.call("square", [3])).await.unwrap(), json!(9.0));
 }
 
 #[tokio::test]
@@ -228,7 +228,7 @@ async fn certificate_errors_are_typed_and_immediate() {
 
     // The working connection never noticed.
     assert_eq!(
-        within(good_client.call("square", &[4])).await.unwrap(),
+        within(good_client.call("square", [4])).await.unwrap(),
         json!(16.0)
     );
 }
@@ -270,7 +270,7 @@ async fn plain_and_tls_mixed_up() {
     for url in [tls.url().unwrap(), plain.url().unwrap()] {
         let c = k.client(&url);
         within(c.dial()).await.unwrap();
-        assert_eq!(within(c.call("square", &[2])).await.unwrap(), json!(4.0));
+        assert_eq!(within(c.call("square", [2])).await.unwrap(), json!(4.0));
     }
 }
 
@@ -419,7 +419,7 @@ async fn kontrol_over_https_with_dnode_and_http_registrations() {
         assert!(c.url().starts_with("https://"), "{}", c.url());
         within(c.dial()).await.unwrap();
         // `square` needs authentication: the token from Kontrol, over TLS.
-        assert_eq!(within(c.call("square", &[6])).await.unwrap(), json!(36.0));
+        assert_eq!(within(c.call("square", [6])).await.unwrap(), json!(36.0));
     }
     // HTTP heartbeats over TLS keep `beta` registered past Kontrol's grace period.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -692,7 +692,7 @@ async fn our_client_calls_a_go_tls_kite() {
         within(c.dial())
             .await
             .unwrap_or_else(|e| panic!("{transport}: {e}; Go stderr:\n{}", server.stderr()));
-        let got = within(c.call("square", &[5])).await.unwrap();
+        let got = within(c.call("square", [5])).await.unwrap();
         assert_eq!(got.as_f64(), Some(25.0), "{transport}");
         c.close();
     }

@@ -307,7 +307,11 @@ class Kite:
     """A kite: serves methods to other kites and calls theirs.
 
     Configuration comes from ``kite.key`` and the ``KITE_*`` environment, then from the
-    keyword arguments. Durations are in seconds.
+    keyword arguments. Durations are in seconds. The keyword arguments other than ``workers``
+    are the core's kite options (``kite::server::Options``, the same as the Node binding's
+    ``KiteOptions``): an unknown name or a bad value raises ``ValueError`` naming it.
+    ``method_handling`` (``"method"``, ``"first"`` or ``"latest"``) is the default handling
+    mode of the kite's methods.
     """
 
     def __new__(
@@ -328,12 +332,14 @@ class Kite:
         kontrol_user: Optional[str] = None,
         disable_authentication: Optional[bool] = None,
         disable_concurrency: Optional[bool] = None,
+        metrics: Optional[bool] = None,
         transport: Optional[str] = None,
         timeout: Optional[float] = None,
         verify_ttl: Optional[float] = None,
         handshake_timeout: Optional[float] = None,
         tls_cert: Optional[Union[str, PathLike[str]]] = None,
         tls_key: Optional[Union[str, PathLike[str]]] = None,
+        method_handling: Optional[str] = None,
         workers: Optional[int] = None,
     ) -> Kite: ...
     @property
@@ -500,7 +506,9 @@ class Kontrol:
     Kontrol's schema; parameters ``sslmode=disable``, ``connect_timeout=SECONDS``). A malformed
     spec raises ``ValueError`` here; storage that cannot be opened, in ``start()``.
     ``await kontrol.start(port=0)`` serves it. Kites register to it and find each other
-    through it (``kite.register()``, ``kite.get_kites(…)``).
+    through it (``kite.register()``, ``kite.get_kites(…)``). The keyword arguments are the
+    core's Kontrol options (``kite::kontrol::KontrolOptions``, the same as the Node binding's
+    ``KontrolOptions``; times in seconds): an unknown name or a bad value raises ``ValueError``.
     """
 
     def __new__(
@@ -513,6 +521,8 @@ class Kontrol:
         expire_after: Optional[float] = None,
         register_url: Optional[str] = None,
         allow_machines: bool = False,
+        ui: bool = False,
+        ui_token: Optional[str] = None,
     ) -> Kontrol: ...
     @property
     def kite(self) -> Kite:

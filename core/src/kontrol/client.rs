@@ -339,7 +339,7 @@ impl Kite {
     /// Kontrol's current public key; also adopted as this kite's trusted Kontrol key.
     pub async fn get_key(&self) -> Result<String, Error> {
         let c = self.kontrol().await?;
-        let v = c.call(METHOD_GET_KEY, &()).await?;
+        let v = c.call(METHOD_GET_KEY, ()).await?;
         let key = v
             .as_str()
             .map(str::to_string)

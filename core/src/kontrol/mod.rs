@@ -18,8 +18,10 @@ mod key_pairs;
 mod keys;
 mod lookup;
 pub mod metrics;
+mod options;
 pub mod query;
 mod register;
+mod register_mode;
 mod register_url;
 mod service;
 mod state;
@@ -32,5 +34,7 @@ pub use config::{
     METHOD_GET_KITES, METHOD_GET_TOKEN, METHOD_REGISTER, METHOD_REGISTER_MACHINE,
     METHOD_UNREGISTER,
 };
+pub use options::KontrolOptions;
+pub use register_mode::RegisterMode;
 pub use state::Kontrol;
 pub use storage::{Event, KiteRecord, Storage, StorageError, StorageResult};

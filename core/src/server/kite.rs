@@ -364,7 +364,10 @@ impl Kite {
         E: Into<KiteError> + 'static,
     {
         let h = handler(h);
-        let _ = self.update(|t| Ok(t.wide.pre.push(h)));
+        let _ = self.update(|t| {
+            let _: () = t.wide.pre.push(h);
+            Ok(())
+        });
     }
 
     /// Kite-wide post handler, run after every method's own.
@@ -376,7 +379,10 @@ impl Kite {
         E: Into<KiteError> + 'static,
     {
         let h = handler(h);
-        let _ = self.update(|t| Ok(t.wide.post.push(h)));
+        let _ = self.update(|t| {
+            let _: () = t.wide.post.push(h);
+            Ok(())
+        });
     }
 
     /// Kite-wide final function.
@@ -386,12 +392,18 @@ impl Kite {
         Fut: Future<Output = (Option<Value>, Option<KiteError>)> + Send + 'static,
     {
         let f = final_fn(f);
-        let _ = self.update(|t| Ok(t.wide.finals.push(f)));
+        let _ = self.update(|t| {
+            let _: () = t.wide.finals.push(f);
+            Ok(())
+        });
     }
 
     /// Handling mode of methods registered after this call that do not choose one.
     pub fn set_method_handling(&self, handling: MethodHandling) {
-        let _ = self.update(|t| Ok(t.handling = handling));
+        let _ = self.update(|t| {
+            let _: () = t.handling = handling;
+            Ok(())
+        });
     }
 
     /// Adds (or replaces) the authenticator of authentication type `kind`.

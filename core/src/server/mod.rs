@@ -12,6 +12,7 @@ mod drain;
 mod kite;
 mod listen;
 mod method;
+pub(crate) mod options;
 mod request;
 mod routes;
 
@@ -21,5 +22,6 @@ pub use defaults::SystemInfo;
 pub use drain::shutdown_signal;
 pub use kite::{Kite, WeakKite};
 pub use method::{argument_error, HandlerResult, Method, MethodHandling};
+pub use options::{Options, TimeUnit, TlsFiles};
 pub use request::{ArgsShape, Request};
 pub use routes::{HttpRequest, HttpResponse, MAX_ROUTE_BODY};

@@ -2,7 +2,7 @@
 //! 10,000 kites are registered, on SQLite and on PostgreSQL.
 //!
 //! ```text
-//! cargo run --release --example kontrol-bench [-- --kites 10000 --registrations 1000 --concurrency 32 --seconds 5]
+//! cargo run --release -p kite-rs-bench --bin kontrol-bench [-- --kites 10000 --registrations 1000 --concurrency 32 --seconds 5]
 //! ```
 //!
 //! For each backend a Kontrol (default settings: heartbeats every 10 s) listens on
@@ -28,8 +28,7 @@
 //! (`core/tests/common/postgres.rs`: Debian's binaries, a scratch cluster, 127.0.0.1 on a free
 //! port); without those binaries it is skipped with a message saying how to install them.
 
-#[cfg(feature = "postgres")]
-#[path = "../tests/common/postgres.rs"]
+#[path = "../core/tests/common/postgres.rs"]
 mod postgres_server;
 
 use std::sync::Arc;
@@ -259,6 +258,27 @@ async fn get_kites_load(
             .map(|(a, b)| per_call(b.saturating_sub(a))),
     })
 }
+/// Writes `seeds` kite records straight through `Storage::upsert`, `concurrency` at a time;
+/// returns records/s.
+async fn seed(
+    storage: &Arc<dyn Storage>,
+    key_id: &str,
+    seeds: usize,
+    concurrency: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let results: Vec<_> = stream::iter(0..seeds)
+        .map(|n| {
+            let storage = storage.clone();
+            let record = seeded(n, key_id);
+            async move { storage.upsert(&record).await }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(rate(seeds, started.elapsed()))
+}
 
 async fn bench(
     backend: &'static str,
@@ -273,18 +293,7 @@ async fn bench(
     // Seed through the Storage trait.
     let seeds = args.kites.saturating_sub(args.registrations);
     eprintln!("[{backend}] seeding {seeds} kites through Storage::upsert");
-    let started = Instant::now();
-    let results: Vec<_> = stream::iter(0..seeds)
-        .map(|n| {
-            let storage = storage.clone();
-            let record = seeded(n, &key_id);
-            async move { storage.upsert(&record).await }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let seeded_per_sec = rate(seeds, started.elapsed());
+    let seeded_per_sec = seed(&storage, &key_id, seeds, concurrency).await?;
 
     // Real registrations over connections dialed beforehand.
     eprintln!(
@@ -363,7 +372,6 @@ async fn sqlite(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Erro
     figures.map(Some)
 }
 
-#[cfg(feature = "postgres")]
 async fn postgres(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Error>> {
     use kite::kontrol::storage::postgres::Postgres;
     use postgres_server::{find_server_bin, PgServer};
@@ -386,12 +394,6 @@ async fn postgres(args: &Args) -> Result<Option<Figures>, Box<dyn std::error::Er
     let figures = bench("postgres", Arc::new(storage), args, cpu).await;
     drop(server);
     figures.map(Some)
-}
-
-#[cfg(not(feature = "postgres"))]
-async fn postgres(_: &Args) -> Result<Option<Figures>, Box<dyn std::error::Error>> {
-    eprintln!("[postgres] skipped: kite was built without the `postgres` feature");
-    Ok(None)
 }
 
 /// `process µs` or `process µs + db µs`.

@@ -113,6 +113,25 @@ mod tests {
     }
 
     #[test]
+    fn live_view() {
+        let py = json!({"ui": true, "ui_token": "t"});
+        let node = json!({"ui": true, "uiToken": "t"});
+        for (v, unit) in [(py, TimeUnit::Seconds), (node, TimeUnit::Milliseconds)] {
+            let c = KontrolOptions::from_json(v, unit)
+                .unwrap()
+                .config()
+                .unwrap();
+            assert!(c.ui);
+            assert_eq!(c.ui_token.as_deref(), Some("t"));
+        }
+        let c = KontrolOptions::from_json(json!({}), TimeUnit::Seconds)
+            .unwrap()
+            .config()
+            .unwrap();
+        assert!(!c.ui && c.ui_token.is_none());
+    }
+
+    #[test]
     fn bad_options_are_named() {
         let config_error = |r: Result<KontrolOptions, Error>| match r {
             Err(Error::Config(m)) => m,

@@ -328,6 +328,15 @@ mod tests {
     }
 
     #[test]
+    fn metrics_switch() {
+        let on = applied(json!({"metrics": true}), TimeUnit::Seconds).unwrap();
+        assert!(on.metrics);
+        let off = applied(json!({}), TimeUnit::Seconds).unwrap();
+        assert!(!off.metrics);
+        assert!(message(applied(json!({"metrics": "yes"}), TimeUnit::Seconds)).contains("metrics"));
+    }
+
+    #[test]
     fn nulls_and_absent_options_keep_the_config() {
         let c = applied(
             json!({"username": null, "timeout": null}),

@@ -82,10 +82,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating the Python virtual environment .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import pytest, pytest_asyncio, mypy, auditwheel" >/dev/null 2>&1 || [ ! -x .venv/bin/maturin ]; then
-  echo "setup: installing pytest, pytest-asyncio, mypy, maturin and auditwheel into .venv"
+# prometheus_client: its OpenMetrics parser reads the kites' /metrics in the tests.
+if ! .venv/bin/python -c "import pytest, pytest_asyncio, mypy, auditwheel, prometheus_client" >/dev/null 2>&1 || [ ! -x .venv/bin/maturin ]; then
+  echo "setup: installing pytest, pytest-asyncio, mypy, maturin, auditwheel and prometheus_client into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "pytest>=8" "pytest-asyncio>=0.23" "mypy>=1.10" \
-    "maturin>=1.7,<2" "auditwheel>=6"
+    "maturin>=1.7,<2" "auditwheel>=6" "prometheus_client>=0.20"
 fi
 py_stamp=.venv/.kite-rs-installed
 if [ ! -f "$py_stamp" ] || [ ! -f target/wheels/.built ] || [ -n "$(find pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml core/src \

@@ -409,6 +409,13 @@ export interface ClientOptions {
   auth?: Auth
 }
 
+/**
+ * Sends the spans this process has ended to the OTLP receiver and waits for its answer
+ * (call it before exiting); false when no exporter is configured
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT` unset). Kites made with `tracing: true` make the spans.
+ */
+export declare function flushTraces(): boolean
+
 /** Counts of what a kite keeps for JavaScript, for leak checks. */
 export interface HandleCounts {
   /**
@@ -504,6 +511,12 @@ export interface KiteOptions {
    * false.
    */
   metrics?: boolean
+  /**
+   * Carry W3C trace context in calls and make `kite.call`/`kite.request` spans, exported
+   * by the process's OTLP exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`; see `flushTraces`).
+   * Default: `KITE_TRACING`, or true when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+   */
+  tracing?: boolean
   /**
    * Transport of clients: `auto` (websocket, then XHR polling), `WebSocket` or
    * `XHRPolling`. Default: `KITE_TRANSPORT` or `auto`.

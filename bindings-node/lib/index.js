@@ -71,3 +71,4 @@ module.exports.Request = Request;
 module.exports.KiteError = KiteError;
 module.exports.kiteError = kiteError;
 module.exports.setLogger = setLogger;
+module.exports.flushTraces = native.flushTraces;

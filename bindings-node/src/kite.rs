@@ -61,6 +61,10 @@ pub struct KiteOptions {
     /// Serve Prometheus metrics at `/metrics` beside `/kite`. Default: `KITE_METRICS` or
     /// false.
     pub metrics: Option<bool>,
+    /// Carry W3C trace context in calls and make `kite.call`/`kite.request` spans, exported
+    /// by the process's OTLP exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`; see `flushTraces`).
+    /// Default: `KITE_TRACING`, or true when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub tracing: Option<bool>,
     /// Transport of clients: `auto` (websocket, then XHR polling), `WebSocket` or
     /// `XHRPolling`. Default: `KITE_TRANSPORT` or `auto`.
     #[napi(ts_type = "'auto' | 'WebSocket' | 'XHRPolling'")]

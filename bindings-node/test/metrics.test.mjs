@@ -1,9 +1,10 @@
 // Prometheus metrics of a Node kite (`metrics: true`): /metrics beside /kite after known
-// calls, and Kontrol's live view option (`ui`). Real sockets on 127.0.0.1, port 0.
+// calls; the tracing switch (the trace itself: core/tests/tracing_bindings.rs); Kontrol's
+// live view option (`ui`). Real sockets on 127.0.0.1, port 0.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Kite, Kontrol } from 'kite-rs';
+import { Kite, Kontrol, flushTraces } from 'kite-rs';
 import { connect, startKite, within } from './helpers.mjs';
 
 const open = { auth: false };
@@ -47,6 +48,14 @@ test('metrics are off by default; a wrong type is refused', async () => {
     k.close();
   }
   assert.throws(() => new Kite({ name: 'x', version: '1.0.0', metrics: 'yes' }), /metrics/);
+});
+
+test('the tracing switch takes a boolean; flushTraces says whether an exporter is set', () => {
+  // Without OTEL_EXPORTER_OTLP_ENDPOINT (unset here) there is no exporter to flush.
+  assert.equal(process.env.OTEL_EXPORTER_OTLP_ENDPOINT, undefined);
+  new Kite({ name: 'x', version: '1.0.0', tracing: true }).close();
+  assert.equal(flushTraces(), false);
+  assert.throws(() => new Kite({ name: 'x', version: '1.0.0', tracing: 'yes' }), /tracing/);
 });
 
 test("Kontrol's ui option serves the live view", async () => {

@@ -1,10 +1,11 @@
 """Prometheus metrics of a Python kite (``metrics=True``): ``/metrics`` beside ``/kite``,
-read with prometheus_client's OpenMetrics parser after known calls; and Kontrol's live view
-option. Real sockets on 127.0.0.1, port 0; no sleeps."""
+read with prometheus_client's OpenMetrics parser after known calls; the tracing switch (the
+trace itself: core/tests/tracing_bindings.rs); and Kontrol's live view option. Real sockets on 127.0.0.1, port 0; no sleeps."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import urllib.error
 import urllib.request
 from typing import Any, Awaitable, Callable, Dict, Tuple
@@ -12,7 +13,7 @@ from typing import Any, Awaitable, Callable, Dict, Tuple
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from kite_rs import Client, Kite, Kontrol, Request
+from kite_rs import Client, Kite, Kontrol, Request, flush_traces
 
 pytestmark = pytest.mark.asyncio
 
@@ -80,6 +81,15 @@ async def test_metrics_off_by_default(make_kite: MakeKite) -> None:
     port = await k.start(port=0)
     status, _, _ = await asyncio.to_thread(get, f"http://127.0.0.1:{port}/metrics")
     assert status == 404
+
+
+async def test_tracing_switch(make_kite: MakeKite) -> None:
+    # Without OTEL_EXPORTER_OTLP_ENDPOINT (unset here) there is no exporter to flush.
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in os.environ
+    make_kite("traced", tracing=True)
+    assert flush_traces() is False
+    with pytest.raises(ValueError, match="tracing"):
+        make_kite("bad", tracing="yes")
 
 
 async def test_kontrol_live_view_option(make_kite: MakeKite) -> None:

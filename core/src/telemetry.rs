@@ -5,6 +5,8 @@
 //! ignore), so that the callee's `kite.request` span is a child of the caller's
 //! `kite.call` span. Off by default: the frames are then exactly what they were.
 
+use std::sync::OnceLock;
+
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
@@ -24,6 +26,9 @@ const MAX_TRACEPARENT: usize = 256;
 /// The longest `tracestate` accepted from a peer (the W3C limit is 512 characters).
 const MAX_TRACESTATE: usize = 512;
 
+/// The process's exporter when the bindings share one (see [`Telemetry::process`]).
+static PROCESS: OnceLock<Option<Telemetry>> = OnceLock::new();
+
 /// An OTLP trace exporter and the tracer provider feeding it. Add [`Telemetry::layer`] to
 /// the `tracing` subscriber; call [`Telemetry::shutdown`] before exiting to send what is
 /// buffered.
@@ -34,18 +39,46 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// An exporter configured by the standard `OTEL_EXPORTER_OTLP_*` variables (the
-    /// endpoint gets `/v1/traces` appended), naming the process `service`; `None` when
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is not set.
+    /// endpoint gets `/v1/traces` appended), naming the process `OTEL_SERVICE_NAME` or else
+    /// `service`; `None` when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is not set.
     pub fn from_env(service: &str) -> Result<Option<Telemetry>, Error> {
-        let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.trim().is_empty());
-        if !set("OTEL_EXPORTER_OTLP_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        let set = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        if set("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()
+            && set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none()
+        {
             return Ok(None);
         }
+        let service = set("OTEL_SERVICE_NAME").unwrap_or_else(|| service.to_string());
+        let service = service.as_str();
         let exporter = SpanExporter::builder()
             .with_http()
             .build()
             .map_err(|e| Error::Config(format!("OTLP exporter: {e}")))?;
         Ok(Some(Self::with_exporter(service, exporter)))
+    }
+
+    /// The exporter shared by the kites of this process (the Python and Node bindings add
+    /// its [`layer`](Telemetry::layer) to the subscriber they install): built from the
+    /// environment by the first call ([`Telemetry::from_env`]), `None` when no endpoint is
+    /// set. An exporter that cannot be built is an error on every call.
+    pub fn process(service: &str) -> Result<Option<&'static Telemetry>, Error> {
+        if let Some(t) = PROCESS.get() {
+            return Ok(t.as_ref());
+        }
+        let built = Self::from_env(service)?;
+        // Two first calls at once: one exporter is kept, the other dropped unused.
+        let _ = PROCESS.set(built);
+        Ok(PROCESS.get().and_then(Option::as_ref))
+    }
+
+    /// Sends the spans the process's exporter holds (see [`Telemetry::process`]); `false`
+    /// when there is none. Blocks until the receiver has answered.
+    pub fn flush_process() -> Result<bool, Error> {
+        match PROCESS.get().and_then(Option::as_ref) {
+            Some(t) => t.flush().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// An exporter posting to `traces_url` (the full URL, e.g.

@@ -2,18 +2,14 @@
 //! their spans over OTLP to a receiver in the test, which checks that they form one trace
 //! with the right parent links. (One test per binary: the `tracing` subscriber is global.)
 
-use std::sync::{Arc, Mutex};
+#[path = "common/otlp.rs"]
+mod otlp;
+
 use std::time::Duration;
 
-use axum::body::Bytes;
 use kite::sockjs::Transport;
 use kite::telemetry::Telemetry;
 use kite::{Config, Kite, KiteError, Method, Request};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::trace::v1::Span;
-use prost::Message;
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -27,37 +23,6 @@ async fn within<F: std::future::IntoFuture>(f: F) -> F::Output {
         .expect("timed out")
 }
 
-/// An OTLP/HTTP receiver on port 0: keeps every span posted to `/v1/traces`.
-async fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
-    let spans = Arc::new(Mutex::new(Vec::new()));
-    let kept = spans.clone();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        axum::routing::post(move |body: Bytes| {
-            let kept = kept.clone();
-            async move {
-                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-                let mut kept = kept.lock().expect("spans");
-                for resource in request.resource_spans {
-                    for scope in resource.scope_spans {
-                        kept.extend(scope.spans);
-                    }
-                }
-                (
-                    [("content-type", "application/x-protobuf")],
-                    ExportTraceServiceResponse::default().encode_to_vec(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}/v1/traces"), spans)
-}
-
 fn traced(name: &str) -> Kite {
     let config = Config {
         ip: "127.0.0.1".into(),
@@ -67,31 +32,11 @@ fn traced(name: &str) -> Kite {
     Kite::with_config(name, "1.0.0", config).expect("kite")
 }
 
-/// The one span named `name` whose `method` attribute is `method`.
-fn find<'a>(spans: &'a [Span], name: &str, method: &str) -> &'a Span {
-    let found: Vec<&Span> = spans
-        .iter()
-        .filter(|s| {
-            s.name == name
-                && s.attributes.iter().any(|a| {
-                    a.key == "method"
-                    && a.value.as_ref().and_then(|v| v.value.as_ref())
-                        == Some(
-                            &opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
-                                method.into(),
-                            ),
-                        )
-                })
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "{name} {method}: {spans:#?}");
-    found[0]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_across_three_kites() {
-    let (url, received) = receiver().await;
-    let telemetry = Telemetry::with_endpoint("tracing-test", &url).expect("exporter");
+    let (url, received) = otlp::receiver().await;
+    let telemetry =
+        Telemetry::with_endpoint("tracing-test", &format!("{url}/v1/traces")).expect("exporter");
     tracing_subscriber::registry()
         .with(
             telemetry
@@ -145,11 +90,15 @@ async fn one_trace_across_three_kites() {
         .expect("flush task")
         .expect("flush");
     let spans = received.lock().expect("spans").clone();
-    let root = spans.iter().find(|s| s.name == "root").expect("root span");
-    let call_middle = find(&spans, "kite.call", "middle");
-    let serve_middle = find(&spans, "kite.request", "middle");
-    let call_leaf = find(&spans, "kite.call", "leaf");
-    let serve_leaf = find(&spans, "kite.request", "leaf");
+    let root = &spans
+        .iter()
+        .find(|r| r.span.name == "root")
+        .expect("root span")
+        .span;
+    let call_middle = &otlp::find(&spans, "kite.call", "middle").span;
+    let serve_middle = &otlp::find(&spans, "kite.request", "middle").span;
+    let call_leaf = &otlp::find(&spans, "kite.call", "leaf").span;
+    let serve_leaf = &otlp::find(&spans, "kite.request", "leaf").span;
     for s in [call_middle, serve_middle, call_leaf, serve_leaf] {
         assert_eq!(s.trace_id, root.trace_id, "{} in another trace", s.name);
     }

@@ -36,9 +36,16 @@ __all__ = [
     "RemoteFunction",
     "Request",
     "__version__",
+    "flush_traces",
 ]
 
 __version__: str
+
+def flush_traces() -> bool:
+    """Sends the spans this process has ended to the OTLP receiver and waits for its answer
+    (call it before exiting); ``False`` when no exporter is configured
+    (``OTEL_EXPORTER_OTLP_ENDPOINT`` unset). Kites made with ``tracing=True`` make the spans.
+    """
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _K = TypeVar("_K", bound="Kite")
@@ -333,6 +340,7 @@ class Kite:
         disable_authentication: Optional[bool] = None,
         disable_concurrency: Optional[bool] = None,
         metrics: Optional[bool] = None,
+        tracing: Optional[bool] = None,
         transport: Optional[str] = None,
         timeout: Optional[float] = None,
         verify_ttl: Optional[float] = None,

@@ -129,6 +129,10 @@ pub struct Options {
     /// Serve Prometheus metrics at `/metrics` (see [`crate::metrics`]). Default:
     /// `KITE_METRICS` or off.
     pub metrics: Option<bool>,
+    /// Carry W3C trace context in calls and make `kite.call`/`kite.request` spans (see
+    /// [`crate::telemetry`]). Default: `KITE_TRACING`, or on when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub tracing: Option<bool>,
     /// Default handling mode of methods: `method`, `first` or `latest` (see
     /// [`MethodHandling`]); not part of [`Config`], the binding sets it on the kite.
     /// Default: `method`.
@@ -199,6 +203,9 @@ impl Options {
         }
         if let Some(m) = self.metrics {
             config.metrics = m;
+        }
+        if let Some(t) = self.tracing {
+            config.tracing = t;
         }
         if let Some(t) = &self.transport {
             config.transport = t
@@ -334,6 +341,15 @@ mod tests {
         let off = applied(json!({}), TimeUnit::Seconds).unwrap();
         assert!(!off.metrics);
         assert!(message(applied(json!({"metrics": "yes"}), TimeUnit::Seconds)).contains("metrics"));
+    }
+
+    #[test]
+    fn tracing_switch() {
+        let on = applied(json!({"tracing": true}), TimeUnit::Milliseconds).unwrap();
+        assert!(on.tracing);
+        let off = applied(json!({"tracing": false}), TimeUnit::Milliseconds).unwrap();
+        assert!(!off.tracing);
+        assert!(message(applied(json!({"tracing": 1}), TimeUnit::Seconds)).contains("tracing"));
     }
 
     #[test]

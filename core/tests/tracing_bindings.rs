@@ -41,6 +41,26 @@ fn traced(program: &str, script: &str, service: &str, otlp: &str) -> Command {
     cmd
 }
 
+/// The Node `leaf` kite, then the Python `middle` kite calling it.
+async fn start_peers(otlp: &str) -> (Peer, Peer) {
+    let python = repo_root().join(".venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: run `scripts/setup.sh`",
+        python.display()
+    );
+    let leaf = Peer::start("node leaf", traced("node", "leaf.mjs", "node-leaf", otlp)).await;
+    let mut middle_cmd = traced(
+        python.to_str().expect("path"),
+        "middle.py",
+        "python-middle",
+        otlp,
+    );
+    middle_cmd.arg(leaf.url());
+    let middle = Peer::start("python middle", middle_cmd).await;
+    (leaf, middle)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_from_rust_through_python_to_node() {
     let (otlp, received) = otlp::receiver().await;
@@ -54,21 +74,7 @@ async fn one_trace_from_rust_through_python_to_node() {
         )
         .init();
 
-    let python = repo_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "{} is missing: run `scripts/setup.sh`",
-        python.display()
-    );
-    let leaf = Peer::start("node leaf", traced("node", "leaf.mjs", "node-leaf", &otlp)).await;
-    let mut middle_cmd = traced(
-        python.to_str().expect("path"),
-        "middle.py",
-        "python-middle",
-        &otlp,
-    );
-    middle_cmd.arg(leaf.url());
-    let middle = Peer::start("python middle", middle_cmd).await;
+    let (leaf, middle) = start_peers(&otlp).await;
 
     let config = Config {
         ip: "127.0.0.1".into(),
@@ -103,15 +109,21 @@ async fn one_trace_from_rust_through_python_to_node() {
         .expect("flush");
 
     let spans = received.lock().expect("spans").clone();
-    let context = || format!("spans: {spans:#?}\npython:\n{middle_log}\nnode:\n{leaf_log}");
+    assert_one_trace(&spans, &format!("python:\n{middle_log}\nnode:\n{leaf_log}"));
+    telemetry.shutdown().expect("shutdown");
+}
+
+/// The five spans form one trace, each from its process, each the child of the one before.
+fn assert_one_trace(spans: &[otlp::Received], logs: &str) {
+    let context = || format!("spans: {spans:#?}\n{logs}");
     let root = spans
         .iter()
         .find(|r| r.span.name == "root")
         .unwrap_or_else(|| panic!("no root span; {}", context()));
-    let call_middle = otlp::find(&spans, "kite.call", "middle");
-    let serve_middle = otlp::find(&spans, "kite.request", "middle");
-    let call_leaf = otlp::find(&spans, "kite.call", "leaf");
-    let serve_leaf = otlp::find(&spans, "kite.request", "leaf");
+    let call_middle = otlp::find(spans, "kite.call", "middle");
+    let serve_middle = otlp::find(spans, "kite.request", "middle");
+    let call_leaf = otlp::find(spans, "kite.call", "leaf");
+    let serve_leaf = otlp::find(spans, "kite.request", "leaf");
     for (r, service) in [
         (root, "rust-caller"),
         (call_middle, "rust-caller"),
@@ -143,5 +155,4 @@ async fn one_trace_from_rust_through_python_to_node() {
         context()
     );
     assert_eq!(serve_leaf.span.parent_span_id, call_leaf.span.span_id);
-    telemetry.shutdown().expect("shutdown");
 }

@@ -98,10 +98,17 @@ pub(crate) fn install() {
             Ok(t) => (t, None),
             Err(e) => (None, Some(e)),
         };
+        // Spans at info and above for the exporter; none at all without one (a missing layer
+        // would enable every span).
+        let spans = if telemetry.is_some() {
+            LevelFilter::INFO
+        } else {
+            LevelFilter::OFF
+        };
         let _ = tracing_subscriber::registry()
             .with(stderr)
             .with(ToJs.with_filter(JsLevel))
-            .with(telemetry.map(|t| t.layer().with_filter(LevelFilter::INFO)))
+            .with(telemetry.map(|t| t.layer()).with_filter(spans))
             .try_init();
         if let Some(e) = failed {
             tracing::error!("traces are not exported: {e}");

@@ -94,9 +94,16 @@ pub(crate) fn install(py: Python<'_>) {
         Ok(t) => (t, None),
         Err(e) => (None, Some(e)),
     };
+    // Spans at info and above for the exporter; none at all without one (a missing layer
+    // would enable every span).
+    let spans = if telemetry.is_some() {
+        LevelFilter::INFO
+    } else {
+        LevelFilter::OFF
+    };
     let subscriber = tracing_subscriber::registry()
         .with(Forwarder::new(&GATE, queue).into_layer())
-        .with(telemetry.map(|t| t.layer().with_filter(LevelFilter::INFO)));
+        .with(telemetry.map(|t| t.layer()).with_filter(spans));
     let _ = tracing::subscriber::set_global_default(subscriber);
     refresh(py);
     if let Some(e) = failed {

@@ -840,4 +840,5 @@ module.exports.Connection = nativeBinding.Connection
 module.exports.Kite = nativeBinding.Kite
 module.exports.Kontrol = nativeBinding.Kontrol
 module.exports.Method = nativeBinding.Method
+module.exports.flushTraces = nativeBinding.flushTraces
 module.exports.setLogger = nativeBinding.setLogger

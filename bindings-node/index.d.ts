@@ -432,6 +432,13 @@ export interface ClientOptions {
   auth?: Auth
 }
 
+/**
+ * Sends the spans this process has ended to the OTLP receiver and waits for its answer
+ * (call it before exiting); false when no exporter is configured
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT` unset). Kites made with `tracing: true` make the spans.
+ */
+export declare function flushTraces(): boolean
+
 /** Counts of what a kite keeps for JavaScript, for leak checks. */
 export interface HandleCounts {
   /**
@@ -522,6 +529,17 @@ export interface KiteOptions {
   disableAuthentication?: boolean
   /** Handle the requests of one connection one after another. Default: false. */
   disableConcurrency?: boolean
+  /**
+   * Serve Prometheus metrics at `/metrics` beside `/kite`. Default: `KITE_METRICS` or
+   * false.
+   */
+  metrics?: boolean
+  /**
+   * Carry W3C trace context in calls and make `kite.call`/`kite.request` spans, exported
+   * by the process's OTLP exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`; see `flushTraces`).
+   * Default: `KITE_TRACING`, or true when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+   */
+  tracing?: boolean
   /**
    * Transport of clients: `auto` (websocket, then XHR polling), `WebSocket` or
    * `XHRPolling`. Default: `KITE_TRANSPORT` or `auto`.
@@ -614,6 +632,13 @@ export interface KontrolOptions {
   expireAfter?: number
   /** The URL Kontrol registers itself with in its own registry. Default: none. */
   registerUrl?: string
+  /** Serve the read-only live view of the registry at `/ui`. Default: false. */
+  ui?: boolean
+  /**
+   * The token the `/ui` page needs (`/ui?token=…`); without one it is served to loopback
+   * clients only. Default: none.
+   */
+  uiToken?: string
 }
 
 /** One log record, as the JavaScript logger gets it. */

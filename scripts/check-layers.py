@@ -64,6 +64,10 @@ CRATES = [
 # - `error` (`kite::Error`) wraps `protocol::KiteError`, `sockjs::ConnectError` and names
 #   TLS errors, and is what the peer, server, client and Kontrol return: above `sockjs`,
 #   below `peer`;
+# - `metrics` (prometheus-client handles) uses `protocol` and `auth` (error kinds and
+#   refusal reasons as labels) and is counted with by `sockjs` and above: beside `dnode`;
+# - `telemetry` (OpenTelemetry) names the `protocol` trace context and returns
+#   `kite::Error`, and is used by `peer`: at the peer's level;
 # - `fuzzing` (doc-hidden entry points of the fuzz targets) drives every layer: on top.
 LAYERS: dict[str, tuple[int, str]] = {
     "protocol": (0, "IO-free wire types"),
@@ -71,8 +75,10 @@ LAYERS: dict[str, tuple[int, str]] = {
     "logging": (1, "tracing events as plain records, for the bindings' log sinks"),
     "auth": (1, "JWT keys and tokens"),
     "dnode": (2, "dnode messages and arguments"),
+    "metrics": (2, "a kite's Prometheus registry and the handles the layers count with"),
     "sockjs": (3, "SockJS transport"),
     "error": (4, "kite::Error"),
+    "telemetry": (5, "OTLP export and the W3C trace context of calls"),
     "peer": (5, "one dnode connection"),
     "server": (6, "Kite, methods, Request"),
     "client": (7, "Client"),

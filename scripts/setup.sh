@@ -24,18 +24,28 @@ if [ ! -d tests/interop/kitejs/node_modules ] || [ tests/interop/kitejs/package-
   touch tests/interop/kitejs/node_modules
 fi
 
+# puppeteer-core for the browser test of Kontrol's /ui (tests/ui); the browser is Debian's
+# chromium, installed below.
+if [ ! -d tests/ui/node_modules ] || [ tests/ui/package-lock.json -nt tests/ui/node_modules ]; then
+  echo "setup: installing puppeteer-core for the /ui browser test from npm"
+  npm ci --prefix tests/ui --no-audit --no-fund --loglevel=error
+  touch tests/ui/node_modules
+fi
+
 # The Go reference kite's interop programs (server, client, mint, capture) in
 # tests/interop/go/bin, from the Go module proxy; quick when already built.
 echo "setup: building the Go reference interop programs"
 bash tests/interop/go/build.sh
 
 # From Debian: protoc and its well-known .proto files, which the build of the optional
-# `etcd` feature (etcd-client) needs, and the etcd server that core/tests/storage_etcd.rs
-# starts. Only what is missing.
+# `etcd` feature (etcd-client) needs, the etcd server that core/tests/storage_etcd.rs
+# starts, and chromium for the /ui browser test. Only what is missing.
 missing=()
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+# The headless browser of the /ui test (tests/ui/live_view.test.mjs).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} from Debian"
   as_root=""; [ "$(id -u)" -eq 0 ] || as_root="sudo"
@@ -72,10 +82,11 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating the Python virtual environment .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import pytest, pytest_asyncio, mypy, auditwheel" >/dev/null 2>&1 || [ ! -x .venv/bin/maturin ]; then
-  echo "setup: installing pytest, pytest-asyncio, mypy, maturin and auditwheel into .venv"
+# prometheus_client: its OpenMetrics parser reads the kites' /metrics in the tests.
+if ! .venv/bin/python -c "import pytest, pytest_asyncio, mypy, auditwheel, prometheus_client" >/dev/null 2>&1 || [ ! -x .venv/bin/maturin ]; then
+  echo "setup: installing pytest, pytest-asyncio, mypy, maturin, auditwheel and prometheus_client into .venv"
   .venv/bin/pip install -q --disable-pip-version-check "pytest>=8" "pytest-asyncio>=0.23" "mypy>=1.10" \
-    "maturin>=1.7,<2" "auditwheel>=6"
+    "maturin>=1.7,<2" "auditwheel>=6" "prometheus_client>=0.20"
 fi
 py_stamp=.venv/.kite-rs-installed
 if [ ! -f "$py_stamp" ] || [ ! -f target/wheels/.built ] || [ -n "$(find pyproject.toml Cargo.toml Cargo.lock core/Cargo.toml core/src \

@@ -39,6 +39,9 @@ bash scripts/test-npm-package.sh
 # The README's `cargo run --bin/--example` commands run these debug builds (cargo test built
 # the examples only as test harnesses).
 cargo build --workspace --bins --examples --locked
+# Kontrol's /ui in Debian's chromium (puppeteer-core): kites appear and leave live; writes
+# docs/kontrol-ui.png, the README's screenshot.
+npm test --prefix tests/ui
 python3 scripts/readme_check.py --self-test
 python3 scripts/readme_check.py
 echo "test.sh: all tests passed"

@@ -10,6 +10,7 @@
 //! cargo run --release -p kite-rs-bench --bin kite-bench -- --servers python,python-def,rust,go  # the Python binding
 //! cargo run --release -p kite-rs-bench --bin kite-bench -- --case 64x1 --repeat 1 --memory-connections 0  # one case
 //! cargo run --release -p kite-rs-bench --bin kite-bench -- --servers rust,rust-tls --case 8x16  # TLS vs plain
+//! cargo run --release -p kite-rs-bench --bin kite-bench -- --servers rust,rust-metrics --compare --case 8x16 --memory-connections 0  # metrics off vs on
 //! bash scripts/bench-compare.sh [OLD_COMMIT]   # our server of an old commit vs this tree
 //! ```
 //!
@@ -58,7 +59,8 @@ struct Args {
     /// Servers to run, in this order in each round: rust, go, kitejs, node (kite-rs with
     /// JavaScript handlers), python (kite-rs with `async def` handlers), python-def (plain
     /// `def` handlers), rust-tls (our kite over TLS), rust-tunnel (our kite reached through
-    /// our tunnel proxy), or a name given by --server-bin.
+    /// our tunnel proxy), rust-metrics (our kite with its Prometheus metrics on), or a name
+    /// given by --server-bin.
     #[arg(long, value_delimiter = ',', default_value = "rust,go,kitejs")]
     servers: Vec<String>,
     /// NAME=PATH: the server NAME is the kite-bench binary PATH, run with `--serve` (any
@@ -92,6 +94,9 @@ struct Args {
     /// Internal: with --serve, serve TLS with this certificate and key (PEM).
     #[arg(long, hide = true, num_args = 2)]
     tls: Option<Vec<PathBuf>>,
+    /// Internal: with --serve, turn the kite's Prometheus metrics on.
+    #[arg(long, hide = true)]
+    metrics: bool,
 }
 
 fn parse_server_bin(s: &str) -> Result<(String, PathBuf), String> {
@@ -111,6 +116,7 @@ const BUILTIN: [&str; 8] = [
     "rust",
     "rust-tls",
     "rust-tunnel",
+    "rust-metrics",
     "go",
     "kitejs",
     "node",
@@ -122,7 +128,7 @@ const BUILTIN: [&str; 8] = [
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     if args.serve {
-        return servers::serve_rust(args.tls.clone()).await;
+        return servers::serve_rust(args.tls.clone(), args.metrics).await;
     }
     if args.serve_tunnel {
         return servers::serve_tunnel().await;

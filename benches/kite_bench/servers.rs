@@ -19,13 +19,18 @@ fn repo_root() -> PathBuf {
 /// `--serve`: our kite with a `square` method and no authentication on 127.0.0.1, port
 /// chosen by the system; prints `{"port": N}` and serves until stdin closes. A kite-bench
 /// built from any commit serves the same way, which is how `--server-bin` runs it.
-pub async fn serve_rust(tls: Option<Vec<PathBuf>>) -> Result<(), Box<dyn std::error::Error>> {
+/// `metrics`: with its Prometheus metrics on (`--serve --metrics`, the `rust-metrics` server).
+pub async fn serve_rust(
+    tls: Option<Vec<PathBuf>>,
+    metrics: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let k = kite::Kite::with_config(
         "bench",
         "1.0.0",
         kite::Config {
             ip: "127.0.0.1".into(),
             tls: tls.and_then(|f| Some((f.first()?.clone(), f.get(1)?.clone()))),
+            metrics,
             ..kite::Config::default()
         },
     )?;
@@ -213,10 +218,13 @@ fn builtin(
             c.arg("--serve-tunnel");
             c
         }
-        "rust" | "rust-tls" => {
+        "rust" | "rust-tls" | "rust-metrics" => {
             let mut c =
                 tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
             c.arg("--serve");
+            if name == "rust-metrics" {
+                c.arg("--metrics");
+            }
             if let Some(t) = tls {
                 c.arg("--tls").arg(&t.cert).arg(&t.key);
             }

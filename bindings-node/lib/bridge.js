@@ -4,7 +4,14 @@
 // settles its pending call with what it returns, resolves or throws, and `invoke`, which runs a callback or listener and reports what it throws or
 // rejects with instead of letting it end the process.
 
+const { AsyncLocalStorage } = require('node:async_hooks');
 const { newRequest } = require('./request.js');
+
+/**
+ * The traced request a handler serves (an opaque native value, see src/traces.rs), for the
+ * calls the handler makes (lib/index.js hands it to the native `tell`).
+ */
+const traces = new AsyncLocalStorage();
 
 /**
  * Made once per kite with the native `settle(id, value, failed)`, `info(key, field)`,
@@ -17,7 +24,7 @@ function makeBridge(settle, info, forget, report) {
   const thenable = (r) => r !== null && (typeof r === 'object' || typeof r === 'function') &&
     typeof r.then === 'function';
 
-  function dispatch(handler, key, id, a, b, rid, method, username, args) {
+  function dispatch(handler, key, id, a, b, rid, method, username, args, trace) {
     let req;
     if (rid !== undefined) {
       req = newRequest(info, key, rid, method, username, args);
@@ -30,7 +37,7 @@ function makeBridge(settle, info, forget, report) {
     }
     let r;
     try {
-      r = handler(req, a, b);
+      r = trace === undefined ? handler(req, a, b) : traces.run(trace, handler, req, a, b);
     } catch (e) {
       settle(id, e, true);
       return;
@@ -71,4 +78,4 @@ function makeBridge(settle, info, forget, report) {
   return [dispatch, release, invoke, failed];
 }
 
-module.exports = { makeBridge };
+module.exports = { makeBridge, traces };

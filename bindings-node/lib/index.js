@@ -6,7 +6,7 @@
 
 const native = require('../index.js');
 const { KiteError, kiteError, atCallSite } = require('./errors.js');
-const { makeBridge } = require('./bridge.js');
+const { makeBridge, traces } = require('./bridge.js');
 const { Request } = require('./request.js');
 
 native.__kiteSetup(KiteError, makeBridge);
@@ -35,6 +35,29 @@ const PROMISES = {
     'getKites', 'getToken', 'getKey', 'sendWebRTC', 'registerToProxy', 'registerToTunnel'],
   Kontrol: ['listen', 'newKiteKey', 'publicKey', 'rotateKey'],
 };
+/**
+ * Makes the traced request a handler serves (if any) the parent of the calls it makes with
+ * `tell` on instances of `cls` (the native `tell` reads it while it runs).
+ */
+function tracedTell(cls) {
+  const fn = cls.prototype.tell;
+  const tell = {
+    tell(...args) {
+      const parent = traces.getStore();
+      if (parent === undefined) return fn.apply(this, args);
+      native.__traceEnter(parent);
+      try {
+        return fn.apply(this, args);
+      } finally {
+        native.__traceLeave();
+      }
+    },
+  }.tell;
+  Object.defineProperty(cls.prototype, 'tell', { value: tell, writable: true, configurable: true });
+}
+tracedTell(native.Client);
+tracedTell(native.Connection);
+
 for (const [cls, names] of Object.entries(PROMISES)) {
   for (const name of names) {
     if (typeof native[cls].prototype[name] === 'function') withCallSite(native[cls].prototype, name);
@@ -71,3 +94,4 @@ module.exports.Request = Request;
 module.exports.KiteError = KiteError;
 module.exports.kiteError = kiteError;
 module.exports.setLogger = setLogger;
+module.exports.flushTraces = native.flushTraces;

@@ -87,6 +87,8 @@ pub(crate) enum Job {
         /// Second and third arguments (final functions: result and error).
         extra: Option<(Option<Value>, Option<KiteError>)>,
         pending: u64,
+        /// The traced request being served (see `traces`): its handler's calls continue it.
+        parent: Option<crate::traces::Parent>,
     },
     /// Call a function passed as a callback with the remote side's arguments.
     Callback { func: u64, args: kite::Arguments },
@@ -107,6 +109,15 @@ pub(crate) struct Listener {
     pub(crate) owner: u64,
     pub(crate) event: Event,
     pub(crate) func: u64,
+}
+
+/// Releases a traced request's span when the call through the bridge is over.
+struct Released(crate::traces::Parent);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 /// Runs after the JavaScript side settles or the wait is abandoned.
@@ -255,11 +266,14 @@ impl Bridge {
         let (tx, rx) = oneshot::channel();
         let pending = self.id();
         lock(&self.pending).insert(pending, tx);
+        let parent = crate::traces::Parent::serving();
+        let _release = parent.clone().map(Released);
         self.post(Job::Call {
             func,
             subject,
             extra,
             pending,
+            parent: parent.clone(),
         });
         let settled = match cancel {
             Some(conn) => tokio::select! {

@@ -203,8 +203,9 @@ impl Bridge {
                 subject,
                 extra,
                 pending,
+                parent,
             } => {
-                if let Err(e) = self.run_call(env, func, subject, extra, pending) {
+                if let Err(e) = self.run_call(env, func, subject, extra, pending, parent) {
                     self.resolve(pending, Err(KiteError::generic(e.reason.clone())));
                 }
                 Ok(())
@@ -261,6 +262,7 @@ impl Bridge {
         subject: Subject,
         extra: Option<(Option<Value>, Option<KiteError>)>,
         pending: u64,
+        parent: Option<crate::traces::Parent>,
     ) -> napi::Result<()> {
         let f = lock(&self.functions).get(&func).map(|f| f.borrow_back(env));
         let Some(f) = f else {
@@ -294,6 +296,10 @@ impl Bridge {
             None => (undefined, undefined),
         };
         let [rid, method, username, args] = fresh.unwrap_or([undefined; 4]);
+        let trace = match parent {
+            Some(parent) => crate::traces::to_js(env, parent)?,
+            None => undefined,
+        };
         call(
             env,
             &self.trampoline,
@@ -307,6 +313,7 @@ impl Bridge {
                 method,
                 username,
                 args,
+                trace,
             ],
         )
     }

@@ -58,6 +58,13 @@ pub struct KiteOptions {
     pub disable_authentication: Option<bool>,
     /// Handle the requests of one connection one after another. Default: false.
     pub disable_concurrency: Option<bool>,
+    /// Serve Prometheus metrics at `/metrics` beside `/kite`. Default: `KITE_METRICS` or
+    /// false.
+    pub metrics: Option<bool>,
+    /// Carry W3C trace context in calls and make `kite.call`/`kite.request` spans, exported
+    /// by the process's OTLP exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`; see `flushTraces`).
+    /// Default: `KITE_TRACING`, or true when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub tracing: Option<bool>,
     /// Transport of clients: `auto` (websocket, then XHR polling), `WebSocket` or
     /// `XHRPolling`. Default: `KITE_TRANSPORT` or `auto`.
     #[napi(ts_type = "'auto' | 'WebSocket' | 'XHRPolling'")]
@@ -81,6 +88,29 @@ pub struct KiteOptions {
     #[napi(js_name = "useWebRTC")]
     #[serde(rename = "useWebRTC")]
     pub use_webrtc: Option<bool>,
+    /// How long `close()` lets calls in flight finish, in milliseconds. Default: 10000.
+    pub drain_timeout: Option<f64>,
+    /// Time a client has to send a whole HTTP request head, in milliseconds. Default: 10000.
+    pub header_read_timeout: Option<f64>,
+    /// Time allowed to receive a whole `xhr_send` body, in milliseconds. Default: 10000.
+    pub body_read_timeout: Option<f64>,
+    /// Connections served at once; further clients wait in the backlog. Default: 20000.
+    pub max_connections: Option<i64>,
+    /// Incoming calls of one connection in flight at once; reading pauses beyond. Default: 128.
+    pub max_calls_in_flight: Option<i64>,
+    /// Bytes of incoming calls of one connection in flight; reading pauses beyond.
+    /// Default: 8 MiB.
+    pub max_bytes_in_flight: Option<i64>,
+    /// Entries in one connection's callback table; beyond, a clear error. Default: 10000.
+    pub max_callbacks: Option<i64>,
+    /// Largest message accepted from a peer, in bytes. Default: 16 MiB.
+    pub max_message_size: Option<i64>,
+    /// HTTP-transport (XHR) sessions open at once. Default: 10000.
+    pub max_sessions: Option<i64>,
+    /// HTTP-transport sessions open at once per client address. Default: 100.
+    pub max_sessions_per_client: Option<i64>,
+    /// IP addresses of proxies whose `X-Forwarded-For` names the client. Default: none.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// A kite configured from the environment, `kite.key` and `options` (through the core's

@@ -43,6 +43,11 @@ pub struct KontrolOptions {
     pub expire_after: Option<f64>,
     /// The URL Kontrol registers itself with in its own registry. Default: none.
     pub register_url: Option<String>,
+    /// Serve the read-only live view of the registry at `/ui`. Default: false.
+    pub ui: Option<bool>,
+    /// The token the `/ui` page needs (`/ui?token=…`); without one it is served to loopback
+    /// clients only. Default: none.
+    pub ui_token: Option<String>,
 }
 
 /// Kontrol, the registry and token authority of a kite mesh, running on a `Kite` (usually

@@ -13,6 +13,7 @@
 //! | [`js`] | the parts written in JavaScript (`lib/`): the `KiteError` class, the bridge factory |
 //! | [`errors`] | `KiteError`s (the JavaScript class of `lib/errors.js`) from and to wire errors, codes from `kite::Error::code` |
 //! | [`logging`] | the core's log records (`kite::logging`) to a JavaScript logger (`setLogger`) or stderr |
+//! | [`traces`] | a traced request's span through its JavaScript handler to the calls it makes |
 //! | [`types`] | plain objects: `KiteIdentity`, `Auth`, `TellOptions`, `RegisterResult`, `KiteQuery` |
 //! | [`bridge`] | the queue of work for the JavaScript thread and the tables of kept functions (any thread) |
 //! | [`convert`] | JavaScript ↔ JSON values, functions ↔ dnode callbacks |
@@ -47,6 +48,7 @@ mod proxy;
 mod request;
 mod routes;
 mod state;
+mod traces;
 mod types;
 
 pub use client::{Client, ClientOptions};

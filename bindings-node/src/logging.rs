@@ -3,10 +3,12 @@
 //! `EnvFilter` directive). Records are formatted where they happen and handed to the logger
 //! through a weak threadsafe function (it never keeps Node running); the logger runs on the
 //! JavaScript thread of the environment that set it (the last `setLogger` call wins).
+//! Spans go to the process's OTLP exporter when one is configured (`flushTraces`).
 
 use std::sync::Mutex;
 
 use kite::logging::{level_name, parse_level, LevelGate, Record};
+use kite::telemetry::Telemetry;
 use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
@@ -90,11 +92,36 @@ pub(crate) fn install() {
                     .with_ansi(std::env::var_os("KITE_LOG_NOCOLOR").is_none())
                     .with_filter(tracing_subscriber::EnvFilter::new(level.to_lowercase()))
             });
+        // Spans go to the process's OTLP exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+        // set (kites with `tracing: true` make them).
+        let (telemetry, failed) = match Telemetry::process("kite-rs-node") {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(e)),
+        };
+        // Spans at info and above for the exporter; none at all without one (a missing layer
+        // would enable every span).
+        let spans = if telemetry.is_some() {
+            LevelFilter::INFO
+        } else {
+            LevelFilter::OFF
+        };
         let _ = tracing_subscriber::registry()
             .with(stderr)
             .with(ToJs.with_filter(JsLevel))
+            .with(telemetry.map(|t| t.layer()).with_filter(spans))
             .try_init();
+        if let Some(e) = failed {
+            tracing::error!("traces are not exported: {e}");
+        }
     });
+}
+
+/// Sends the spans this process has ended to the OTLP receiver and waits for its answer
+/// (call it before exiting); false when no exporter is configured
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT` unset). Kites made with `tracing: true` make the spans.
+#[napi(js_name = "flushTraces")]
+pub fn flush_traces(env: &Env) -> napi::Result<bool> {
+    Telemetry::flush_process().map_err(|e| errors::throw_error(env, &e))
 }
 
 /// Sends the core's log records at `level` and above (default `info`) to `logger`, called

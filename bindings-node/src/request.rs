@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use napi::bindgen_prelude::{
     FromNapiValue, Function, JavaScriptClassExt, JsObjectValue, Object, PromiseRaw, ToNapiValue,
@@ -207,9 +208,11 @@ pub(crate) fn tell<'e>(
         },
         None => kite::Payload::default(),
     };
+    // Inside a traced handler, the call's span is a child of the request's.
+    let parent = crate::traces::entered();
     errors::promise(
         env,
-        async move { conn.call_full(&method, args, timeout).await },
+        async move { conn.call_full(&method, args, timeout).await }.instrument(parent),
         ok,
     )
 }

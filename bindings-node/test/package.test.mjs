@@ -15,7 +15,7 @@ import { run } from './helpers.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const require = createRequire(import.meta.url);
-const EXPORTS = ['Client', 'Connection', 'Kite', 'Kontrol', 'Method', 'Request', 'KiteError', 'kiteError', 'setLogger'];
+const EXPORTS = ['Client', 'Connection', 'Kite', 'Kontrol', 'Method', 'Request', 'KiteError', 'kiteError', 'setLogger', 'flushTraces'];
 
 test('require and import give the same classes', () => {
   const cjs = require('kite-rs');

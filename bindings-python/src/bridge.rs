@@ -203,18 +203,20 @@ pub(crate) fn helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, Py
 }
 
 /// Starts `coro` as a task on `dispatcher`'s loop (we are on that loop's thread); the task
-/// reports to `reply`. Returns the task.
+/// reports to `reply`; `parent` (a traced request, see `traces`) goes into its context.
+/// Returns the task.
 pub(crate) fn start_task<'py>(
     py: Python<'py>,
     dispatcher: &Dispatcher,
     coro: Bound<'py, PyAny>,
     reply: Bound<'py, PyAny>,
+    parent: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     static START: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let start = START.get_or_try_init(py, || helper(py, "start").map(Bound::unbind))?;
     start
         .bind(py)
-        .call1((dispatcher.event_loop(py), coro, reply))
+        .call1((dispatcher.event_loop(py), coro, reply, parent))
 }
 
 /// Runs a coroutine or awaitable returned by a user callback as a background task, logging

@@ -8,6 +8,7 @@ use std::time::Duration;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
+use tracing::Instrument;
 
 use crate::arg::Outgoing;
 use crate::bridge::{runtime, Dispatcher};
@@ -69,13 +70,18 @@ fn tell<'py>(
     )?;
     let future = d.event_loop(py).call_method0("create_future")?;
     let target = future.clone().unbind();
-    runtime().spawn(async move {
-        let r = match conn {
-            Some(c) => c.call_full(&method, args, timeout).await,
-            None => Err(kite::Error::Send("not connected".into())),
-        };
-        d.push(Box::new(move |py| resolve(py, target.bind(py), r)));
-    });
+    // Inside a traced handler, the call's span is a child of the request's.
+    let parent = crate::traces::parent(py).unwrap_or_else(tracing::Span::none);
+    runtime().spawn(
+        async move {
+            let r = match conn {
+                Some(c) => c.call_full(&method, args, timeout).await,
+                None => Err(kite::Error::Send("not connected".into())),
+            };
+            d.push(Box::new(move |py| resolve(py, target.bind(py), r)));
+        }
+        .instrument(parent),
+    );
     Ok(future)
 }
 

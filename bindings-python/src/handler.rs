@@ -185,7 +185,10 @@ impl PyHandler {
         input: Input,
     ) -> Outcome {
         let (tx, rx) = oneshot::channel();
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            parent: crate::traces::serving(),
+            ..Slot::default()
+        });
         {
             let (h, d2, req, slot) = (self.clone(), d.clone(), req.clone(), slot.clone());
             d.push(Box::new(move |py| {
@@ -249,8 +252,9 @@ impl PyHandler {
                         out,
                         label: self.label.clone(),
                     };
+                    let parent = crate::traces::to_py(py, slot.parent.clone());
                     let started = Bound::new(py, reply)
-                        .and_then(|r| bridge::start_task(py, d, obj, r.into_any()));
+                        .and_then(|r| bridge::start_task(py, d, obj, r.into_any(), parent));
                     match started {
                         Ok(task) => {
                             *slot.task.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -326,6 +330,7 @@ impl PyHandler {
                                 &d2,
                                 obj.into_bound(py),
                                 reply.into_bound(py).into_any(),
+                                None,
                             ) {
                                 crate::logging::log_exception(py, "could not start handler", &e);
                             }
@@ -427,9 +432,11 @@ impl PyHandler {
     }
 }
 
-/// The running task of an `async def` handler and the outbox of its arguments' functions.
+/// The running task of an `async def` handler, the outbox of its arguments' functions and
+/// the traced request it serves (see `traces`).
 #[derive(Default)]
 struct Slot {
     task: Mutex<Option<Py<PyAny>>>,
     outbox: Mutex<Option<Arc<Outbox>>>,
+    parent: Option<tracing::Span>,
 }

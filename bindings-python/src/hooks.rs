@@ -62,7 +62,7 @@ async fn call_on_loop<T: Send + 'static>(
             Ok(obj) => match bridge::is_awaitable(&obj) {
                 Ok(true) => {
                     let started = Bound::new(py, Finish(Mutex::new(Some(finish))))
-                        .and_then(|f| bridge::start_task(py, &d2, obj, f.into_any()));
+                        .and_then(|f| bridge::start_task(py, &d2, obj, f.into_any(), None));
                     if let Err(e) = started {
                         crate::logging::log_exception(py, "could not start a kite hook", &e);
                     }

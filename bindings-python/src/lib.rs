@@ -16,6 +16,7 @@
 //! | [`identity`] | `KiteInfo`, `Auth` |
 //! | [`logging`] | the core's log records (`kite::logging`) to Python `logging` |
 //! | [`bridge`] | one job queue per asyncio loop, woken through a socket the loop watches; worker threads |
+//! | [`traces`] | a traced request's span in its handler task's context; `flush_traces` |
 //! | [`arg`] | outgoing values with functions inside |
 //! | [`outbox`] | the ordered calls of received remote functions |
 //! | [`convert`] | Python objects <-> dnode arguments, functions in both directions; `RemoteFunction` |
@@ -62,6 +63,7 @@ mod request;
 mod shared;
 mod signalling;
 mod signature;
+mod traces;
 mod values;
 
 /// The native module.
@@ -81,6 +83,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<convert::RemoteFunction>()?;
     m.add_class::<hooks::PyHttpRequest>()?;
     m.add_class::<method::PyMethodHandling>()?;
+    m.add_function(wrap_pyfunction!(traces::flush_traces, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! Events are formatted where they happen and queued; one forwarding thread takes the GIL to
 //! hand them to `logging.getLogger("kite_rs.…")`, so no runtime thread ever waits for the
 //! GIL to log. Only levels the `kite_rs` logger enables are queued: the level is read from
-//! Python when a kite is created, started or dialed ([`refresh`]).
+//! Python when a kite is created, started or dialed ([`refresh`]). The same subscriber
+//! hands spans to the process's OTLP exporter (`kite::telemetry`) when one is configured.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -12,7 +13,10 @@ use std::sync::OnceLock;
 use kite::logging::{Forwarder, LevelGate, Record};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use tracing::level_filters::LevelFilter;
 use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
 
 /// What the `kite_rs` logger enables (WARNING until [`refresh`] reads it).
 static GATE: LevelGate = LevelGate::new(Some(Level::WARN));
@@ -84,8 +88,27 @@ pub(crate) fn install(py: Python<'_>) {
             let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(rec);
         }
     };
-    let _ = tracing::subscriber::set_global_default(Forwarder::new(&GATE, queue));
+    // Spans go to the process's OTLP exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+    // (kites with `tracing=True` make them).
+    let (telemetry, failed) = match kite::telemetry::Telemetry::process("kite-rs-python") {
+        Ok(t) => (t, None),
+        Err(e) => (None, Some(e)),
+    };
+    // Spans at info and above for the exporter; none at all without one (a missing layer
+    // would enable every span).
+    let spans = if telemetry.is_some() {
+        LevelFilter::INFO
+    } else {
+        LevelFilter::OFF
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(Forwarder::new(&GATE, queue).into_layer())
+        .with(telemetry.map(|t| t.layer()).with_filter(spans));
+    let _ = tracing::subscriber::set_global_default(subscriber);
     refresh(py);
+    if let Some(e) = failed {
+        tracing::error!("traces are not exported: {e}");
+    }
 }
 
 /// Re-reads the effective level of the `kite_rs` logger.

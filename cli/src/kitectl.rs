@@ -142,7 +142,7 @@ fn duration(s: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() {
-    common::init_logging("warn");
+    let telemetry = common::init_logging("warn", "kitectl");
     let mut command = Cli::command();
     let matches = command
         .clone()
@@ -151,7 +151,9 @@ async fn main() {
         Ok(c) => c,
         Err(e) => e.format(&mut command).exit(),
     };
-    if let Err(e) = run(cli).await {
+    let result = run(cli).await;
+    common::flush_traces(telemetry).await;
+    if let Err(e) = result {
         common::fail("kitectl", e);
     }
 }

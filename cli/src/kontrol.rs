@@ -3,7 +3,8 @@
 //! Flags and `KONTROL_*` variables are the reference's (`kontrol -port 6000 …`; one or two
 //! dashes both work). With none it serves on port 6000 with SQLite under `$KITE_HOME`
 //! (default `~/.kite`) and a key pair it generates on first start and keeps there.
-//! `kontrol --initial` writes the operator's `kite.key` and exits.
+//! `kontrol --initial` writes the operator's `kite.key` and exits. Prometheus metrics are
+//! served at `/metrics` (`KITE_METRICS=0` turns them off).
 //!
 //! ```text
 //! cargo run --release --bin kontrol -- --initial --username alice
@@ -50,7 +51,8 @@ enum MachineAuth {
     name = "kontrol",
     about = "Runs Kontrol, the registry and token authority of a kite mesh",
     after_help = "Flags also work with one dash, as in the reference (-port=6000). Other kite \
-                  settings come from KITE_* variables (KITE_ENVIRONMENT, KITE_REGION, …)."
+                  settings come from KITE_* variables (KITE_ENVIRONMENT, KITE_REGION, …). \
+                  Prometheus metrics are served at /metrics (KITE_METRICS=0 turns them off)."
 )]
 struct Args {
     /// IP address to listen on.
@@ -90,6 +92,16 @@ struct Args {
     /// Write kite.key for the operator (to $KITE_HOME/kite.key, for --username) and exit.
     #[arg(long, env = "KONTROL_INITIAL", value_parser = clap::builder::BoolishValueParser::new())]
     initial: bool,
+
+    /// Serve the read-only live view of the registry at /ui (to loopback clients only,
+    /// unless --ui-token is set).
+    #[arg(long, env = "KONTROL_UI", value_parser = clap::builder::BoolishValueParser::new())]
+    ui: bool,
+
+    /// The token the /ui page needs (open it as /ui?token=…); with it the page is served to
+    /// any address.
+    #[arg(long = "ui-token", env = "KONTROL_UI_TOKEN", hide_env_values = true)]
+    ui_token: Option<String>,
 
     /// Kontrol's username: the issuer of kite keys and tokens, and the owner of --initial's
     /// key. Default: the owner of $KITE_HOME/kite.key (so after `--initial --username alice`
@@ -224,7 +236,7 @@ struct PostgresArgs {
 
 #[tokio::main]
 async fn main() {
-    common::init_logging("info");
+    let telemetry = common::init_logging("info", "kontrol");
     let mut command = Args::command();
     let matches = command
         .clone()
@@ -233,7 +245,9 @@ async fn main() {
         Ok(a) => a,
         Err(e) => e.format(&mut command).exit(),
     };
-    if let Err(e) = run(args).await {
+    let result = run(args).await;
+    common::flush_traces(telemetry).await;
+    if let Err(e) = result {
         common::fail("kontrol", e);
     }
 }
@@ -244,7 +258,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         adopt_key_files(&*storage, public, private).await?;
     }
 
-    let mut config = Config::default();
+    // Kontrol serves Prometheus metrics at /metrics unless KITE_METRICS=0.
+    let mut config = Config {
+        metrics: true,
+        ..Config::default()
+    };
     config.read_env()?;
     config.username = username(&args);
     config.ip = args.ip.clone();
@@ -255,6 +273,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let kontrol_config = KontrolConfig {
         register_url: args.register_url.clone(),
         machine_check: (args.machine_auth == MachineAuth::Open).then(allow_all_machines),
+        ui: args.ui,
+        ui_token: args.ui_token.clone(),
         ..KontrolConfig::default()
     };
     if args.machine_auth == MachineAuth::Open {

@@ -28,6 +28,10 @@ struct Args {
     /// Only run these scenarios (comma separated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Trace calls: every call carries its W3C trace context in the call options (spans
+    /// are exported to an OTLP endpoint that is not there; only the frames matter here).
+    #[arg(long)]
+    tracing: bool,
 }
 
 const T: Duration = Duration::from_secs(5);
@@ -327,18 +331,56 @@ async fn limited_scenario(run: &mut Runner) {
     );
 }
 
+/// Logs to stderr (`RUST_LOG`); with `--tracing`, spans are recorded by an OpenTelemetry
+/// layer (exported to an OTLP endpoint that is not there: only the frames matter here).
+fn init_logs(tracing: bool) -> Result<(), BoxError> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let telemetry = tracing
+        .then(|| {
+            kite::telemetry::Telemetry::with_endpoint(
+                "interop-client",
+                "http://127.0.0.1:9/v1/traces",
+            )
+        })
+        .transpose()?;
+    tracing_subscriber::registry()
+        .with(telemetry.as_ref().map(|t| {
+            t.layer()
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+        }))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::EnvFilter::from_default_env()),
+        )
+        .init();
+    Ok(())
+}
+
+/// Calls carry their span's context only when spans are recorded: make sure they are.
+fn check_traced() -> Result<(), BoxError> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::info_span!("kite.call");
+    if span.context().span().span_context().is_valid() {
+        Ok(())
+    } else {
+        Err("--tracing: spans are not recorded, calls would carry no trace context".into())
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
     let args = Args::parse();
+    init_logs(args.tracing)?;
     let local = Kite::with_config(
         "interop-client",
         "1.0.0",
         Config {
             username: "testuser".into(),
+            tracing: args.tracing,
             ..Config::default()
         },
     )?;
@@ -349,6 +391,9 @@ async fn main() -> Result<(), BoxError> {
     let client = local.client(&args.url);
     client.set_transport(args.transport);
     client.dial().await?;
+    if args.tracing {
+        check_traced()?;
+    }
     let mut run = Runner {
         client,
         only: args.only.clone(),

@@ -11,9 +11,10 @@
 //! |---|---|
 //! | [`protocol`] | IO-free wire types: Kite identity, call options, responses, errors |
 //! | [`auth`], [`tls`] | JWT kite keys and tokens; the TLS trust of dials |
-//! | [`dnode`] | dnode messages; values plus the functions beside them, at explicit paths |
+//! | [`dnode`], [`metrics`] | dnode messages; values plus the functions beside them, at explicit paths. A kite's Prometheus registry and the handles each layer counts with |
 //! | [`sockjs`] | SockJS 0.3.3 server (axum) and client (websocket, XHR polling) |
 //! | [`Error`] | what a call, a dial or a kite operation fails with |
+//! | [`telemetry`] | OTLP trace export and the W3C trace context carried in call options |
 //! | [`peer`] | one dnode [`Connection`]: read loop, callback table, calls; hands incoming calls up through [`peer::Dispatch`] |
 //! | [`server`] | the [`Kite`]: method table, authentication, [`Request`], default methods; implements `Dispatch` |
 //! | [`client`] | [`Client`]: dialing, redialing, calls, events |
@@ -34,11 +35,13 @@ mod error;
 pub mod fuzzing;
 pub mod kontrol;
 pub mod logging;
+pub mod metrics;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;
 pub mod server;
 pub mod sockjs;
+pub mod telemetry;
 pub mod tls;
 
 pub use client::Client;

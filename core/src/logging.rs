@@ -3,8 +3,9 @@
 //! sink's owner can change at any time.
 //!
 //! [`Forwarder`] is a whole [`Subscriber`] for a process that only forwards (spans are never
-//! enabled, so they cost nothing); a process that also formats logs itself builds its own
-//! layer from [`Record::from_event`] and [`LevelGate`].
+//! enabled, so they cost nothing); [`Forwarder::into_layer`] makes it one layer of a
+//! subscriber with others (the OpenTelemetry layer of [`crate::telemetry`]); a process that
+//! also formats logs itself builds its own layer from [`Record::from_event`] and [`LevelGate`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -14,6 +15,8 @@ use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record as SpanRecord};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Context, Filter, Layer};
 
 /// One log event: its level, target (the Rust module, e.g. `kite::client`) and message
 /// followed by its other fields as ` key=value`.
@@ -197,6 +200,47 @@ impl<F: Fn(Record) + Send + Sync + 'static> Subscriber for Forwarder<F> {
     fn exit(&self, _: &Id) {}
 }
 
+/// A per-layer filter letting through the events its gate allows (never spans).
+#[derive(Debug, Clone, Copy)]
+pub struct Gated(&'static LevelGate);
+
+impl<S> Filter<S> for Gated {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.0.allows_event(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        // `sometimes`: the gate may change after the callsite registered.
+        if meta.is_event() {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.0.filter())
+    }
+}
+
+impl<F: Fn(Record) + Send + Sync + 'static> Forwarder<F> {
+    /// The forwarder as one layer of a subscriber, filtered by its gate (the other layers
+    /// see spans and events as their own filters decide).
+    pub fn into_layer<S>(self) -> Filtered<Self, Gated, S>
+    where
+        S: Subscriber,
+    {
+        let gate = Gated(self.gate);
+        Layer::with_filter(self, gate)
+    }
+}
+
+impl<S: Subscriber, F: Fn(Record) + Send + Sync + 'static> Layer<S> for Forwarder<F> {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        (self.sink)(Record::from_event(event));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +270,23 @@ mod tests {
             ]
         );
         assert_eq!(seen[0].target, module_path!());
+    }
+
+    #[test]
+    fn as_a_layer_it_forwards_events_only() {
+        use tracing_subscriber::layer::SubscriberExt;
+        static GATE: LevelGate = LevelGate::new(Some(Level::INFO));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let layer = Forwarder::new(&GATE, move |r: Record| sink.lock().unwrap().push(r.message));
+        let subscriber = tracing_subscriber::registry().with(layer.into_layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("not forwarded");
+            let _in = span.enter();
+            tracing::info!("shown");
+            tracing::debug!("too verbose");
+        });
+        assert_eq!(*seen.lock().unwrap(), ["shown"]);
     }
 
     #[test]

@@ -390,6 +390,8 @@ async fn start_server(which: ServerImpl, set: &CredSet) -> Peer {
 enum ClientImpl {
     /// Our client with this `--transport`.
     Rust(&'static str),
+    /// Our client with this `--transport` and tracing on: every call carries `traceContext`.
+    RustTraced(&'static str),
     /// The Go reference client with this `--transport`.
     Go(&'static str),
     /// kite.js's default raw websocket transport (to our server's raw `/kite/websocket`).
@@ -402,6 +404,7 @@ impl ClientImpl {
     fn name(self) -> String {
         match self {
             ClientImpl::Rust(t) => format!("kite-rs client ({t})"),
+            ClientImpl::RustTraced(t) => format!("kite-rs client with tracing ({t})"),
             ClientImpl::Go(t) => format!("Go client ({t})"),
             ClientImpl::KiteJsRaw => "kite.js client (raw websocket)".into(),
             ClientImpl::KiteJsSockJs(t) => format!("kite.js client (SockJS {t})"),
@@ -414,6 +417,11 @@ async fn run_client(which: ClientImpl, url: &str, creds: &CredSet) -> Result<Run
         ClientImpl::Rust(t) => {
             let mut c = Command::new(&rust_bins().client);
             c.args(["--url", url, "--transport", t]);
+            c
+        }
+        ClientImpl::RustTraced(t) => {
+            let mut c = Command::new(&rust_bins().client);
+            c.args(["--url", url, "--transport", t, "--tracing"]);
             c
         }
         ClientImpl::Go(t) => {
@@ -673,6 +681,26 @@ async fn kite_rs_client_against_go_server() {
         p("WebSocket", Minter::Rust),
         p("XHRPolling", Minter::Rust),
         p("WebSocket", Minter::Go),
+    ])
+    .await;
+}
+
+/// Our client with tracing on (a `traceContext` field in every call's options) against the
+/// Go reference and kite.js servers: both ignore the field, every scenario passes as without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traced_kite_rs_client_against_go_and_kitejs_servers() {
+    let p = |server, expect| Pairing {
+        server,
+        client: ClientImpl::RustTraced("WebSocket"),
+        minted: Minter::Rust,
+        expect,
+    };
+    run_matrix(vec![
+        p(ServerImpl::Go, Expect::Scenarios(NONE)),
+        p(
+            ServerImpl::KiteJsSockJs,
+            Expect::Scenarios(&[KITEJS_SERVER]),
+        ),
     ])
     .await;
 }

@@ -46,6 +46,7 @@ from ._native import (
     RemoteFunction,
     Request,
     __version__,
+    flush_traces,
 )
 
 __all__ = [
@@ -71,5 +72,6 @@ __all__ = [
     "SendError",
     "InvalidResponseError",
     "DialError",
+    "flush_traces",
     "__version__",
 ]

@@ -8,12 +8,24 @@ round trip through the loop).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import signal
 import sys
 from typing import Any, Awaitable, Optional, Protocol, Set
 
 _log = logging.getLogger("kite_rs")
+
+# The traced request an ``async def`` handler serves (a native ``TraceParent``): its task's
+# context holds it, so the calls the handler makes continue the caller's trace.
+_trace_parent: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "kite_rs_trace_parent", default=None
+)
+
+
+def trace_parent() -> Any:
+    """The ``TraceParent`` of the handler whose task is running, or ``None``."""
+    return _trace_parent.get()
 
 
 class _Reply(Protocol):
@@ -35,19 +47,30 @@ async def _run(coro: Awaitable[Any], reply: _Reply) -> None:
 
 if sys.version_info >= (3, 12):
 
-    def start(
+    def _task(
         loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], reply: _Reply
     ) -> asyncio.Task[None]:
-        """Runs ``coro`` as a task; its first step runs now (no extra loop iteration)."""
+        # The first step runs now (no extra loop iteration).
         return asyncio.Task(_run(coro, reply), loop=loop, eager_start=True)
 
 else:
 
-    def start(
+    def _task(
         loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], reply: _Reply
     ) -> asyncio.Task[None]:
-        """Runs ``coro`` as a task."""
         return loop.create_task(_run(coro, reply))
+
+
+def start(
+    loop: asyncio.AbstractEventLoop, coro: Awaitable[Any], reply: _Reply, parent: Any = None
+) -> asyncio.Task[None]:
+    """Runs ``coro`` as a task, with ``parent`` (a traced request) in its context."""
+    if parent is None:
+        return _task(loop, coro, reply)
+    context = contextvars.copy_context()
+    context.run(_trace_parent.set, parent)
+    # The task copies the context it is created in.
+    return context.run(_task, loop, coro, reply)
 
 
 _background: Set[asyncio.Future[Any]] = set()

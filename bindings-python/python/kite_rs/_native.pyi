@@ -37,9 +37,16 @@ __all__ = [
     "RemoteFunction",
     "Request",
     "__version__",
+    "flush_traces",
 ]
 
 __version__: str
+
+def flush_traces() -> bool:
+    """Sends the spans this process has ended to the OTLP receiver and waits for its answer
+    (call it before exiting); ``False`` when no exporter is configured
+    (``OTEL_EXPORTER_OTLP_ENDPOINT`` unset). Kites made with ``tracing=True`` make the spans.
+    """
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _K = TypeVar("_K", bound="Kite")
@@ -334,6 +341,8 @@ class Kite:
         kontrol_user: Optional[str] = None,
         disable_authentication: Optional[bool] = None,
         disable_concurrency: Optional[bool] = None,
+        metrics: Optional[bool] = None,
+        tracing: Optional[bool] = None,
         transport: Optional[str] = None,
         timeout: Optional[float] = None,
         verify_ttl: Optional[float] = None,
@@ -562,6 +571,8 @@ class Kontrol:
         expire_after: Optional[float] = None,
         register_url: Optional[str] = None,
         allow_machines: bool = False,
+        ui: bool = False,
+        ui_token: Optional[str] = None,
     ) -> Kontrol: ...
     @property
     def kite(self) -> Kite:

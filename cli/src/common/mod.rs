@@ -3,14 +3,23 @@
 
 use std::ffi::OsString;
 
+use kite::telemetry::Telemetry;
+
 /// Logs to stderr, so stdout carries only the command's output: at `RUST_LOG` (full
 /// `tracing` directives), else the reference's `KITE_LOG_LEVEL` (`DEBUG`, `INFO`, `WARNING`,
 /// `ERROR`, `FATAL`), else `default`; as JSON lines with `KITE_LOG_FORMAT=json`; in colour
 /// only on a terminal (and never with `NO_COLOR` or the reference's `KITE_LOG_NOCOLOR`).
 /// `tungstenite` is capped at `debug` unless `RUST_LOG` names it: its `trace` lines dump
 /// whole websocket frames, credentials included.
-pub fn init_logging(default: &str) {
+///
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans (at `info` and above, whatever the log level)
+/// are also exported over OTLP as `service`; the returned exporter is shut down with
+/// [`flush_traces`] before exiting.
+pub fn init_logging(default: &str, service: &str) -> Option<Telemetry> {
     use std::io::IsTerminal as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let spec = match std::env::var("RUST_LOG") {
         Ok(v) if !v.is_empty() => v,
         _ => kite::server::kite_log_level()
@@ -29,14 +38,33 @@ pub fn init_logging(default: &str) {
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
     let ansi = std::io::stderr().is_terminal() && !set("NO_COLOR") && !set("KITE_LOG_NOCOLOR");
     let json = std::env::var("KITE_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let telemetry = Telemetry::from_env(service).unwrap_or_else(|e| {
+        eprintln!("{service}: traces are not exported: {e}");
+        None
+    });
+    let otel = telemetry.as_ref().map(|t| {
+        t.layer()
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(otel);
     if json {
-        fmt.json().init();
+        registry.with(fmt.json().with_filter(filter)).init();
     } else {
-        fmt.init();
+        registry.with(fmt.with_filter(filter)).init();
+    }
+    telemetry
+}
+
+/// Sends the spans still buffered (see [`init_logging`]).
+pub async fn flush_traces(telemetry: Option<Telemetry>) {
+    if let Some(t) = telemetry {
+        let shut = tokio::task::spawn_blocking(move || t.shutdown()).await;
+        if let Ok(Err(e)) = shut {
+            tracing::warn!(error = %e, "could not send the last traces");
+        }
     }
 }
 

@@ -44,6 +44,11 @@ pub struct KontrolConfig {
     pub register_url: Option<String>,
     /// The check for `registerMachine`. Default: none — the method refuses every call.
     pub machine_check: Option<MachineCheck>,
+    /// Serve the read-only live view of the registry at `/ui`. Default: off.
+    pub ui: bool,
+    /// The token the `/ui` page needs (`?token=…`); without one the page is served to
+    /// loopback clients only. Default: none.
+    pub ui_token: Option<String>,
 }
 
 impl Default for KontrolConfig {
@@ -54,6 +59,8 @@ impl Default for KontrolConfig {
             expire_after: Duration::from_secs(90),
             register_url: None,
             machine_check: None,
+            ui: false,
+            ui_token: None,
         }
     }
 }
@@ -66,6 +73,8 @@ impl std::fmt::Debug for KontrolConfig {
             .field("expire_after", &self.expire_after)
             .field("register_url", &self.register_url)
             .field("machine_check", &self.machine_check.is_some())
+            .field("ui", &self.ui)
+            .field("ui_token", &self.ui_token.is_some())
             .finish()
     }
 }

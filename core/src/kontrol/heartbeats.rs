@@ -74,6 +74,7 @@ impl Kontrol {
                     alive: alive.clone(),
                     record: record.clone(),
                     key: key.to_string(),
+                    since: std::time::SystemTime::now(),
                 },
             );
         let weak = Arc::downgrade(&self.inner);

@@ -22,6 +22,8 @@ fn now_unix() -> i64 {
 /// (like the reference). Bounded: audiences come from callers' queries.
 pub(crate) struct TokenCache {
     tokens: TtlCache<String>,
+    /// Tokens minted (`kontrol_tokens_issued_total` when metrics are on).
+    pub(crate) minted: prometheus_client::metrics::counter::Counter,
 }
 
 /// Tokens held, per generation (see [`TtlCache`]).
@@ -31,6 +33,7 @@ impl Default for TokenCache {
     fn default() -> Self {
         TokenCache {
             tokens: TtlCache::new(TOKEN_CAPACITY),
+            minted: Default::default(),
         }
     }
 }
@@ -52,6 +55,7 @@ impl TokenCache {
             }
         }
         let token = mint_token(pair, issuer, username, audience, TOKEN_TTL, TOKEN_LEEWAY)?;
+        self.minted.inc();
         // Reuse for TTL − leeway, like the reference.
         self.tokens.insert(
             &key,

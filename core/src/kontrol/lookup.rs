@@ -82,7 +82,9 @@ impl Kontrol {
             let k = self.clone();
             let username = req.username().to_string();
             let req2 = req.clone();
+            let watching = self.inner.metrics.as_ref().map(|m| m.watching());
             tokio::spawn(async move {
+                let _watching = watching;
                 loop {
                     let event = tokio::select! {
                         e = events.next() => match e { Some(e) => e, None => return },

@@ -3,9 +3,9 @@
 //!
 //! Bottom to top (a module imports only those on its left): `cache`, `register_url`,
 //! `query`, `storage` ← `keys` (verifier and token caches) ← `config` (options, method
-//! names, answers) ← `state` (the `Kontrol` handle) ← `key_pairs` ← `heartbeats` ←
-//! `register`, `lookup` (the dnode handlers) ← `http` ← `service` (builds Kontrol and
-//! installs it all). `client` (the kite's side over dnode) needs only `config`;
+//! names, answers), `metrics` (its counters, the timed storage) ← `state` (the `Kontrol`
+//! handle) ← `key_pairs` ← `heartbeats` ← `register`, `lookup` (the dnode handlers) ←
+//! `http`, `ui` (the live view) ← `service` (builds Kontrol and installs it all). `client` (the kite's side over dnode) needs only `config`;
 //! `client_http` (its HTTP registration) sits above `client`.
 
 mod cache;
@@ -17,6 +17,7 @@ mod http;
 mod key_pairs;
 mod keys;
 mod lookup;
+pub mod metrics;
 mod options;
 pub mod query;
 mod register;
@@ -25,6 +26,7 @@ mod register_url;
 mod service;
 mod state;
 pub mod storage;
+mod ui;
 
 pub use client::{RENEW_BEFORE, RETRY_INTERVAL};
 pub use config::{

@@ -33,6 +33,11 @@ pub struct KontrolOptions {
     /// Accept every `registerMachine` call ([`allow_all_machines`]). Default: false.
     #[serde(alias = "allow_machines")]
     pub allow_machines: Option<bool>,
+    /// Serve the read-only live view at `/ui` (see [`KontrolConfig::ui`]). Default: false.
+    pub ui: Option<bool>,
+    /// The token the `/ui` page needs; without one it is served to loopback clients only.
+    #[serde(alias = "ui_token")]
+    pub ui_token: Option<String>,
     /// The unit of the time options. Default: milliseconds.
     #[serde(skip)]
     pub time_unit: TimeUnit,
@@ -76,6 +81,8 @@ impl KontrolOptions {
             }
         }
         c.register_url = self.register_url.clone();
+        c.ui = self.ui == Some(true);
+        c.ui_token = self.ui_token.clone();
         if self.allow_machines == Some(true) {
             c.machine_check = Some(allow_all_machines());
         }
@@ -103,6 +110,25 @@ mod tests {
             assert!(c.machine_check.is_some());
             assert_eq!(o.storage().unwrap().to_string(), "memory");
         }
+    }
+
+    #[test]
+    fn live_view() {
+        let py = json!({"ui": true, "ui_token": "t"});
+        let node = json!({"ui": true, "uiToken": "t"});
+        for (v, unit) in [(py, TimeUnit::Seconds), (node, TimeUnit::Milliseconds)] {
+            let c = KontrolOptions::from_json(v, unit)
+                .unwrap()
+                .config()
+                .unwrap();
+            assert!(c.ui);
+            assert_eq!(c.ui_token.as_deref(), Some("t"));
+        }
+        let c = KontrolOptions::from_json(json!({}), TimeUnit::Seconds)
+            .unwrap()
+            .config()
+            .unwrap();
+        assert!(!c.ui && c.ui_token.is_none());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::config::{
     METHOD_REGISTER_MACHINE, METHOD_UNREGISTER,
 };
 use super::keys::{self, TokenCache, VerifierCache};
+use super::metrics::{KitesAlive, KontrolMetrics, MeteredStorage};
 use super::state::{Inner, Kontrol};
 use super::storage::{KiteRecord, Storage, StorageError};
 use crate::auth::AuthError;
@@ -32,6 +33,11 @@ impl Kontrol {
         storage: Arc<dyn Storage>,
         config: KontrolConfig,
     ) -> Result<Kontrol, Error> {
+        // Storage timed and its errors counted, when the kite has metrics.
+        let storage: Arc<dyn Storage> = match kite.metrics() {
+            Some(m) => Arc::new(MeteredStorage::new(storage, &mut m.registry())),
+            None => storage,
+        };
         let store = storage.clone();
         let current = match keys::current(&*store).await {
             Ok(p) => p,
@@ -61,8 +67,26 @@ impl Kontrol {
                 registrations: Mutex::new(HashMap::new()),
                 generation: AtomicU64::new(0),
                 closed: CancellationToken::new(),
+                metrics: kite.metrics().map(|_| KontrolMetrics::default()),
             }),
         };
+        if let (Some(m), Some(registry)) = (&k.inner.metrics, kite.metrics()) {
+            let weak = Arc::downgrade(&k.inner);
+            let kites = KitesAlive(Box::new(move || {
+                let inner = weak.upgrade()?;
+                let n = inner
+                    .registrations
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len();
+                Some(n)
+            }));
+            m.register(
+                &mut registry.registry(),
+                k.inner.tokens.minted.clone(),
+                kites,
+            );
+        }
         k.install()?;
         k.spawn_cleaner();
         Ok(k)
@@ -177,6 +201,12 @@ impl Kontrol {
         self.inner
             .kite
             .merge_routes(super::http::routes(Arc::downgrade(&self.inner)));
+        if self.inner.config.ui {
+            let token = self.inner.config.ui_token.clone();
+            self.inner
+                .kite
+                .merge_routes(super::ui::routes(Arc::downgrade(&self.inner), token));
+        }
         Ok(())
     }
 }

@@ -21,6 +21,8 @@ pub(super) struct Registration {
     pub(super) record: KiteRecord,
     /// The kite key it registered with: only that key may unregister it.
     pub(super) key: String,
+    /// When it registered (the age the `/ui` page shows).
+    pub(super) since: std::time::SystemTime,
 }
 
 pub(crate) struct Inner {
@@ -32,6 +34,8 @@ pub(crate) struct Inner {
     pub(super) registrations: Mutex<HashMap<String, Registration>>,
     pub(super) generation: AtomicU64,
     pub(super) closed: CancellationToken,
+    /// Kontrol's own metrics, when its kite's are on.
+    pub(super) metrics: Option<super::metrics::KontrolMetrics>,
 }
 
 /// Kontrol: the registry and token authority. Cheap to clone.

@@ -6,11 +6,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::connection::Connection;
 use super::table::{Entry, PlaceError};
 use crate::dnode::{Arguments, Borrowed, IntoPayload, Method, Path, Segment, PLACEHOLDER};
-use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
+use crate::protocol::{Auth, Kite as KiteIdentity, KiteError, TraceContext};
 use crate::Error;
 
 /// The options of an outgoing call, written straight from borrowed parts (in the
@@ -23,6 +24,9 @@ struct Options<'a> {
     with_args: &'a Value,
     #[serde(rename = "responseCallback")]
     response_callback: &'static str,
+    /// Only with tracing on: without it the options are byte for byte the reference's.
+    #[serde(rename = "traceContext", skip_serializing_if = "Option::is_none")]
+    trace_context: Option<&'a TraceContext>,
 }
 
 fn send_error(e: PlaceError) -> Error {
@@ -56,6 +60,24 @@ impl Connection {
         args: impl IntoPayload,
         timeout: Option<Duration>,
     ) -> Result<Arguments, Error> {
+        if !self.inner.config.tracing {
+            return self.send_call(method, args, timeout, None).await;
+        }
+        // A client span whose context travels in the call options.
+        let span = tracing::info_span!("kite.call", method = %method, otel.kind = "client");
+        let trace = crate::telemetry::inject(&span);
+        self.send_call(method, args, timeout, trace.as_ref())
+            .instrument(span)
+            .await
+    }
+
+    async fn send_call(
+        &self,
+        method: &str,
+        args: impl IntoPayload,
+        timeout: Option<Duration>,
+        trace_context: Option<&TraceContext>,
+    ) -> Result<Arguments, Error> {
         let table = &self.inner.table;
         let (with_args, placed) = table
             .place(
@@ -83,6 +105,7 @@ impl Connection {
             authentication: auth.as_deref(),
             with_args: &with_args,
             response_callback: PLACEHOLDER,
+            trace_context,
         };
         let text = Borrowed {
             method: &Method::Name(method.to_string()),
@@ -116,6 +139,10 @@ impl Connection {
     pub(super) async fn send_text(&self, text: String) -> Result<(), Error> {
         if self.is_closed() {
             return Err(Error::Send("connection is closed".into()));
+        }
+        if let Some(m) = &self.inner.config.metrics {
+            m.sent_bytes
+                .inc_by(u64::try_from(text.len()).unwrap_or(u64::MAX));
         }
         self.inner
             .session

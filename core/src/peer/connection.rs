@@ -49,6 +49,11 @@ pub struct PeerConfig {
     pub sequential: bool,
     /// Cancelled when the owning kite closes: every connection closes with it.
     pub closed: CancellationToken,
+    /// What the connections count, when the kite's metrics are on.
+    pub metrics: Option<crate::metrics::PeerMetrics>,
+    /// Send the trace context with calls and continue the callers' traces
+    /// ([`crate::telemetry`]).
+    pub tracing: bool,
 }
 
 pub(crate) struct Inner {
@@ -96,7 +101,7 @@ impl Connection {
     ) -> Connection {
         Connection {
             inner: Arc::new(Inner {
-                table: Table::new(config.max_callbacks),
+                table: Table::new(config.max_callbacks, config.metrics.clone()),
                 heartbeat: Mutex::new(None),
                 session,
                 dispatch,

@@ -106,7 +106,16 @@ impl Connection {
     ) {
         let (response_id, fns) = split_callbacks(callbacks);
         let id = random_id();
-        let span = tracing::debug_span!("request", method = %method, id = %id);
+        let span = if self.inner.config.tracing {
+            // A server span, the child of the caller's when it sent its trace context.
+            let span = tracing::info_span!("kite.request", method = %method, id = %id, otel.kind = "server");
+            if let Ok(Some(tc)) = options.as_ref().map(|o| o.trace_context.as_ref()) {
+                crate::telemetry::set_parent(&span, tc);
+            }
+            span
+        } else {
+            tracing::debug_span!("request", method = %method, id = %id)
+        };
         let reply = Reply {
             conn: self.clone(),
             response_id,

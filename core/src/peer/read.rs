@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::connection::Connection;
 use super::table::Entry;
 use crate::dnode::{Arguments, BoxFuture, LazyMessage, Message, MessageError, Method, Path};
+use crate::metrics::Limit;
 use crate::protocol::json::nesting_depth;
 use crate::protocol::{CallOptions, KiteError};
 use crate::sockjs::TryRecvError;
@@ -49,12 +50,25 @@ impl Connection {
             config.max_bytes_in_flight.max(1),
         );
         let local_closed = &config.closed;
+        let metrics = config.metrics.as_ref();
+        let open =
+            metrics.map(|m| m.connection_opened(self.inner.session.transport(), self.inner.dialed));
         let mut flight = InFlight {
             futures: FuturesUnordered::new(),
             bytes: 0,
         };
+        // Reading paused at a limit: counted once per pause.
+        let mut paused = false;
         loop {
             if flight.futures.len() >= max_calls || flight.bytes >= max_bytes {
+                if let (Some(m), false) = (metrics, paused) {
+                    m.limit_reached(if flight.futures.len() >= max_calls {
+                        Limit::CallsInFlight
+                    } else {
+                        Limit::BytesInFlight
+                    });
+                }
+                paused = true;
                 tokio::select! {
                     Some(n) = flight.futures.next() => flight.done(n),
                     _ = local_closed.cancelled() => { self.inner.session.close(); break }
@@ -62,6 +76,7 @@ impl Connection {
                 }
                 continue;
             }
+            paused = false;
             // Messages already waiting are taken without setting up the select below.
             let waiting = match self.inner.session.try_recv() {
                 Ok(t) if !local_closed.is_cancelled() => Some(t),
@@ -89,6 +104,7 @@ impl Connection {
         }
         // Dropping the senders fails every pending call with `disconnect`.
         self.inner.table.clear();
+        drop(open);
         self.inner.dispatch.disconnected(self);
     }
 
@@ -97,6 +113,10 @@ impl Connection {
         // Only the size: messages carry credentials (kite keys, tokens).
         tracing::trace!(bytes = text.len(), "received");
         let size = text.len();
+        if let Some(m) = &self.inner.config.metrics {
+            m.received_bytes
+                .inc_by(u64::try_from(size).unwrap_or(u64::MAX));
+        }
         let mut msg = match LazyMessage::parse(&text) {
             Ok(m) => m,
             Err(MessageError::Nested) => return self.push_nested(text, flight),

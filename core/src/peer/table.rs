@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::dnode::{Arguments, Callback, Message, Method, Path, Payload, Segment};
+use crate::metrics::{Limit, PeerMetrics};
 use crate::protocol::ErrorKind;
 
 pub(super) enum Entry {
@@ -45,15 +46,34 @@ pub(super) struct Table {
     next_id: AtomicU64,
     entries: Mutex<HashMap<u64, Entry>>,
     max: usize,
+    /// The kite's `kite_callbacks_pending` gauge and limit counter, when metrics are on.
+    metrics: Option<PeerMetrics>,
 }
 
 impl Table {
-    pub(super) fn new(max: usize) -> Self {
+    pub(super) fn new(max: usize, metrics: Option<PeerMetrics>) -> Self {
         Self {
             next_id: AtomicU64::new(0),
             entries: Mutex::new(HashMap::new()),
             max,
+            metrics,
         }
+    }
+
+    /// Moves the pending-callbacks gauge by `added` entries minus `removed` ones.
+    fn count(&self, added: usize, removed: usize) {
+        if let Some(m) = &self.metrics {
+            let to_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            m.callbacks_pending.inc_by(to_i64(added));
+            m.callbacks_pending.dec_by(to_i64(removed));
+        }
+    }
+
+    fn full(&self) -> PlaceError {
+        if let Some(m) = &self.metrics {
+            m.limit_reached(Limit::Callbacks);
+        }
+        PlaceError::Full(self.max)
     }
 
     fn entries(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
@@ -69,15 +89,20 @@ impl Table {
     pub(super) fn insert(&self, entry: Entry) -> Result<u64, PlaceError> {
         let mut entries = self.entries();
         if entries.len() >= self.max {
-            return Err(PlaceError::Full(self.max));
+            return Err(self.full());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         entries.insert(id, entry);
+        self.count(1, 0);
         Ok(id)
     }
 
     pub(super) fn remove(&self, id: u64) -> Option<Entry> {
-        self.entries().remove(&id)
+        let removed = self.entries().remove(&id);
+        if removed.is_some() {
+            self.count(0, 1);
+        }
+        removed
     }
 
     /// What a message to callback `id` reaches: a function of ours (kept), or the
@@ -86,7 +111,10 @@ impl Table {
         let mut entries = self.entries();
         match entries.get(&id) {
             Some(Entry::User(cb)) => Some(Entry::User(cb.clone())),
-            Some(Entry::Response(_)) => entries.remove(&id),
+            Some(Entry::Response(_)) => {
+                self.count(0, 1);
+                entries.remove(&id)
+            }
             None => None,
         }
     }
@@ -94,6 +122,7 @@ impl Table {
     /// Empties the table (the connection ended): waiting calls fail with `disconnect`.
     pub(super) fn clear(&self) {
         let entries: Vec<Entry> = self.entries().drain().map(|(_, e)| e).collect();
+        self.count(0, entries.len());
         drop(entries);
     }
 
@@ -120,8 +149,9 @@ impl Table {
         }
         let mut entries = self.entries();
         if entries.len().saturating_add(callbacks.len()) > self.max {
-            return Err(PlaceError::Full(self.max));
+            return Err(self.full());
         }
+        self.count(callbacks.len(), 0);
         let placed = callbacks
             .into_iter()
             .map(|(path, cb)| {

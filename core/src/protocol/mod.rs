@@ -86,6 +86,21 @@ pub struct CallOptions {
     /// The user's arguments: an array, a bare scalar (kite.js) or null/absent (none).
     #[serde(default, rename = "withArgs")]
     pub with_args: Value,
+    /// The caller's W3C trace context (`traceContext`), sent only by kite-rs kites with
+    /// tracing on; the Go reference and kite.js ignore it.
+    #[serde(default, rename = "traceContext")]
+    pub trace_context: Option<TraceContext>,
+}
+
+/// A W3C trace context carried in call options: `{"traceparent": …, "tracestate": …}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// `version-traceid-parentid-flags`, e.g. `00-4bf9…-00f0…-01`.
+    #[serde(default)]
+    pub traceparent: String,
+    /// Vendor entries, when any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// The response object passed to a `responseCallback`: always both keys.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::config::Config;
 use crate::auth::{AuthError, Verifier};
 use crate::dnode::BoxFuture;
+use crate::metrics::{AuthRefusal, Metrics};
 use crate::protocol::{Auth, Kite as KiteIdentity, KiteError};
 
 /// Checks one authentication type: returns the authenticated username, or why not.
@@ -90,13 +91,21 @@ pub(crate) async fn authenticate(
     auth: Option<&Auth>,
     caller: &KiteIdentity,
     local: &KiteIdentity,
+    metrics: Option<&Metrics>,
 ) -> Result<String, KiteError> {
+    let refused = |why: AuthRefusal<'_>| {
+        if let Some(m) = metrics {
+            m.auth_refused(why);
+        }
+    };
     let Some(auth) = auth else {
+        refused(AuthRefusal::Missing);
         return Err(KiteError::authentication(
             "No authentication information is provided",
         ));
     };
     let Some(check) = authenticators.get(&auth.kind) else {
+        refused(AuthRefusal::UnknownType);
         return Err(KiteError::authentication(format!(
             "Unknown authentication type: {}",
             auth.kind
@@ -109,6 +118,7 @@ pub(crate) async fn authenticate(
         verifier,
     };
     check(c).await.map_err(|e| {
+        refused(AuthRefusal::Refused(&e));
         if e.is_expired() {
             tracing::debug!(kind = %auth.kind, "expired credential refused");
         }

@@ -87,6 +87,13 @@ pub struct Config {
     /// connected to this one, by kite id (the reference's `UseWebRTC`, typically set on
     /// Kontrol; `KITE_USE_WEBRTC=1`). Default: false.
     pub use_webrtc: bool,
+    /// Serve Prometheus metrics at `/metrics` beside `/kite` (`KITE_METRICS=1`; see
+    /// [`crate::metrics`]). Default: off (Kontrol's command turns it on).
+    pub metrics: bool,
+    /// Carry W3C trace context in call options and continue callers' traces (see
+    /// [`crate::telemetry`]). Default: off; `KITE_TRACING=1`, or on when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set and `KITE_TRACING` is not.
+    pub tracing: bool,
 }
 
 impl Default for Config {
@@ -122,6 +129,8 @@ impl Default for Config {
             max_bytes_in_flight: 8 * 1024 * 1024,
             max_callbacks: 10_000,
             use_webrtc: false,
+            metrics: false,
+            tracing: false,
         }
     }
 }
@@ -191,7 +200,9 @@ impl Config {
     /// Applies `KITE_USERNAME`, `KITE_ENVIRONMENT`, `KITE_REGION`, `KITE_IP`, `KITE_PORT`,
     /// `KITE_KONTROL_URL`, `KITE_TRANSPORT`, `KITE_VERIFY_TTL`, `KITE_TIMEOUT`,
     /// `KITE_HANDSHAKE_TIMEOUT`, `KITE_DRAIN_TIMEOUT` (durations in Go syntax: `15s`, `1m30s`,
-    /// `500ms`), `KITE_REGISTER_URL`, `KITE_USE_WEBRTC` (`1`/`true`), `KITE_TLS_CA_FILE` and `KITE_TLS_INSECURE_SKIP_VERIFY`.
+    /// `500ms`), `KITE_REGISTER_URL`, `KITE_TLS_CA_FILE`, `KITE_TLS_INSECURE_SKIP_VERIFY`,
+    /// and the switches `KITE_USE_WEBRTC`, `KITE_METRICS` and `KITE_TRACING`
+    /// (`1`/`true`/`on` or `0`/`false`/`off`).
     pub fn read_env(&mut self) -> Result<(), Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("KITE_USERNAME") {
@@ -218,7 +229,7 @@ impl Config {
             self.register_url = Some(v);
         }
         if let Some(v) = var("KITE_USE_WEBRTC") {
-            self.use_webrtc = matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes");
+            self.use_webrtc = parse_switch("KITE_USE_WEBRTC", &v)?;
         }
         let trust = crate::tls::TlsTrust::from_env();
         if trust.ca_file.is_some() {
@@ -242,6 +253,14 @@ impl Config {
         }
         if let Some(d) = var("KITE_DRAIN_TIMEOUT").and_then(|v| parse_duration(&v)) {
             self.drain_timeout = d;
+        }
+        if let Some(v) = var("KITE_METRICS") {
+            self.metrics = parse_switch("KITE_METRICS", &v)?;
+        }
+        match var("KITE_TRACING") {
+            Some(v) => self.tracing = parse_switch("KITE_TRACING", &v)?,
+            None if var("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() => self.tracing = true,
+            None => {}
         }
         self.read_limits_env()?;
         Ok(())
@@ -298,6 +317,17 @@ impl Config {
                 .collect::<Result<_, _>>()?;
         }
         Ok(())
+    }
+}
+
+/// Parses an on/off environment value: `1`, `true`, `on`, `yes` or `0`, `false`, `off`, `no`.
+pub fn parse_switch(name: &str, v: &str) -> Result<bool, Error> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{name} {v:?} is not on or off (1/0)"
+        ))),
     }
 }
 
@@ -394,6 +424,21 @@ mod tests {
         ] {
             assert_eq!(log_level(v), want, "{v}");
         }
+    }
+
+    #[test]
+    fn switches() {
+        for on in ["1", "true", "ON", " yes "] {
+            assert!(parse_switch("KITE_METRICS", on).unwrap(), "{on}");
+        }
+        for off in ["0", "false", "off", "No"] {
+            assert!(!parse_switch("KITE_METRICS", off).unwrap(), "{off}");
+        }
+        let e = parse_switch("KITE_TRACING", "maybe").unwrap_err();
+        assert!(e.to_string().contains("KITE_TRACING"), "{e}");
+        // Off unless asked for: the golden frames depend on it.
+        let c = Config::default();
+        assert!(!c.metrics && !c.tracing);
     }
 
     #[test]

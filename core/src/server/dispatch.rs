@@ -2,11 +2,15 @@
 //! authentication, throttling, the [`Request`], and the method's chain.
 #![deny(clippy::arithmetic_side_effects)]
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use super::drain::closing_error;
 use super::kite::Kite;
 use super::method::HandlerResult;
 use super::request::Request;
 use crate::dnode::BoxFuture;
+use crate::metrics::{Limit, MethodMetrics};
 use crate::peer::{Connection, Dispatch, Incoming};
 use crate::protocol::{ErrorKind, KiteError};
 
@@ -26,13 +30,20 @@ impl Dispatch for Kite {
                 reply,
             } = call;
             let request_id = id.clone();
+            // Metrics: the clock only runs when they are on.
+            let started = kite.inner.metrics.is_some().then(Instant::now);
+            let mut counted = None;
             let outcome = match guard {
                 Some(_) => {
                     let parts = (method, id, options, args, shape, connection);
-                    kite.serve(parts).await
+                    kite.serve(parts, &mut counted).await
                 }
                 None => Err(closing_error()),
             };
+            if let (Some(started), Some(metrics)) = (started, kite.inner.metrics.as_ref()) {
+                let m = counted.as_ref().unwrap_or_else(|| metrics.other());
+                m.record(outcome.as_ref().map(|_| ()), started.elapsed());
+            }
             // Errors name the request, except `methodNotFound` (as the reference answers).
             let outcome = outcome.map_err(|e| {
                 if e.id.is_empty() && e.kind != ErrorKind::MethodNotFound {
@@ -81,14 +92,15 @@ type Parts = (
 
 impl Kite {
     /// Serves one call: the method, the caller's authentication, the method's throttle,
-    /// then its chain.
-    async fn serve(&self, parts: Parts) -> HandlerResult {
+    /// then its chain. `counted`: the method's metrics, once it is found.
+    async fn serve(&self, parts: Parts, counted: &mut Option<Arc<MethodMetrics>>) -> HandlerResult {
         let (method, id, options, args, shape, connection) = parts;
         // One snapshot for the whole call: a method replaced meanwhile is used next time.
         let table = self.inner.table.load_full();
         let Some(m) = table.methods.get(&method) else {
             return Err(KiteError::method_not_found(&method));
         };
+        counted.clone_from(&m.metrics);
         let username = if m.requires_authentication() && !connection.is_dialed() {
             super::authn::authenticate(
                 &table.authenticators,
@@ -96,12 +108,16 @@ impl Kite {
                 options.authentication.as_ref(),
                 &options.kite,
                 self.identity(),
+                self.metrics().map(|m| &**m),
             )
             .await?
         } else {
             options.kite.username.clone()
         };
         if !m.admit() {
+            if let Some(metrics) = self.metrics() {
+                metrics.peer().limit_reached(Limit::Throttle);
+            }
             return Err(KiteError::request_limit());
         }
         let cancel = connection.cancel_token();

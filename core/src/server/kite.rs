@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     pub(crate) bound: watch::Sender<Option<SocketAddr>>,
     pub(crate) closed: CancellationToken,
     pub(crate) drain: Arc<super::drain::Drain>,
+    /// The kite's Prometheus registry, when [`Config::metrics`] is on.
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
     /// State of higher layers (e.g. the Kontrol client), one value per type.
     extensions: Mutex<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
 }
@@ -130,7 +132,12 @@ impl Kite {
             id: config.id.clone(),
         };
         let closed = CancellationToken::new();
+        let metrics = config
+            .metrics
+            .then(|| Arc::new(crate::metrics::Metrics::new()));
         let peer = Arc::new(PeerConfig {
+            metrics: metrics.as_ref().map(|m| m.peer().clone()),
+            tracing: config.tracing,
             identity,
             timeout: config.timeout,
             max_callbacks: config.max_callbacks,
@@ -165,6 +172,7 @@ impl Kite {
                 bound: watch::channel(None).0,
                 closed,
                 drain: Arc::default(),
+                metrics,
                 extensions: Mutex::new(HashMap::new()),
             }),
         };
@@ -209,6 +217,12 @@ impl Kite {
     /// The configuration (fixed when the kite was created).
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The kite's metrics registry, when [`Config::metrics`] is on: add metrics of your
+    /// own to it; it is served at `/metrics`.
+    pub fn metrics(&self) -> Option<&Arc<crate::metrics::Metrics>> {
+        self.inner.metrics.as_ref()
     }
 
     /// What this kite's connections share.
@@ -303,7 +317,7 @@ impl Kite {
             if t.methods.contains_key(&method.name) {
                 return Err(Error::DuplicateMethod(method.name.clone()));
             }
-            let m = method.resolve(authenticate, t.handling);
+            let m = self.with_metrics(method.resolve(authenticate, t.handling));
             t.methods.insert(m.name.clone(), Arc::new(m));
             Ok(())
         })
@@ -314,10 +328,16 @@ impl Kite {
     pub fn replace_method(&self, method: Method) -> bool {
         let authenticate = !self.inner.config.disable_authentication;
         self.update(|t| {
-            let m = method.resolve(authenticate, t.handling);
+            let m = self.with_metrics(method.resolve(authenticate, t.handling));
             Ok(t.methods.insert(m.name.clone(), Arc::new(m)).is_some())
         })
         .unwrap_or(false)
+    }
+
+    /// `m` with its call counters and histogram, when metrics are on.
+    fn with_metrics(&self, mut m: Method) -> Method {
+        m.metrics = self.metrics().map(|x| x.method(&m.name));
+        m
     }
 
     /// The method registered as `name` (a copy): change it and register it again with

@@ -9,6 +9,22 @@ use crate::peer::{Connection, Dispatch};
 use crate::sockjs::{ServeOptions, Session, SockJsServer};
 use crate::Error;
 
+/// `GET /metrics`: the kite's registry in the Prometheus text format.
+fn metrics_route(metrics: Arc<crate::metrics::Metrics>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+                    metrics.encode(),
+                )
+            }
+        }),
+    )
+}
+
 impl Kite {
     /// Serves a session opened elsewhere (a tunnel a proxy asked for) as an accepted
     /// connection: its calls are authenticated like any other. Returns when it ends.
@@ -37,7 +53,8 @@ impl Kite {
                 // Weak: the kite owns this server (a strong handle would keep both alive
                 // forever); a session that arrives after the kite is gone is closed.
                 let kite = self.downgrade();
-                let config = self.config().sockjs.clone();
+                let mut config = self.config().sockjs.clone();
+                config.metrics = self.metrics().map(|m| m.sockjs().clone());
                 SockJsServer::new(config, move |session: Session| {
                     let kite = kite.upgrade();
                     async move {
@@ -53,7 +70,11 @@ impl Kite {
             .clone()
         };
         let extra = lock(&self.inner.routes).clone();
-        extra.merge(sockjs.router("/kite"))
+        let app = extra.merge(sockjs.router("/kite"));
+        match self.metrics() {
+            Some(metrics) => app.merge(metrics_route(metrics.clone())),
+            None => app,
+        }
     }
 
     /// Binds the configured IP and port (0 = ephemeral) and serves in the background.

@@ -100,6 +100,8 @@ pub struct Method {
     handling: Option<MethodHandling>,
     bucket: Option<Arc<DefaultDirectRateLimiter>>,
     chain: Chain,
+    /// Its call counters and latency histogram, set when registered on a kite with metrics.
+    pub(crate) metrics: Option<Arc<crate::metrics::MethodMetrics>>,
 }
 
 impl std::fmt::Debug for Method {
@@ -132,6 +134,7 @@ impl Method {
             handling: None,
             bucket: None,
             chain: Chain::default(),
+            metrics: None,
         }
     }
 

@@ -18,7 +18,7 @@ mod routes;
 mod webrtc;
 
 pub use authn::{AuthCheck, Authenticator, Keys};
-pub use config::{kite_log_level, parse_duration, Config};
+pub use config::{kite_log_level, parse_duration, parse_switch, Config};
 pub use defaults::SystemInfo;
 pub use drain::shutdown_signal;
 pub use kite::{Kite, WeakKite};

@@ -130,6 +130,13 @@ pub struct Options {
     /// [`Config::use_webrtc`]). Default: `KITE_USE_WEBRTC` or false.
     #[serde(rename = "useWebRTC", alias = "use_webrtc", alias = "useWebrtc")]
     pub use_webrtc: Option<bool>,
+    /// Serve Prometheus metrics at `/metrics` (see [`crate::metrics`]). Default:
+    /// `KITE_METRICS` or off.
+    pub metrics: Option<bool>,
+    /// Carry W3C trace context in calls and make `kite.call`/`kite.request` spans (see
+    /// [`crate::telemetry`]). Default: `KITE_TRACING`, or on when
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub tracing: Option<bool>,
     /// Default handling mode of methods: `method`, `first` or `latest` (see
     /// [`MethodHandling`]); not part of [`Config`], the binding sets it on the kite.
     /// Default: `method`.
@@ -239,6 +246,12 @@ impl Options {
         }
         if let Some(w) = self.use_webrtc {
             config.use_webrtc = w;
+        }
+        if let Some(m) = self.metrics {
+            config.metrics = m;
+        }
+        if let Some(t) = self.tracing {
+            config.tracing = t;
         }
         if let Some(t) = &self.transport {
             config.transport = t
@@ -413,6 +426,24 @@ mod tests {
         assert!(node.use_webrtc && python.use_webrtc);
         let e = message(applied(json!({"useWebRTC": "yes"}), TimeUnit::Seconds));
         assert!(e.contains("useWebRTC") || e.contains("use_webrtc"), "{e}");
+    }
+
+    #[test]
+    fn metrics_switch() {
+        let on = applied(json!({"metrics": true}), TimeUnit::Seconds).unwrap();
+        assert!(on.metrics);
+        let off = applied(json!({}), TimeUnit::Seconds).unwrap();
+        assert!(!off.metrics);
+        assert!(message(applied(json!({"metrics": "yes"}), TimeUnit::Seconds)).contains("metrics"));
+    }
+
+    #[test]
+    fn tracing_switch() {
+        let on = applied(json!({"tracing": true}), TimeUnit::Milliseconds).unwrap();
+        assert!(on.tracing);
+        let off = applied(json!({"tracing": false}), TimeUnit::Milliseconds).unwrap();
+        assert!(!off.tracing);
+        assert!(message(applied(json!({"tracing": 1}), TimeUnit::Seconds)).contains("tracing"));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub struct ServerConfig {
     /// Time allowed to receive a whole `xhr_send`/`jsonp_send` body; a slower body gets
     /// `408` and is not delivered. Default: 10 s.
     pub body_read_timeout: Duration,
+    /// Where sessions are counted (a kite's metrics). Default: none.
+    pub metrics: Option<crate::metrics::SockJsMetrics>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             max_sessions_per_client: 100,
             trusted_proxies: Vec::new(),
             body_read_timeout: Duration::from_secs(10),
+            metrics: None,
         }
     }
 }

@@ -59,6 +59,17 @@ impl Inner {
         }))
     }
 
+    /// Counts a session open (when the kite's metrics are on) until the guard drops.
+    pub(crate) fn count_session(
+        &self,
+        transport: &'static str,
+    ) -> Option<crate::metrics::OpenConnection> {
+        self.config
+            .metrics
+            .as_ref()
+            .map(|m| m.session_opened(transport))
+    }
+
     pub(crate) fn lookup(&self, id: &str) -> Option<Session> {
         self.table().get(id).cloned()
     }
@@ -85,6 +96,9 @@ impl Inner {
         {
             drop((table, per_client));
             tracing::debug!(?client, "sockjs session refused: too many sessions");
+            if let Some(m) = &self.config.metrics {
+                m.session_refused();
+            }
             return Err(CloseReason::new(1013, "Too many sessions"));
         }
         if let Some(ip) = client {
@@ -95,7 +109,13 @@ impl Inner {
         table.insert(id.to_string(), session.clone());
         drop(table);
         tracing::debug!(session = id, transport, "sockjs session created");
-        tokio::spawn(watchdog(Arc::downgrade(self), session.clone(), client));
+        // Counted open until its watchdog removes it.
+        let open = self.count_session(transport);
+        let watch = watchdog(Arc::downgrade(self), session.clone(), client);
+        tokio::spawn(async move {
+            watch.await;
+            drop(open);
+        });
         Ok(session)
     }
 

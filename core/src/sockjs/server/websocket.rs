@@ -151,6 +151,7 @@ async fn run_upgraded(
         }
     }
     let app = server.start_inline(&session);
+    let _open = server.count_session(transport);
     pump(ws, session, framing, heartbeat, app).await;
 }
 
@@ -248,6 +249,7 @@ mod hixie76 {
                 return;
             }
             server.start(&session);
+            let _open = server.count_session("websocket-hixie76");
             let max = server.config.max_message_size;
             let heartbeat = server.config.heartbeat_delay;
             tokio::join!(

@@ -112,7 +112,7 @@ fn parse_server_bin(s: &str) -> Result<(String, PathBuf), String> {
 const CASES: [(usize, usize); 3] = [(1, 1), (8, 16), (64, 1)];
 
 /// The built-in servers.
-const BUILTIN: [&str; 8] = [
+const BUILTIN: [&str; 9] = [
     "rust",
     "rust-tls",
     "rust-tunnel",

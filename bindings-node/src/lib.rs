@@ -26,6 +26,10 @@
 //! | [`kite`] | `Kite` (options through `kite::server::Options`, handlers, events, serving, clients) |
 //! | [`kontrol`] | `Kontrol` (running one) and the kite's side of it (register modes, `getKites`, tokens) |
 
+// Functions exported to JavaScript (`#[napi]`) are called from JS, never from Rust: the
+// lib's unit-test build would call them dead.
+#![cfg_attr(test, allow(dead_code))]
+
 #[macro_use]
 extern crate napi_derive;
 

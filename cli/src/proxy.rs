@@ -68,7 +68,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    common::init_logging("info");
+    // Kept alive for the whole run: dropping it would stop the trace exporter.
+    let _telemetry = common::init_logging("info", "kite-proxy");
     let mut command = Args::command();
     let matches = command
         .clone()
@@ -88,6 +89,7 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
+    common::metrics_by_default(&mut config);
     config.ip = args.ip.clone();
     config.port = args.port;
     config.environment = args.env.clone();

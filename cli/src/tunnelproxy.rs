@@ -47,7 +47,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() {
-    common::init_logging("info");
+    // Kept alive for the whole run: dropping it would stop the trace exporter.
+    let _telemetry = common::init_logging("info", "kite-tunnelproxy");
     let mut command = Args::command();
     let matches = command
         .clone()
@@ -63,6 +64,7 @@ async fn main() {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let mut config = Config::from_env()?;
+    common::metrics_by_default(&mut config);
     config.ip = args.ip.clone();
     config.port = args.port;
     let kite = Kite::with_config(TUNNEL_PROXY_NAME, &args.version, config)?;

@@ -59,6 +59,7 @@ pub fn init_logging(default: &str, service: &str) -> Option<Telemetry> {
 }
 
 /// Sends the spans still buffered (see [`init_logging`]).
+#[allow(dead_code)] // used by kontrol and kitectl; the proxies serve until killed
 pub async fn flush_traces(telemetry: Option<Telemetry>) {
     if let Some(t) = telemetry {
         let shut = tokio::task::spawn_blocking(move || t.shutdown()).await;
@@ -135,4 +136,13 @@ pub fn register_if_configured(kite: &kite::Kite, url: &str) {
         let r = kite.register_forever(&url).await;
         tracing::info!(url = %r.url, "registered to Kontrol");
     });
+}
+
+/// Infrastructure kites (Kontrol's command does the same, the proxies call this) serve
+/// Prometheus metrics at `/metrics` unless `KITE_METRICS` says otherwise.
+#[allow(dead_code)] // used by the proxies, not by kontrol/kitectl
+pub fn metrics_by_default(config: &mut kite::Config) {
+    if std::env::var_os("KITE_METRICS").is_none() {
+        config.metrics = true;
+    }
 }

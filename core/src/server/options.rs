@@ -267,7 +267,11 @@ impl Options {
                 "handshakeTimeout",
             ),
             (&mut config.verify_ttl, self.verify_ttl, "verifyTtl"),
-            (&mut config.drain_timeout, self.drain_timeout, "drainTimeout"),
+            (
+                &mut config.drain_timeout,
+                self.drain_timeout,
+                "drainTimeout",
+            ),
             (
                 &mut config.header_read_timeout,
                 self.header_read_timeout,
@@ -482,17 +486,29 @@ mod tests {
             TimeUnit::Seconds,
         )
         .unwrap();
-        assert_eq!((c.max_calls_in_flight, c.max_callbacks, c.max_connections), (4, 9, 50));
-        assert_eq!((c.max_bytes_in_flight, c.sockjs.max_message_size), (1024, 4096));
-        assert_eq!((c.sockjs.max_sessions, c.sockjs.max_sessions_per_client), (2, 1));
-        let proxies: Vec<std::net::IpAddr> = vec!["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+        assert_eq!(
+            (c.max_calls_in_flight, c.max_callbacks, c.max_connections),
+            (4, 9, 50)
+        );
+        assert_eq!(
+            (c.max_bytes_in_flight, c.sockjs.max_message_size),
+            (1024, 4096)
+        );
+        assert_eq!(
+            (c.sockjs.max_sessions, c.sockjs.max_sessions_per_client),
+            (2, 1)
+        );
+        let proxies: Vec<std::net::IpAddr> =
+            vec!["10.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
         assert_eq!(c.sockjs.trusted_proxies, proxies);
         assert_eq!(c.header_read_timeout, Duration::from_secs(2));
         assert_eq!(c.sockjs.body_read_timeout, Duration::from_secs(3));
         assert_eq!(c.drain_timeout, Duration::from_millis(500));
         let ms = TimeUnit::Milliseconds;
-        assert!(message(applied(json!({"trustedProxies": ["proxy.local"]}), ms))
-            .contains("trustedProxies: \"proxy.local\" is not an IP address"));
+        assert!(
+            message(applied(json!({"trustedProxies": ["proxy.local"]}), ms))
+                .contains("trustedProxies: \"proxy.local\" is not an IP address")
+        );
         assert!(message(applied(json!({"maxCallbacks": -1}), ms)).contains("maxCallbacks"));
     }
 

@@ -4,6 +4,8 @@
 //! own listener, the tunnel proxy reaching a kite that never listens).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -141,6 +143,18 @@ async fn kites_register_through_kite_proxy_url_and_are_called() {
     );
     square_through(&caller, &public).await;
     std::env::remove_var("KITE_PROXY_URL");
+
+    // Both proxies serve Prometheus metrics without being asked, their `register` counted.
+    for p in [&proxy, &tunnel] {
+        let metrics = common::scrape_metrics(&p.url).await;
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == r#"kite_calls_total{method="register",outcome="ok"} 1"#),
+            "{}: {metrics}",
+            p.url
+        );
+    }
 
     math.shutdown().await;
     private.shutdown().await;

@@ -3,6 +3,8 @@
 //! `query` and `tell` finding and calling it, `register`, and a restart keeping the key pair.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -308,17 +310,7 @@ async fn assert_register_machine(url: &str, claims: &KiteClaims) {
 /// The `kontrol` command serves Prometheus metrics beside `/kite` without being asked: the
 /// one kite registered so far is counted.
 async fn assert_metrics_by_default(kontrol_url: &str) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let addr = kontrol_url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.strip_suffix("/kite"))
-        .unwrap_or_else(|| panic!("unexpected Kontrol URL {kontrol_url}"));
-    let mut stream = within(tokio::net::TcpStream::connect(addr)).await.unwrap();
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    within(stream.read_to_string(&mut response)).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let response = common::scrape_metrics(kontrol_url).await;
     assert!(
         response.lines().any(|l| l == "kontrol_kites_registered 1"),
         "{response}"

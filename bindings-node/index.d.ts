@@ -562,6 +562,11 @@ export interface KiteOptions {
    * Default: `method`.
    */
   methodHandling?: MethodHandling
+  /**
+   * Relay WebRTC signalling between the kites connected to this one
+   * (`kite.handleWebRTC`; typically on Kontrol). Default: `KITE_USE_WEBRTC` or false.
+   */
+  useWebRTC?: boolean
   /** How long `close()` lets calls in flight finish, in milliseconds. Default: 10000. */
   drainTimeout?: number
   /** Time a client has to send a whole HTTP request head, in milliseconds. Default: 10000. */
@@ -572,7 +577,10 @@ export interface KiteOptions {
   maxConnections?: number
   /** Incoming calls of one connection in flight at once; reading pauses beyond. Default: 128. */
   maxCallsInFlight?: number
-  /** Bytes of incoming calls of one connection in flight; reading pauses beyond. Default: 8 MiB. */
+  /**
+   * Bytes of incoming calls of one connection in flight; reading pauses beyond.
+   * Default: 8 MiB.
+   */
   maxBytesInFlight?: number
   /** Entries in one connection's callback table; beyond, a clear error. Default: 10000. */
   maxCallbacks?: number
@@ -583,12 +591,7 @@ export interface KiteOptions {
   /** HTTP-transport sessions open at once per client address. Default: 100. */
   maxSessionsPerClient?: number
   /** IP addresses of proxies whose `X-Forwarded-For` names the client. Default: none. */
-  trustedProxies?: string[]
-  /**
-   * Relay WebRTC signalling between the kites connected to this one
-   * (`kite.handleWebRTC`; typically on Kontrol). Default: `KITE_USE_WEBRTC` or false.
-   */
-  useWebRTC?: boolean
+  trustedProxies?: Array<string>
 }
 
 /**

@@ -67,7 +67,7 @@ async def test_callbacks_per_connection_is_an_option(make_kite: MakeKite) -> Non
     assert refused["type"] == "requestLimitError", refused
 
 
-def test_bad_limits_name_the_option() -> None:
+async def test_bad_limits_name_the_option() -> None:
     with pytest.raises(ValueError, match="trustedProxies"):
         Kite("limits", "1.0.0", trusted_proxies=["proxy.example"])
     with pytest.raises(ValueError, match="maxCallbacks"):

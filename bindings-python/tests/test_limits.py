@@ -22,7 +22,8 @@ WAIT = 10.0
 def post(url: str, body: bytes = b"") -> str:
     req = urllib.request.Request(url, data=body, method="POST")
     with urllib.request.urlopen(req, timeout=WAIT) as r:
-        return r.read().decode()
+        body: bytes = r.read()
+        return body.decode()
 
 
 async def open_session(kite_url: str) -> str:

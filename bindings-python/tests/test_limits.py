@@ -22,8 +22,8 @@ WAIT = 10.0
 def post(url: str, body: bytes = b"") -> str:
     req = urllib.request.Request(url, data=body, method="POST")
     with urllib.request.urlopen(req, timeout=WAIT) as r:
-        body: bytes = r.read()
-        return body.decode()
+        answer: bytes = r.read()
+        return answer.decode()
 
 
 async def open_session(kite_url: str) -> str:

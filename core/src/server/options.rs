@@ -218,6 +218,8 @@ impl Options {
         if let Some(k) = &self.kite_key {
             config.use_kite_key(k)?;
         }
+        self.apply_times(config)?;
+        self.apply_limits(config)?;
         let strings = [
             (&mut config.username, self.username),
             (&mut config.environment, self.environment),
@@ -258,6 +260,22 @@ impl Options {
                 .parse()
                 .map_err(|e: String| Error::Config(format!("transport: {e}")))?;
         }
+        config.tls = match (self.tls, self.tls_cert, self.tls_key) {
+            (Some(t), None, None) => Some((t.cert, t.key)),
+            (None, Some(cert), Some(key)) => Some((cert, key)),
+            (None, None, None) => config.tls.take(),
+            (Some(_), _, _) => {
+                return Err(Error::Config(
+                    "give tls, or tlsCert and tlsKey, not both".into(),
+                ))
+            }
+            _ => return Err(Error::Config("tlsCert and tlsKey go together".into())),
+        };
+        Ok(())
+    }
+
+    /// The time options, in [`Options::time_unit`].
+    fn apply_times(&self, config: &mut Config) -> Result<(), Error> {
         let unit = self.time_unit;
         let times = [
             (&mut config.timeout, self.timeout, "timeout"),
@@ -288,6 +306,11 @@ impl Options {
                 *field = unit.duration(name, n)?;
             }
         }
+        Ok(())
+    }
+
+    /// The limits per peer (the README's "Limits per peer").
+    fn apply_limits(&self, config: &mut Config) -> Result<(), Error> {
         let limits = [
             (&mut config.max_connections, self.max_connections),
             (&mut config.max_calls_in_flight, self.max_calls_in_flight),
@@ -315,17 +338,6 @@ impl Options {
                 })
                 .collect::<Result<_, _>>()?;
         }
-        config.tls = match (self.tls, self.tls_cert, self.tls_key) {
-            (Some(t), None, None) => Some((t.cert, t.key)),
-            (None, Some(cert), Some(key)) => Some((cert, key)),
-            (None, None, None) => config.tls.take(),
-            (Some(_), _, _) => {
-                return Err(Error::Config(
-                    "give tls, or tlsCert and tlsKey, not both".into(),
-                ))
-            }
-            _ => return Err(Error::Config("tlsCert and tlsKey go together".into())),
-        };
         Ok(())
     }
 

@@ -122,9 +122,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if conns.is_empty() {
         return Err("no connection opened".into());
     }
-    run(&args, pid, conns).await;
+    let clean = run(&args, pid, conns).await;
     drop(server);
-    Ok(())
+    if clean {
+        Ok(())
+    } else {
+        Err("calls failed or timed out, or the server exited (see above)".into())
+    }
 }
 
 /// Opens `n` connections, 64 handshakes at a time; returns them and the failures (count,
@@ -148,8 +152,8 @@ async fn open_all(port: u16, n: usize) -> (Vec<Conn>, (usize, Option<String>)) {
 }
 
 /// The soak proper: starts every connection's schedule, prints every interval, then the
-/// summary.
-async fn run(args: &Args, pid: u32, conns: Vec<Conn>) {
+/// summary; false if there were errors.
+async fn run(args: &Args, pid: u32, conns: Vec<Conn>) -> bool {
     let shared = Arc::new(Shared {
         tally: Mutex::new(Tally::default()),
         lost: AtomicUsize::new(0),
@@ -198,7 +202,7 @@ async fn run(args: &Args, pid: u32, conns: Vec<Conn>) {
     let cpu = servers::cpu_time(pid)
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
-    summary.print(args, cpu);
+    summary.print(args, cpu)
 }
 
 /// One connection: a call every `period` from `first` until `end`, each waiting for its
@@ -217,8 +221,15 @@ async fn drive(
     while due < end {
         tokio::time::sleep_until(due.into()).await;
         conn.call(id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        // A write that cannot finish leaves the connection unusable (part of a frame sent):
+        // it counts as failed. Reading is safe to stop (our server sends no pings to answer).
+        let sent = match tokio::time::timeout_at(deadline, conn.flush()).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("the server read nothing for {timeout:?}")),
+        };
         let answer = async {
-            conn.flush().await?;
+            sent?;
             loop {
                 conn.read_text(&mut frame).await?;
                 ids.clear();
@@ -229,7 +240,7 @@ async fn drive(
                 }
             }
         };
-        match tokio::time::timeout(timeout, answer).await {
+        match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(())) => {
                 let us = due.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 shared.with(|t| t.lat.push(us));
@@ -260,20 +271,23 @@ struct Summary {
     first_error: Option<String>,
     /// The server's RSS (KiB) at each printed line.
     rss: Vec<u64>,
+    /// The server was gone (no `/proc` entry) at some line.
+    exited: bool,
 }
 
 impl Summary {
     /// Prints one interval's line (`t` is that interval's tally, `span` its length).
     fn line(&mut self, t: &Tally, span: Duration, since: Duration, pid: u32, open: usize) {
-        let rss = servers::rss_kib(pid).unwrap_or(0);
-        self.rss.push(rss);
+        let rss = servers::rss_kib(pid);
+        self.rss.extend(rss);
+        self.exited |= rss.is_none();
         let mut lat = t.lat.clone();
         lat.sort_unstable();
         println!(
-            "{:>7.0} {:>6} {:>9.1} {:>8.0} {:>8.2} {:>8.2} {:>8} {:>6}",
+            "{:>7.0} {:>6} {:>9} {:>8.0} {:>8.2} {:>8.2} {:>8} {:>6}",
             since.as_secs_f64(),
             open,
-            mib(rss),
+            rss.map_or("exited".into(), |r| format!("{:.1}", mib(r))),
             lat.len() as f64 / span.as_secs_f64(),
             pct(&lat, 0.50),
             pct(&lat, 0.99),
@@ -291,13 +305,17 @@ impl Summary {
         }
     }
 
-    /// The summary: memory over the soak, latency, errors, the server's CPU per call.
-    fn print(mut self, args: &Args, cpu: Option<Duration>) {
+    /// The summary: memory over the soak, latency, errors, the server's CPU per call;
+    /// false if a call failed or timed out or the server exited.
+    fn print(mut self, args: &Args, cpu: Option<Duration>) -> bool {
         self.lat.sort_unstable();
         let n = self.lat.len();
         let mean = self.lat.iter().map(|v| *v as f64).sum::<f64>() / n.max(1) as f64 / 1000.0;
         let p99 = pct(&self.lat, 0.99);
         println!("summary:");
+        if self.exited {
+            println!("  the server EXITED during the soak (its RSS below is from before)");
+        }
         if let (Some(first), Some(last), Some(max)) =
             (self.rss.first(), self.rss.last(), self.rss.iter().max())
         {
@@ -347,6 +365,7 @@ impl Summary {
                 cpu.as_secs_f64() * 1e6 / n.max(1) as f64
             );
         }
+        !self.exited && self.timeouts == 0 && self.failed == 0
     }
 }
 

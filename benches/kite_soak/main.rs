@@ -88,8 +88,14 @@ impl Shared {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.connections == 0 || args.rate <= 0.0 || args.seconds <= 0.0 || args.interval <= 0.0 {
-        return Err("connections, rate, seconds and interval must be positive".into());
+    let sane = |v: f64| (0.001..1e9).contains(&v);
+    if args.connections == 0
+        || ![args.seconds, args.rate, args.interval, args.timeout]
+            .map(sane)
+            .iter()
+            .all(|ok| *ok)
+    {
+        return Err("connections must be positive; seconds, rate, interval and timeout between 0.001 and 1e9".into());
     }
     let bin = match &args.kite_bench {
         Some(p) => p.clone(),
@@ -124,10 +130,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let clean = run(&args, pid, conns).await;
     drop(server);
-    if clean {
+    if clean && refused.0 == 0 {
         Ok(())
     } else {
-        Err("calls failed or timed out, or the server exited (see above)".into())
+        Err(
+            "connections refused, calls failed or timed out, or the server exited (see above)"
+                .into(),
+        )
     }
 }
 

@@ -328,6 +328,13 @@ def run_code(doc: Doc, block: Block, prog: Path, argv: list[str]) -> None:
     run_process(doc, argv, what)
 
 
+def hidden_lines_shown(src: str) -> str:
+    """A Rust block as rustdoc compiles it: lines `# code` (hidden in the rendered page) are
+    code, a lone `#` an empty line; `#[attr]` and `#![attr]` stay as they are."""
+    return "\n".join(line[2:] if line.startswith("# ") else "" if line == "#" else line
+                     for line in src.splitlines())
+
+
 def rust_crate(doc: Doc, rust: list[Block]) -> dict[int, Path] | None:
     """Builds the Rust blocks as binaries of a scratch crate; their paths by block line."""
     crate = doc.scratch / "readme-rust"
@@ -344,7 +351,7 @@ def rust_crate(doc: Doc, rust: list[Block]) -> dict[int, Path] | None:
         "publish = false\n\n[workspace]\n\n[dependencies]\n" + "\n".join(deps) + "\n")
     shutil.copy(ROOT / "Cargo.lock", crate / "Cargo.lock")
     for b in rust:
-        src = doc.ports.rewrite(b.text)
+        src = hidden_lines_shown(doc.ports.rewrite(b.text))
         (crate / "src" / "bin" / f"line{b.line}.rs").write_text(
             "#![allow(unused)]\n#[tokio::main]\nasync fn main() -> Result<(), "
             "Box<dyn std::error::Error + Send + Sync>> {\n" + src + "\n    Ok(())\n}\n")

@@ -15,6 +15,7 @@
 //! | [`logging`] | the core's log records (`kite::logging`) to a JavaScript logger (`setLogger`) or stderr |
 //! | [`traces`] | a traced request's span through its JavaScript handler to the calls it makes |
 //! | [`types`] | plain objects: `KiteIdentity`, `Auth`, `TellOptions`, `RegisterResult`, `KiteQuery` |
+//! | [`options`] | `KiteOptions` and the kite they configure (through `kite::server::Options`) |
 //! | [`bridge`] | the queue of work for the JavaScript thread and the tables of kept functions (any thread) |
 //! | [`convert`] | JavaScript ↔ JSON values, functions ↔ dnode callbacks |
 //! | [`request`] | the native side of `Request` objects (`lib/request.js`), `Connection`, `tell` |
@@ -23,7 +24,7 @@
 //! | [`method`] | `Method` (pre/post handlers, final functions, settings); JavaScript handlers for the core |
 //! | [`client`] | `Client` (dial, dial forever, `tell`, events) |
 //! | [`state`] | what a `Kite` holds, shared with its `Kontrol`: listening, clients, closing |
-//! | [`kite`] | `Kite` (options through `kite::server::Options`, handlers, events, serving, clients) |
+//! | [`kite`] | `Kite` (handlers, events, serving, clients) |
 //! | [`kontrol`] | `Kontrol` (running one) and the kite's side of it (register modes, `getKites`, tokens) |
 
 // Functions exported to JavaScript (`#[napi]`) are called from JS, never from Rust: the
@@ -48,6 +49,7 @@ mod kite;
 mod kontrol;
 mod logging;
 mod method;
+mod options;
 mod proxy;
 mod request;
 mod routes;
@@ -56,9 +58,10 @@ mod traces;
 mod types;
 
 pub use client::{Client, ClientOptions};
-pub use kite::{HandleCounts, Kite, KiteOptions, TlsOptions};
+pub use kite::{HandleCounts, Kite};
 pub use kontrol::{Kontrol, KontrolOptions};
 pub use method::{Method, MethodOptions, ThrottleOptions};
+pub use options::{KiteOptions, TlsOptions};
 pub use request::Connection;
 pub use routes::{HttpRequestObject, HttpResponseObject};
 pub use types::{Auth, KiteIdentity, KiteQuery, RegisterResult, TellOptions};

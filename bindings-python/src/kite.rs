@@ -2,7 +2,6 @@
 
 use std::sync::{Arc, RwLock};
 
-use kite::kontrol::RegisterMode;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -14,8 +13,7 @@ use crate::config;
 use crate::errors::{error_to_py, to_py_err};
 use crate::identity::{Auth, KiteInfo};
 use crate::method::PyMethodHandling;
-use crate::method::{seconds, Method, Registration, Settings};
-use crate::registry::kite_side;
+use crate::method::{Method, Registration, Settings};
 use crate::shared::{ensure_callable, Shared};
 use crate::signature::Role;
 
@@ -316,101 +314,6 @@ impl Kite {
         Ok(Client::new(c, self.shared.clone()))
     }
 
-    /// Registers this kite to Kontrol (``kontrol_url`` from the kite key or the
-    /// configuration) with ``url`` (default: the kite's own URL); returns Kontrol's answer.
-    #[pyo3(signature = (url=None))]
-    fn register<'py>(&self, py: Python<'py>, url: Option<String>) -> PyResult<Bound<'py, PyAny>> {
-        kite_side::register(py, &self.inner, url, RegisterMode::ONCE)
-    }
-
-    /// Registers now (retrying every 10 s until it succeeds) and again after every
-    /// reconnection to Kontrol; completes after the first registration.
-    #[pyo3(signature = (url=None))]
-    fn register_forever<'py>(
-        &self,
-        py: Python<'py>,
-        url: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        kite_side::register(py, &self.inner, url, RegisterMode::FOREVER)
-    }
-
-    /// Registers over HTTP and keeps sending HTTP heartbeats.
-    #[pyo3(signature = (url=None))]
-    fn register_http<'py>(
-        &self,
-        py: Python<'py>,
-        url: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        kite_side::register(py, &self.inner, url, RegisterMode::HTTP)
-    }
-
-    /// Registers over HTTP, retrying with backoff until it succeeds, and again whenever
-    /// Kontrol asks to.
-    #[pyo3(signature = (url=None))]
-    fn register_http_forever<'py>(
-        &self,
-        py: Python<'py>,
-        url: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        kite_side::register(py, &self.inner, url, RegisterMode::HTTP_FOREVER)
-    }
-
-    /// Kites matching the query (a ``KiteInfo`` and/or keyword fields, general to
-    /// specific; ``username`` is required), as clients (not yet dialed) carrying tokens from
-    /// Kontrol that renew themselves.
-    #[pyo3(signature = (query=None, *, username=None, environment=None, name=None,
-        version=None, region=None, hostname=None, id=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn get_kites<'py>(
-        &self,
-        py: Python<'py>,
-        query: Option<KiteInfo>,
-        username: Option<String>,
-        environment: Option<String>,
-        name: Option<String>,
-        version: Option<String>,
-        region: Option<String>,
-        hostname: Option<String>,
-        id: Option<String>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let q = kite_side::query(
-            query,
-            [username, environment, name, version, region, hostname, id],
-        );
-        kite_side::get_kites(py, &self.inner, &self.shared, q)
-    }
-
-    /// A token for calling ``kite`` (from Kontrol's cache, or freshly minted with
-    /// ``force=True``).
-    #[pyo3(signature = (kite, *, force=false))]
-    fn get_token<'py>(
-        &self,
-        py: Python<'py>,
-        kite: KiteInfo,
-        force: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        kite_side::get_token(py, &self.inner, kite, force)
-    }
-
-    /// Kontrol's current public key (also adopted as this kite's trusted Kontrol key).
-    fn get_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        kite_side::get_key(py, &self.inner)
-    }
-
-    /// Fetches Kontrol's public key every ``interval`` seconds until the kite closes, so
-    /// that a rotated Kontrol key is picked up (call after the kite started).
-    fn key_renewer(&self, py: Python<'_>, interval: f64) -> PyResult<()> {
-        let interval = seconds("interval", interval)?;
-        if interval.is_zero() {
-            return Err(PyValueError::new_err("interval must be positive"));
-        }
-        self.shared.bind_if_unbound(py)?;
-        let k = self.inner.clone();
-        let _guard = bridge::runtime().enter();
-        k.key_renewer(interval);
-        Ok(())
-    }
-
     /// Adds (or replaces) the authenticator of authentication type ``kind``:
     /// ``func(auth, caller, local)`` (``Auth``, the caller's and this kite's ``KiteInfo``;
     /// ``def`` or ``async def``, run on the kite's event loop) returns the authenticated
@@ -446,54 +349,6 @@ impl Kite {
         Ok(func.unbind())
     }
 
-    /// Sends a WebRTC signalling message (``{"type", "dst", "payload"}``) through Kontrol
-    /// (run with ``use_webrtc``) to kite ``dst``'s own ``kite.handleWebRTC`` method.
-    fn send_webrtc<'py>(
-        &self,
-        py: Python<'py>,
-        msg: Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.shared.bind_if_unbound(py)?;
-        crate::signalling::send_webrtc(py, &self.inner, &msg)
-    }
-
-    /// The kite ids in this kite's signalling relay (with ``use_webrtc``), sorted.
-    fn webrtc_peers(&self) -> Vec<String> {
-        self.inner.webrtc_peers()
-    }
-
-    /// Registers ``url`` (default: the kite's) through a reverse proxy, then the public URL
-    /// it hands out to Kontrol, again whenever the proxy drops; returns the public URL.
-    #[pyo3(signature = (url=None, *, proxy_url=None, retry=None))]
-    fn register_to_proxy<'py>(
-        &self,
-        py: Python<'py>,
-        url: Option<String>,
-        proxy_url: Option<String>,
-        retry: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.shared.bind_if_unbound(py)?;
-        crate::signalling::register_to_proxy(py, &self.inner, false, url, proxy_url, retry)
-    }
-
-    /// Like ``register_to_proxy`` through a tunnel proxy: the kite need not listen.
-    #[pyo3(signature = (*, proxy_url=None, retry=None))]
-    fn register_to_tunnel<'py>(
-        &self,
-        py: Python<'py>,
-        proxy_url: Option<String>,
-        retry: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.shared.bind_if_unbound(py)?;
-        crate::signalling::register_to_proxy(py, &self.inner, true, None, proxy_url, retry)
-    }
-
-    /// Calls ``func(result)`` after every successful registration (decorator).
-    fn on_register<'py>(&self, func: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        kite_side::on_register(&self.inner, &self.shared, &func)?;
-        Ok(func)
-    }
-
     fn __aenter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         bridge::ready_future(slf.py(), slf)
     }
@@ -517,6 +372,11 @@ impl Kite {
     /// The core kite.
     pub(crate) fn core(&self) -> &kite::Kite {
         &self.inner
+    }
+
+    /// What the kite's handlers, clients and hooks share.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// Binds the running loop, refreshes the log level and applies the listen address.

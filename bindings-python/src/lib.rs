@@ -30,7 +30,9 @@
 //! | [`hooks`] | authenticators and HTTP route handlers, run on the kite's loop |
 //! | [`method`] | `Method`, `MethodHandling`, registering a handler |
 //! | [`registry`] | the kite's side of Kontrol: register modes (`Kite::register_with`), kites, tokens |
-//! | [`kite`] | the `Kite` class |
+//! | [`signalling`] | WebRTC signalling and proxy registration for the `Kite` class |
+//! | [`kite`] | the `Kite` class: configuration, methods, hooks, serving, clients |
+//! | [`mesh`] | the `Kite` class's side of the mesh: Kontrol, proxies, WebRTC signalling |
 //! | [`kontrol`] | `Kontrol` |
 
 use pyo3::prelude::*;
@@ -55,6 +57,7 @@ mod kite;
 mod kontrol;
 mod lifecycle;
 mod logging;
+mod mesh;
 mod method;
 mod outbox;
 mod registry;

@@ -94,21 +94,11 @@ pub(crate) fn install() {
             });
         // Spans go to the process's OTLP exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is
         // set (kites with `tracing: true` make them).
-        let (telemetry, failed) = match Telemetry::process("kite-rs-node") {
-            Ok(t) => (t, None),
-            Err(e) => (None, Some(e)),
-        };
-        // Spans at info and above for the exporter; none at all without one (a missing layer
-        // would enable every span).
-        let spans = if telemetry.is_some() {
-            LevelFilter::INFO
-        } else {
-            LevelFilter::OFF
-        };
+        let (spans, failed) = Telemetry::process_layer("kite-rs-node");
         let _ = tracing_subscriber::registry()
             .with(stderr)
             .with(ToJs.with_filter(JsLevel))
-            .with(telemetry.map(|t| t.layer()).with_filter(spans))
+            .with(spans)
             .try_init();
         if let Some(e) = failed {
             tracing::error!("traces are not exported: {e}");

@@ -13,10 +13,8 @@ use std::sync::OnceLock;
 use kite::logging::{Forwarder, LevelGate, Record};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use tracing::level_filters::LevelFilter;
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Layer;
 
 /// What the `kite_rs` logger enables (WARNING until [`refresh`] reads it).
 static GATE: LevelGate = LevelGate::new(Some(Level::WARN));
@@ -90,20 +88,10 @@ pub(crate) fn install(py: Python<'_>) {
     };
     // Spans go to the process's OTLP exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
     // (kites with `tracing=True` make them).
-    let (telemetry, failed) = match kite::telemetry::Telemetry::process("kite-rs-python") {
-        Ok(t) => (t, None),
-        Err(e) => (None, Some(e)),
-    };
-    // Spans at info and above for the exporter; none at all without one (a missing layer
-    // would enable every span).
-    let spans = if telemetry.is_some() {
-        LevelFilter::INFO
-    } else {
-        LevelFilter::OFF
-    };
+    let (spans, failed) = kite::telemetry::Telemetry::process_layer("kite-rs-python");
     let subscriber = tracing_subscriber::registry()
         .with(Forwarder::new(&GATE, queue).into_layer())
-        .with(telemetry.map(|t| t.layer()).with_filter(spans));
+        .with(spans);
     let _ = tracing::subscriber::set_global_default(subscriber);
     refresh(py);
     if let Some(e) = failed {

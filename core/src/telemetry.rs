@@ -13,8 +13,11 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
+use tracing::level_filters::LevelFilter;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
+use tracing_subscriber::filter::Filtered;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer as _;
 
 use crate::protocol::TraceContext;
 use crate::Error;
@@ -25,6 +28,9 @@ const MAX_TRACEPARENT: usize = 256;
 
 /// The longest `tracestate` accepted from a peer (the W3C limit is 512 characters).
 const MAX_TRACESTATE: usize = 512;
+
+/// The layer of [`Telemetry::process_layer`].
+pub type ProcessLayer<S> = Filtered<Option<OpenTelemetryLayer<S, SdkTracer>>, LevelFilter, S>;
 
 /// The process's exporter when the bindings share one (see [`Telemetry::process`]).
 static PROCESS: OnceLock<Option<Telemetry>> = OnceLock::new();
@@ -70,6 +76,27 @@ impl Telemetry {
         // Two first calls at once: one exporter is kept, the other dropped unused.
         let _ = PROCESS.set(built);
         Ok(PROCESS.get().and_then(Option::as_ref))
+    }
+
+    /// The layer a binding adds to the subscriber it installs: the process's exporter
+    /// ([`Telemetry::process`]) with spans at info and above, or — with no exporter — a
+    /// layer that enables no span at all (leaving the layer out would enable every span).
+    /// An exporter that cannot be built gives the no-span layer and the error, for the
+    /// binding to log once its subscriber is installed.
+    pub fn process_layer<S>(service: &str) -> (ProcessLayer<S>, Option<Error>)
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let (telemetry, failed) = match Self::process(service) {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(e)),
+        };
+        let spans = if telemetry.is_some() {
+            LevelFilter::INFO
+        } else {
+            LevelFilter::OFF
+        };
+        (telemetry.map(|t| t.layer()).with_filter(spans), failed)
     }
 
     /// Sends the spans the process's exporter holds (see [`Telemetry::process`]); `false`

@@ -38,6 +38,28 @@ fn registration(base: ProxyRegistration, o: ProxyOptions) -> ProxyRegistration {
     }
 }
 
+/// The promise of `registerToProxy`/`registerToTunnel`: the registration `make` builds
+/// from the options, registered by the core; resolves with the public URL.
+fn register<'e>(
+    k: &Kite,
+    env: &'e Env,
+    options: Option<ProxyOptions>,
+    make: impl FnOnce(&kite::Kite, ProxyOptions) -> Result<ProxyRegistration, kite::Error>
+        + Send
+        + 'static,
+) -> napi::Result<PromiseRaw<'e, String>> {
+    let kite = k.state().kite.clone();
+    let o = options.unwrap_or_default();
+    errors::promise(
+        env,
+        async move {
+            let reg = make(&kite, o)?;
+            Ok(kite.register_to_proxy(reg).await)
+        },
+        |_env, url| Ok(url),
+    )
+}
+
 #[napi]
 impl Kite {
     /// Sends a WebRTC signalling message (`{type: 'OFFER' | 'ANSWER' | 'CANDIDATE' |
@@ -78,17 +100,10 @@ impl Kite {
         env: &'e Env,
         options: Option<ProxyOptions>,
     ) -> napi::Result<PromiseRaw<'e, String>> {
-        let kite = self.state().kite.clone();
-        let o = options.unwrap_or_default();
-        errors::promise(
-            env,
-            async move {
-                let url = kite.url_to_register(o.url.clone())?;
-                let reg = registration(ProxyRegistration::reverse(&kite, &url), o);
-                Ok(kite.register_to_proxy(reg).await)
-            },
-            |_env, url| Ok(url),
-        )
+        register(self, env, options, |kite, o| {
+            let url = kite.url_to_register(o.url.clone())?;
+            Ok(registration(ProxyRegistration::reverse(kite, &url), o))
+        })
     }
 
     /// Registers through a tunnel proxy (the reference's `RegisterToTunnel`): the kite need
@@ -100,15 +115,9 @@ impl Kite {
         env: &'e Env,
         options: Option<ProxyOptions>,
     ) -> napi::Result<PromiseRaw<'e, String>> {
-        let kite = self.state().kite.clone();
-        let o = options.unwrap_or_default();
-        errors::promise(
-            env,
-            async move {
-                let reg = registration(ProxyRegistration::tunnel(&kite), o);
-                Ok(kite.register_to_tunnel_with(reg).await)
-            },
-            |_env, url| Ok(url),
-        )
+        self.state().kite.serve_tunnels();
+        register(self, env, options, |kite, o| {
+            Ok(registration(ProxyRegistration::tunnel(kite), o))
+        })
     }
 }

@@ -21,8 +21,15 @@ How a document is run:
   with ``node`` from the repository root (the installed addon). A block with a top-level
   ``await`` runs inside an async main, the way a REPL would run it.
 - A command or block that exits is a one-shot: it must exit with status 0. One that opens a
-  new listening port (or prints ``listening on``) and keeps running is a server: it must come
-  up within the time limit, and stays up for what follows.
+  new listening port (or prints ``listening on``, or ``reachable`` for a kite that only dials
+  out) and keeps running is a server: it must come up within the time limit, and stays up for
+  what follows. A trailing ``&`` only says so: the harness starts the command itself, so a
+  server that never comes up, or exits, fails the check.
+- The commands of one shell block share what a terminal would keep: variables set or
+  exported (``D=…``, ``export KITE_HOME=…``) are set again for each later command of the
+  block. Paths under ``/tmp/kite-…`` are moved into the file's scratch directory. A server
+  started on a port that an earlier server of the file holds replaces it (a reader would
+  have stopped the earlier mesh first).
 
 Skipped by name, each printed with its reason: benchmarks, installs (``pip``/``npm``/``cargo
 install``), the test commands themselves (``scripts/test.sh``, ``pytest``, ``node --test``),
@@ -145,6 +152,8 @@ class Doc:
     ports: Ports
     bin_dir: Path
     servers: list[subprocess.Popen] = field(default_factory=list)
+    # the ports (mapped) each running server opened, by pid
+    held: dict[int, set[int]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     ran: int = 0
     skipped: int = 0
@@ -156,7 +165,8 @@ def say(msg: str) -> None:
 
 # ---------------------------------------------------------------- running processes
 
-def run_process(doc: Doc, argv: list[str], what: str, cwd: Path = ROOT) -> bool:
+def run_process(doc: Doc, argv: list[str], what: str, cwd: Path = ROOT,
+                kite_home: str | None = None) -> bool:
     """Runs `argv`: a one-shot must exit 0; a server must come up and stays running."""
     before = {p for p in doc.ports.map.values() if port_open(p)}
     log = doc.scratch / f"out-{len(doc.servers)}-{time.monotonic_ns()}.log"
@@ -173,17 +183,19 @@ def run_process(doc: Doc, argv: list[str], what: str, cwd: Path = ROOT) -> bool:
                 return True
             fail(doc, what, f"exited with status {code}", text)
             return False
-        listening = "listening on" in text.lower() or any(
-            port_open(p) for p in doc.ports.map.values() if p not in before)
-        if listening:
+        lower = text.lower()
+        opened = {p for p in doc.ports.map.values() if p not in before and port_open(p)}
+        if "listening on" in lower or "reachable" in lower or opened:
             up_at = up_at or time.monotonic()
             # A kite (it says "kite listening on") with a kite key registers to Kontrol: give
-            # it up to REGISTER_WAIT to say so, so that what follows can find it.
-            kite = "kite listening on" in text.lower()
-            keyed = (Path(doc.env["KITE_HOME"]) / "kite.key").exists()
-            if (not (kite and keyed) or "registered" in text.lower()
+            # it up to REGISTER_WAIT to say so ("registered", or "reachable" through a
+            # proxy), so that what follows can find it.
+            kite = "kite listening on" in lower
+            keyed = (Path(kite_home or doc.env["KITE_HOME"]) / "kite.key").exists()
+            if (not (kite and keyed) or "registered" in lower or "reachable" in lower
                     or time.monotonic() - up_at > REGISTER_WAIT):
                 doc.servers.append(proc)
+                doc.held[proc.pid] = opened
                 say(f"      server up (pid {proc.pid})")
                 return True
         if time.monotonic() > deadline:
@@ -275,7 +287,55 @@ def cargo_run(cmd: str, bin_dir: Path) -> str:
     return f"{prefix}{shlex.quote(str(exe))} {args}".strip()
 
 
+ASSIGNMENT = re.compile(r"^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def statements(cmd: str) -> list[str]:
+    """The `;`-separated statements of a command line (quotes respected)."""
+    out, cur, quote = [], "", None
+    for ch in cmd:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ";":
+            out.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    return [x for x in out + [cur.strip()] if x]
+
+
+def is_assignment(statement: str) -> bool:
+    """`NAME=value …` or `export NAME=value …` with no command after the assignments."""
+    if not ASSIGNMENT.match(statement):
+        return False
+    try:
+        words = shlex.split(statement)
+    except ValueError:
+        return False
+    return all("=" in w for w in words if w != "export")
+
+
+def shell_value(prelude: list[str], name: str, env: dict[str, str]) -> str:
+    """The value of `name` after the block's assignments so far."""
+    out = subprocess.run(["bash", "-c", "; ".join(prelude + [f'printf %s "${name}"'])],
+                         env=env, capture_output=True, text=True)
+    return out.stdout
+
+
+def free_held_ports(doc: Doc, cmd: str) -> None:
+    """Stops the servers of this file holding a port that `cmd` (rewritten) listens on."""
+    wanted = {int(p) for p in re.findall(r"(?:-port[ =]|KITE_PORT=)(\d{2,5})\b", cmd)}
+    for proc in list(doc.servers):
+        if doc.held.get(proc.pid, set()) & wanted:
+            say(f"      (stopping pid {proc.pid}, which holds port {sorted(wanted)})")
+            stop(proc)
+            doc.servers.remove(proc)
+
+
 def run_shell(doc: Doc, block: Block) -> None:
+    prelude: list[str] = []  # the block's assignments so far, as a terminal keeps them
     for cmd in commands(block.text):
         what = f"{block.path}:{block.line}: {cmd}"
         reason = skip_reason(cmd)
@@ -283,10 +343,20 @@ def run_shell(doc: Doc, block: Block) -> None:
             doc.skipped += 1
             say(f"  SKIP {cmd}\n      ({reason})")
             continue
-        actual = cargo_run(doc.ports.rewrite(cmd), doc.bin_dir)
+        line = re.sub(r"/tmp/(kite-[\w.-]+)", lambda m: str(doc.scratch / m.group(1)), cmd)
+        # A trailing `&` only says "keep it running": run_process tells servers apart.
+        line = re.sub(r"\s*&\s*$", "", line)
+        parts = statements(doc.ports.rewrite(line))
+        run = [p for p in parts if not is_assignment(p)]
+        actual = "; ".join(prelude + [cargo_run(p, doc.bin_dir) for p in parts])
+        prelude += [p for p in parts if is_assignment(p)]
         say(f"  RUN  {cmd}" + (f"\n      as: {actual}" if actual != cmd else ""))
         doc.ran += 1
-        run_process(doc, ["bash", "-c", actual], what)
+        if not run:
+            continue
+        free_held_ports(doc, actual)
+        home = shell_value(prelude, "KITE_HOME", doc.env) or None
+        run_process(doc, ["bash", "-c", actual], what, kite_home=home)
 
 
 # ---------------------------------------------------------------- code blocks
@@ -522,6 +592,13 @@ echo "port 3636 is :3636"
 false
 ```
 
+```sh
+D=/tmp/kite-selftest; mkdir -p $D
+export GREETING="hello there" WHERE=$D/out.txt
+echo "$GREETING" > $WHERE &
+grep -q "hello there" /tmp/kite-selftest/out.txt
+```
+
 ```python
 print("a Python block")
 ```
@@ -540,7 +617,7 @@ def self_test(bin_dir: Path) -> int:
         md.write_text(SELF_TEST)
         doc = run_doc(str(md), bin_dir, Services())
     ok = (len(doc.failures) == 1 and "false" in doc.failures[0] and doc.skipped == 1
-          and doc.ran == 5)
+          and doc.ran == 9)
     say(f"readme_check self-test: {'ok' if ok else 'FAILED'} "
         f"(ran {doc.ran}, skipped {doc.skipped}, failures {doc.failures})")
     return 0 if ok else 1

@@ -8,12 +8,8 @@ mod otlp;
 use std::time::Duration;
 
 use kite::sockjs::Transport;
-use kite::telemetry::Telemetry;
 use kite::{Config, Kite, KiteError, Method, Request};
 use tracing::Instrument;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -34,16 +30,7 @@ fn traced(name: &str) -> Kite {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_across_three_kites() {
-    let (url, received) = otlp::receiver().await;
-    let telemetry =
-        Telemetry::with_endpoint("tracing-test", &format!("{url}/v1/traces")).expect("exporter");
-    tracing_subscriber::registry()
-        .with(
-            telemetry
-                .layer()
-                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
-        )
-        .init();
+    let exporting = otlp::Exporting::install("tracing-test").await;
 
     let leaf = traced("leaf");
     leaf.add_method(
@@ -84,12 +71,7 @@ async fn one_trace_across_three_kites() {
     assert_eq!(answer, serde_json::json!(42));
 
     // Ended spans are exported on flush (it blocks until the receiver answered).
-    let flushing = telemetry.clone();
-    tokio::task::spawn_blocking(move || flushing.flush())
-        .await
-        .expect("flush task")
-        .expect("flush");
-    let spans = received.lock().expect("spans").clone();
+    let spans = exporting.flushed().await;
     let root = &spans
         .iter()
         .find(|r| r.span.name == "root")
@@ -107,5 +89,5 @@ async fn one_trace_across_three_kites() {
     assert_eq!(serve_middle.parent_span_id, call_middle.span_id);
     assert_eq!(call_leaf.parent_span_id, serve_middle.span_id);
     assert_eq!(serve_leaf.parent_span_id, call_leaf.span_id);
-    telemetry.shutdown().expect("shutdown");
+    exporting.shutdown();
 }

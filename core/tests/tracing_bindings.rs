@@ -16,13 +16,9 @@ use std::time::Duration;
 
 use common::peers::{repo_root, Peer};
 use kite::sockjs::Transport;
-use kite::telemetry::Telemetry;
 use kite::{Client, Config, Kite};
 use tokio::process::Command;
 use tracing::Instrument;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -73,16 +69,8 @@ async fn call_middle(client: &Client, root: &str, peers: &[&Peer]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_per_chain_through_python_and_node_handlers() {
-    let (otlp, received) = otlp::receiver().await;
-    let telemetry =
-        Telemetry::with_endpoint("rust-caller", &format!("{otlp}/v1/traces")).expect("exporter");
-    tracing_subscriber::registry()
-        .with(
-            telemetry
-                .layer()
-                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
-        )
-        .init();
+    let exporting = otlp::Exporting::install("rust-caller").await;
+    let otlp = exporting.url.clone();
 
     let node_leaf = start("node", "leaf", None, &otlp).await;
     let python_middle = start("python", "middle", Some(&node_leaf.url()), &otlp).await;
@@ -114,13 +102,7 @@ async fn one_trace_per_chain_through_python_and_node_handlers() {
     for peer in [python_middle, node_leaf, node_middle, python_leaf] {
         peer.stop().await;
     }
-    let flushing = telemetry.clone();
-    tokio::task::spawn_blocking(move || flushing.flush())
-        .await
-        .expect("flush task")
-        .expect("flush");
-
-    let spans = received.lock().expect("spans").clone();
+    let spans = exporting.flushed().await;
     let logs = logs.join("\n---\n");
     assert_chain(
         &spans,
@@ -129,7 +111,7 @@ async fn one_trace_per_chain_through_python_and_node_handlers() {
         &logs,
     );
     assert_chain(&spans, "node-first", ["node-middle", "python-leaf"], &logs);
-    telemetry.shutdown().expect("shutdown");
+    exporting.shutdown();
 }
 
 /// The spans of chain `root` form one trace: the root and its call from the Rust caller,

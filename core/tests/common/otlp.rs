@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use kite::telemetry::Telemetry;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -12,6 +13,10 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 /// A span received, and the service (process) that sent it.
 #[derive(Debug, Clone)]
@@ -69,6 +74,45 @@ pub async fn receiver() -> (String, Arc<Mutex<Vec<Received>>>) {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{addr}"), spans)
+}
+
+/// A receiver and the process's `tracing` subscriber exporting to it (spans at info and
+/// above), named `service`. One per test binary: the subscriber is global.
+pub struct Exporting {
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    telemetry: Telemetry,
+}
+
+impl Exporting {
+    pub async fn install(service: &str) -> Exporting {
+        let (url, received) = receiver().await;
+        let telemetry =
+            Telemetry::with_endpoint(service, &format!("{url}/v1/traces")).expect("exporter");
+        tracing_subscriber::registry()
+            .with(telemetry.layer().with_filter(LevelFilter::INFO))
+            .init();
+        Exporting {
+            url,
+            received,
+            telemetry,
+        }
+    }
+
+    /// Exports the spans ended so far (waiting for the receiver's answer, on a blocking
+    /// thread) and returns every span received.
+    pub async fn flushed(&self) -> Vec<Received> {
+        let flushing = self.telemetry.clone();
+        tokio::task::spawn_blocking(move || flushing.flush())
+            .await
+            .expect("flush task")
+            .expect("flush");
+        self.received.lock().expect("spans").clone()
+    }
+
+    pub fn shutdown(&self) {
+        self.telemetry.shutdown().expect("shutdown");
+    }
 }
 
 /// The one span named `name` whose `method` attribute is `method`.

@@ -871,3 +871,37 @@ async fn registering_again_on_one_connection_keeps_the_entry() {
     proxy.kite().shutdown().await;
     kontrol.close();
 }
+
+/// A kite that registers through the tunnel proxy twice at once (the proxy refuses a second
+/// connection with the same kite id) gets one registration: both calls resolve with its URL.
+#[tokio::test]
+async fn registering_twice_at_once_joins_one_registration() {
+    let kontrol = start_kontrol().await;
+    let proxy = start_tunnel_proxy(&kontrol, 0, TunnelProxyConfig::default()).await;
+    let k = private_kite(&kontrol, "twice").await;
+    let (a, b) = within("both registrations resolve", async {
+        tokio::join!(
+            k.register_to_tunnel_with(via(&proxy, &k)),
+            k.register_to_tunnel_with(via(&proxy, &k))
+        )
+    })
+    .await;
+    let port = proxy.kite().port().unwrap();
+    assert_eq!(
+        a,
+        format!("http://127.0.0.1:{port}/proxy/{}", k.identity().id)
+    );
+    assert_eq!(a, b);
+    assert_eq!(proxy.kites(), vec![k.identity().id.clone()]);
+    // Later calls join the running registration too.
+    let c = within(
+        "a third registration",
+        k.register_to_tunnel_with(via(&proxy, &k)),
+    )
+    .await;
+    assert_eq!(c, a);
+    k.shutdown().await;
+    until("the proxy's table empties", || proxy.kites().is_empty()).await;
+    proxy.kite().shutdown().await;
+    kontrol.close();
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::Deserialize;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use super::reverse::METHOD_PROXY_REGISTER;
 use crate::protocol::{KiteError, KiteQuery};
@@ -21,6 +21,10 @@ pub const METHOD_TUNNEL: &str = "kite.tunnel";
 /// The name tunnel proxies register under (found through Kontrol by
 /// [`Kite::register_to_tunnel`]).
 pub const TUNNEL_PROXY_NAME: &str = "tunnelproxy";
+
+/// The public URLs of a kite's proxy registration while its loop runs (a kite extension).
+#[derive(Default)]
+struct Registering(std::sync::Mutex<Option<watch::Receiver<Option<String>>>>);
 
 /// How a kite registers to a proxy ([`Kite::register_to_proxy`]).
 #[derive(Debug, Clone)]
@@ -72,12 +76,41 @@ impl Kite {
     /// configured, registers the public URL the proxy hands out to Kontrol. Resolves with
     /// that URL after the first success (retrying every `retry` until then); from then on,
     /// in the background until the kite closes, every time the proxy connection drops the
-    /// kite registers again (to the same proxy URL, or a proxy Kontrol names).
+    /// kite registers again (to the same proxy URL, or a proxy Kontrol names). A kite has
+    /// one proxy registration: calling this again while it runs (a proxy would refuse a
+    /// second connection with the same kite id) resolves with that registration's URL.
     pub async fn register_to_proxy(&self, reg: ProxyRegistration) -> String {
-        let (tx, rx) = oneshot::channel();
+        let mut rx = {
+            let slot = self.extension::<Registering>();
+            let mut slot = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref().filter(|rx| rx.has_changed().is_ok()) {
+                // One registration per kite: a proxy refuses a second connection with the
+                // same kite id, so a second loop would retry forever. Join the first.
+                Some(rx) => {
+                    tracing::debug!("already registering through a proxy; waiting for its URL");
+                    rx.clone()
+                }
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    *slot = Some(rx.clone());
+                    self.spawn_proxy_loop(reg, tx);
+                    rx
+                }
+            }
+        };
+        let url = rx
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|u| u.clone());
+        url.unwrap_or_default()
+    }
+
+    /// The registration loop of [`Kite::register_to_proxy`]: each public URL goes to `tx`;
+    /// it ends (dropping `tx`) when the kite closes.
+    fn spawn_proxy_loop(&self, reg: ProxyRegistration, tx: watch::Sender<Option<String>>) {
         let weak = self.downgrade();
         tokio::spawn(async move {
-            let mut first = Some(tx);
             let mut last_error = None;
             loop {
                 let Some(kite) = weak.upgrade() else { return };
@@ -88,9 +121,7 @@ impl Kite {
                 match kite.proxy_once(&reg).await {
                     Ok((client, public)) => {
                         last_error = None;
-                        if let Some(tx) = first.take() {
-                            let _ = tx.send(public);
-                        }
+                        tx.send_replace(Some(public));
                         let conn = client.connection();
                         drop(kite);
                         if let Some(conn) = conn {
@@ -118,7 +149,6 @@ impl Kite {
                 }
             }
         });
-        rx.await.unwrap_or_default()
     }
 
     /// Registers to a tunnel proxy (the reference's `RegisterToTunnel`): serves

@@ -38,7 +38,7 @@ pub(crate) fn js_to_payload(bridge: &Arc<Bridge>, v: Unknown<'_>) -> napi::Resul
         path: Vec::new(),
         functions: Vec::new(),
     };
-    let value = w.to_value(v, 0)?.unwrap_or(Value::Null);
+    let value = w.value_of(v, 0)?.unwrap_or(Value::Null);
     Ok(Payload::from_parts(value, w.functions))
 }
 
@@ -51,7 +51,7 @@ struct Walker<'b> {
 
 impl Walker<'_> {
     /// `None` for what `JSON.stringify` leaves out (undefined, symbols).
-    fn to_value(&mut self, v: Unknown<'_>, depth: usize) -> napi::Result<Option<Value>> {
+    fn value_of(&mut self, v: Unknown<'_>, depth: usize) -> napi::Result<Option<Value>> {
         Ok(Some(match v.get_type()? {
             ValueType::Undefined | ValueType::Symbol => return Ok(None),
             ValueType::Null => Value::Null,
@@ -80,7 +80,7 @@ impl Walker<'_> {
                     if to_json.get_type()? == ValueType::Function {
                         let f = Function::<'_, (), Unknown<'_>>::from_unknown(to_json)?;
                         let replaced = f.apply(obj, ())?;
-                        return self.to_value(replaced, depth + 1);
+                        return self.value_of(replaced, depth + 1);
                     }
                     self.object(obj, depth)?
                 }
@@ -96,7 +96,7 @@ impl Walker<'_> {
         for i in 0..len {
             let item: Unknown<'_> = arr.get_element(i)?;
             self.path.push(Segment::Index(i as usize));
-            let value = self.to_value(item, depth + 1)?;
+            let value = self.value_of(item, depth + 1)?;
             self.path.pop();
             out.push(value.unwrap_or(Value::Null));
         }
@@ -119,7 +119,7 @@ impl Walker<'_> {
             let name = String::from_unknown(key)?;
             let item: Unknown<'_> = obj.get_property(key)?;
             self.path.push(Segment::Key(name.clone()));
-            let value = self.to_value(item, depth + 1)?;
+            let value = self.value_of(item, depth + 1)?;
             self.path.pop();
             if let Some(value) = value {
                 map.insert(name, value);
@@ -294,7 +294,7 @@ fn remote_function<'e>(
         for i in 0..ctx.length() {
             let v: Unknown<'_> = ctx.get(i)?;
             w.path = vec![Segment::Index(i)];
-            args.push(w.to_value(v, 0)?.unwrap_or(Value::Null));
+            args.push(w.value_of(v, 0)?.unwrap_or(Value::Null));
         }
         let args = Payload::from_parts(Value::Array(args), w.functions);
         let f = f.clone();

@@ -223,7 +223,7 @@ impl Kite {
     /// so that a rotated Kontrol key is picked up.
     #[napi]
     pub fn key_renewer(&self, env: &Env, interval_ms: f64) -> napi::Result<()> {
-        if !(interval_ms > 0.0) {
+        if interval_ms.is_nan() || interval_ms <= 0.0 {
             return Err(errors::throw_config(env, "the interval must be positive"));
         }
         let kite = self.state().kite.clone();

@@ -1,6 +1,6 @@
 //! The core's `tracing` records: to a JavaScript logger set with `setLogger(fn, level)`, and
-//! to stderr when `KITE_LOG_LEVEL` is set (`error`, `warn`, `info`, `debug`, `trace`, or an
-//! `EnvFilter` directive). Records are formatted where they happen and handed to the logger
+//! to stderr when `KITE_LOG_LEVEL` is set (`error`, `warn`, `info`, `debug`, `trace`, the
+//! reference's `WARNING` and `FATAL`, or an `EnvFilter` directive). Records are formatted where they happen and handed to the logger
 //! through a weak threadsafe function (it never keeps Node running); the logger runs on the
 //! JavaScript thread of the environment that set it (the last `setLogger` call wins).
 //! Spans go to the process's OTLP exporter when one is configured (`flushTraces`).
@@ -83,15 +83,17 @@ impl<S> Filter<S> for JsLevel {
 pub(crate) fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let stderr = std::env::var("KITE_LOG_LEVEL")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(|level| {
-                tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(std::env::var_os("KITE_LOG_NOCOLOR").is_none())
-                    .with_filter(tracing_subscriber::EnvFilter::new(level.to_lowercase()))
-            });
+        // The reference's level names (`WARNING`, `FATAL`, any case: `kite_log_level`),
+        // `trace`, or an `EnvFilter` directive (`kite=debug,warn`); unset: a layer that
+        // takes nothing (a missing layer would enable every span for the layers after it).
+        let level = match std::env::var("KITE_LOG_LEVEL") {
+            Ok(v) if v.contains(['=', ',']) || v.eq_ignore_ascii_case("trace") => v.to_lowercase(),
+            _ => kite::server::kite_log_level().unwrap_or("off").to_string(),
+        };
+        let stderr = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::env::var_os("KITE_LOG_NOCOLOR").is_none())
+            .with_filter(tracing_subscriber::EnvFilter::new(level));
         // Spans go to the process's OTLP exporter, when `OTEL_EXPORTER_OTLP_ENDPOINT` is
         // set (kites with `tracing: true` make them).
         let (spans, failed) = Telemetry::process_layer("kite-rs-node");

@@ -192,3 +192,32 @@ test('log records go to the JavaScript logger at its level; null stops them', as
   k4.close();
   assert.throws(() => setLogger(() => {}, 'loud'), (e) => e instanceof KiteError && e.type === 'configError');
 });
+
+test('KITE_LOG_LEVEL takes the reference\'s names and directives; unset, stderr stays quiet', async () => {
+  // A kite that listens (an info record) and dials with certificates unchecked (a warning).
+  const program = `
+    const { Kite } = require('kite-rs');
+    (async () => {
+      const k = new Kite({ name: 'a', version: '1.0.0', ip: '127.0.0.1' });
+      await k.listen(0);
+      const c = k.client('https://127.0.0.1:1/kite');
+      await c.dial().catch(() => {});
+      c.close(); k.close();
+    })();
+  `;
+  const info = /INFO kite::server::listen: serving/;
+  const warning = /WARN kite::tls: KITE_TLS_INSECURE_SKIP_VERIFY/;
+  for (const [level, shown] of [['INFO', [info, warning]], ['kite=info', [info, warning]],
+    ['WARNING', [warning]], ['warn', [warning]], ['FATAL', []], ['', []], [undefined, []]]) {
+    const env = { ...process.env, KITE_LOG_NOCOLOR: '1', KITE_TLS_INSECURE_SKIP_VERIFY: '1' };
+    delete env.KITE_LOG_LEVEL;
+    if (level !== undefined) env.KITE_LOG_LEVEL = level;
+    const r = await run(process.execPath, ['-e', program], { cwd: root, env });
+    assert.equal(r.code, 0, r.stderr);
+    for (const re of [info, warning]) {
+      if (shown.includes(re)) assert.match(r.stderr, re, `KITE_LOG_LEVEL=${level}`);
+      else assert.doesNotMatch(r.stderr, re, `KITE_LOG_LEVEL=${level}`);
+    }
+    if (shown.length === 0) assert.equal(r.stderr, '', `KITE_LOG_LEVEL=${level}`);
+  }
+});

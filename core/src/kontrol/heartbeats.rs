@@ -98,9 +98,9 @@ impl Kontrol {
             let window = grace.min(inner.config.expire_after / 2);
             let fresh_for = window.saturating_sub(beat + beat / 2);
             let closed = inner.closed.clone();
-            // Storage failures seen when it was last refreshed: after another, the next
-            // heartbeat refreshes it (the database may have come back without it).
-            let mut faults_seen = inner.storage_faults.load(Ordering::Relaxed);
+            // Storage failures and restarts seen when it was last refreshed: after another,
+            // the next heartbeat refreshes it (the database may have come back without it).
+            let mut faults_seen = inner.storage_generation();
             drop(inner);
             let mut last_refresh = tokio::time::Instant::now();
             loop {
@@ -112,7 +112,7 @@ impl Kontrol {
                         if !is_current(&inner, &kite.id, generation) {
                             return;
                         }
-                        let faults = inner.storage_faults.load(Ordering::Relaxed);
+                        let faults = inner.storage_generation();
                         if last_refresh.elapsed() > fresh_for || faults != faults_seen {
                             // Counted as done only once storage took it: a failed refresh
                             // is tried again at the next heartbeat.
@@ -180,6 +180,8 @@ async fn refresh(inner: &Inner, record: &KiteRecord) -> bool {
         // lost etcd lease, a database restored without it): write it back.
         Ok(false) => {
             tracing::info!(kite = %kite, "heartbeating kite missing from storage; registering it again");
+            // Others may be missing too: have every kite written back at its next heartbeat.
+            inner.storage_failed();
             match inner.storage.upsert(record).await {
                 Ok(()) => true,
                 Err(e) => {

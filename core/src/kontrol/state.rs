@@ -59,6 +59,14 @@ impl std::fmt::Debug for Kontrol {
 }
 
 impl Inner {
+    /// Changes after a storage failure, or when storage may have lost registrations
+    /// ([`Storage::epoch`]).
+    pub(super) fn storage_generation(&self) -> u64 {
+        self.storage_faults
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(self.storage.epoch())
+    }
+
     /// Counts a storage failure (see `storage_faults`).
     pub(super) fn storage_failed(&self) {
         self.storage_faults

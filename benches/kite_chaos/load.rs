@@ -298,7 +298,8 @@ async fn call_loop(
         let window = shared.window.load(Ordering::SeqCst);
         let Some(client) = usize::try_from(id)
             .ok()
-            .and_then(|i| clients.get(i % clients.len()))
+            .and_then(|i| i.checked_rem(clients.len()))
+            .and_then(|i| clients.get(i))
             .cloned()
         else {
             return;

@@ -677,6 +677,9 @@ mod postgres {
         let id = math.config().id.clone();
         assert_eq!(found_again(&caller, &alice).await, [id.clone()]);
 
+        // The test server commits asynchronously: make Kontrol's new key pair durable first,
+        // so that the crash takes only the unlogged kites.
+        server.execute(&db, "CHECKPOINT").await;
         let srv = server.clone();
         tokio::task::spawn_blocking(move || {
             srv.crash();

@@ -675,7 +675,10 @@ mod postgres {
         let math = registered(&kontrol, "math", &alice).await;
         let caller = kite_for(&kontrol, "caller", &user()).await;
         let id = math.config().id.clone();
-        assert_eq!(found_again(&caller, &alice).await, [id.clone()]);
+        assert_eq!(
+            found_again(&caller, &alice).await,
+            std::slice::from_ref(&id)
+        );
 
         // The test server commits asynchronously: make Kontrol's new key pair durable first,
         // so that the crash takes only the unlogged kites.

@@ -546,3 +546,107 @@ async fn kites_come_back_after_kontrol_restarts() {
     };
     assert_eq!(second.get(&q).await.unwrap().len(), 1);
 }
+
+/// Memory storage whose `get` fails while `down` is set: a database outage as Kontrol sees it.
+#[derive(Default)]
+struct Flaky {
+    memory: Memory,
+    down: std::sync::atomic::AtomicBool,
+}
+
+mod flaky {
+    use super::Flaky;
+    use futures_util::stream::BoxStream;
+    use kite::auth::KeyPair;
+    use kite::kontrol::storage::{KiteRecord, Storage, StorageError, StorageResult};
+    use kite::kontrol::Event;
+    use kite::protocol::{Kite, KiteQuery};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    #[async_trait::async_trait]
+    impl Storage for Flaky {
+        async fn upsert(&self, record: &KiteRecord) -> StorageResult<()> {
+            self.memory.upsert(record).await
+        }
+        async fn touch(&self, kite: &Kite) -> StorageResult<bool> {
+            self.memory.touch(kite).await
+        }
+        async fn delete(&self, kite: &Kite) -> StorageResult<bool> {
+            self.memory.delete(kite).await
+        }
+        async fn get(&self, query: &KiteQuery) -> StorageResult<Vec<KiteRecord>> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StorageError::Unavailable("the database is down".into()));
+            }
+            self.memory.get(query).await
+        }
+        async fn get_by_id(&self, id: &str) -> StorageResult<Option<KiteRecord>> {
+            self.memory.get_by_id(id).await
+        }
+        async fn expire(&self, older_than: Duration) -> StorageResult<Vec<Kite>> {
+            self.memory.expire(older_than).await
+        }
+        async fn watch(&self) -> StorageResult<BoxStream<'static, Event>> {
+            self.memory.watch().await
+        }
+        async fn add_key(&self, pair: &KeyPair) -> StorageResult<()> {
+            self.memory.add_key(pair).await
+        }
+        async fn delete_key(&self, id: &str) -> StorageResult<()> {
+            self.memory.delete_key(id).await
+        }
+        async fn key_by_id(&self, id: &str) -> StorageResult<KeyPair> {
+            self.memory.key_by_id(id).await
+        }
+        async fn key_by_public(&self, public_pem: &str) -> StorageResult<KeyPair> {
+            self.memory.key_by_public(public_pem).await
+        }
+        async fn active_keys(&self) -> StorageResult<Vec<KeyPair>> {
+            self.memory.active_keys().await
+        }
+    }
+}
+
+/// After a storage failure every heartbeating kite is written back at its next heartbeat,
+/// not at its periodic refresh (here a minute away): the database may have come back
+/// without it, as PostgreSQL does after a crash (its kite table is unlogged).
+#[tokio::test]
+async fn a_storage_failure_has_kites_written_back_at_their_next_heartbeat() {
+    let storage = Arc::new(Flaky::default());
+    let config = KontrolConfig {
+        heartbeat_interval: Duration::from_secs(1),
+        heartbeat_delay: Duration::from_secs(60),
+        expire_after: Duration::from_secs(600),
+        ..fast()
+    };
+    let (kontrol, url) = start_kontrol(storage.clone(), config).await;
+    let math = kite_for(&kontrol, &url, "math", "1.0.0", "alice").await;
+    within(math.listen()).await.unwrap();
+    within(math.register(&math.url().unwrap())).await.unwrap();
+    let caller = kite_for(&kontrol, &url, "caller", "1.0.0", "alice").await;
+    within(caller.get_kites(&query("alice", "math")))
+        .await
+        .unwrap();
+
+    // The database loses the kite, and Kontrol sees it fail.
+    assert!(storage.memory.delete(math.identity()).await.unwrap());
+    storage
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let e = within(caller.get_kites(&query("alice", "math")))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("the database is down"), "{e}");
+    storage
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // Found again after the kite's next heartbeat (a second), long before WAIT.
+    within(async {
+        while caller.get_kites(&query("alice", "math")).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}

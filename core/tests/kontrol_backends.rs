@@ -656,6 +656,43 @@ mod postgres {
             }
         }
     }
+
+    /// A crash empties the unlogged `kite.kite`. With the periodic refresh a minute away,
+    /// the heartbeating kite is still written back at its next heartbeat: the pool's new
+    /// connections see that the server restarted (`Storage::epoch`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_crash_has_kites_written_back_at_their_next_heartbeat() {
+        let server = Arc::new(tokio::task::spawn_blocking(PgServer::start).await.unwrap());
+        let db = server.create_database().await;
+        let config = KontrolConfig {
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_delay: Duration::from_secs(60),
+            expire_after: Duration::from_secs(600),
+            ..fast()
+        };
+        let kontrol = start_kontrol_with(connect(&server.config(&db)).await, config).await;
+        let alice = user();
+        let math = registered(&kontrol, "math", &alice).await;
+        let caller = kite_for(&kontrol, "caller", &user()).await;
+        let id = math.config().id.clone();
+        assert_eq!(
+            found_again(&caller, &alice).await,
+            std::slice::from_ref(&id)
+        );
+
+        // The test server commits asynchronously: make Kontrol's new key pair durable first,
+        // so that the crash takes only the unlogged kites.
+        server.execute(&db, "CHECKPOINT").await;
+        let srv = server.clone();
+        tokio::task::spawn_blocking(move || {
+            srv.crash();
+            srv.resume();
+        })
+        .await
+        .unwrap();
+        // Found again within WAIT, long before the periodic refresh.
+        assert_eq!(found_again(&caller, &alice).await, [id]);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

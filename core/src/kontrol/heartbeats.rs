@@ -28,6 +28,7 @@ impl Kontrol {
                 }
                 let Some(inner) = weak.upgrade() else { return };
                 if let Err(e) = inner.storage.upsert(&record).await {
+                    inner.storage_failed();
                     tracing::warn!(error = %e, "cannot refresh Kontrol's own record");
                 }
             }
@@ -51,7 +52,10 @@ impl Kontrol {
                         tracing::info!(count = gone.len(), "expired kites removed")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cleaner could not reach storage"),
+                    Err(e) => {
+                        inner.storage_failed();
+                        tracing::warn!(error = %e, "cleaner could not reach storage")
+                    }
                 }
             }
         });
@@ -94,6 +98,9 @@ impl Kontrol {
             let window = grace.min(inner.config.expire_after / 2);
             let fresh_for = window.saturating_sub(beat + beat / 2);
             let closed = inner.closed.clone();
+            // Storage failures and restarts seen when it was last refreshed: after another,
+            // the next heartbeat refreshes it (the database may have come back without it).
+            let mut faults_seen = inner.storage_generation();
             drop(inner);
             let mut last_refresh = tokio::time::Instant::now();
             loop {
@@ -105,22 +112,16 @@ impl Kontrol {
                         if !is_current(&inner, &kite.id, generation) {
                             return;
                         }
-                        if last_refresh.elapsed() > fresh_for {
-                            last_refresh = tokio::time::Instant::now();
-                            match inner.storage.touch(&kite).await {
-                                Ok(true) => {}
-                                // Removed behind our back while its heartbeats arrive (another
-                                // Kontrol's cleaner, a lost etcd lease, a database restored
-                                // without it): write it back.
-                                Ok(false) => {
-                                    tracing::info!(kite = %kite, "heartbeating kite missing from storage; registering it again");
-                                    if let Err(e) = inner.storage.upsert(&record).await {
-                                        tracing::warn!(kite = %kite, error = %e, "could not register kite again");
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::warn!(kite = %kite, error = %e, "could not refresh kite");
-                                }
+                        let faults = inner.storage_generation();
+                        if last_refresh.elapsed() > fresh_for || faults != faults_seen {
+                            // Counted as done only once storage took it: a failed refresh
+                            // is tried again at the next heartbeat.
+                            let refreshed = refresh(&inner, &record).await;
+                            if refreshed {
+                                last_refresh = tokio::time::Instant::now();
+                                faults_seen = faults;
+                            } else {
+                                inner.storage_failed();
                             }
                         }
                     }
@@ -165,6 +166,33 @@ impl Kontrol {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// Marks a heartbeating kite alive in storage, writing it back when storage lost it; false
+/// when storage failed.
+async fn refresh(inner: &Inner, record: &KiteRecord) -> bool {
+    let kite = &record.kite;
+    match inner.storage.touch(kite).await {
+        Ok(true) => true,
+        // Removed behind our back while its heartbeats arrive (another Kontrol's cleaner, a
+        // lost etcd lease, a database restored without it): write it back.
+        Ok(false) => {
+            tracing::info!(kite = %kite, "heartbeating kite missing from storage; registering it again");
+            // Others may be missing too: have every kite written back at its next heartbeat.
+            inner.storage_failed();
+            match inner.storage.upsert(record).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(kite = %kite, error = %e, "could not register kite again");
+                    false
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(kite = %kite, error = %e, "could not refresh kite");
+            false
         }
     }
 }

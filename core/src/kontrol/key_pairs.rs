@@ -3,7 +3,7 @@
 
 use super::config::RegisterResult;
 use super::keys;
-use super::state::{storage_err, Kontrol};
+use super::state::Kontrol;
 use super::storage::KiteRecord;
 use crate::auth::{mint_kite_key, KeyPair};
 use crate::Error;
@@ -129,7 +129,7 @@ impl Kontrol {
             Ok(Some(p)) => p,
             // Deleted or unknown: sign with the current pair.
             Ok(None) => self.current_key().await?,
-            Err(e) => return Err(storage_err(e)),
+            Err(e) => return Err(self.inner.storage_err(e)),
         };
         let issuer = self.inner.kite.identity().username.clone();
         Ok(self

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::config::KiteWithToken;
 use super::query::{self, Prepared};
-use super::state::{storage_err, Kontrol};
+use super::state::Kontrol;
 use super::storage::{Event, KiteRecord};
 use crate::dnode::Segment;
 use crate::protocol::{Auth, KiteError, KiteQuery};
@@ -29,7 +29,7 @@ impl Kontrol {
             .storage
             .get(&prepared.exact)
             .await
-            .map_err(storage_err)?;
+            .map_err(|e| self.inner.storage_err(e))?;
         if prepared.constraint.is_some() {
             kites.retain(|r| prepared.matches(&r.kite));
         }
@@ -53,7 +53,13 @@ impl Kontrol {
         let audience = query::audience(&q);
         // Subscribe before reading so that no change between the two is missed.
         let events = match &watch {
-            Some(_) => Some(self.inner.storage.watch().await.map_err(storage_err)?),
+            Some(_) => Some(
+                self.inner
+                    .storage
+                    .watch()
+                    .await
+                    .map_err(|e| self.inner.storage_err(e))?,
+            ),
             None => None,
         };
         let mut kites = self.find(&prepared).await?;

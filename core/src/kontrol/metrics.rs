@@ -189,4 +189,8 @@ impl Storage for MeteredStorage {
     async fn active_keys(&self) -> StorageResult<Vec<KeyPair>> {
         self.timed("active_keys", self.inner.active_keys()).await
     }
+
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
 }

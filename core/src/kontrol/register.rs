@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::config::{heartbeat_secs, RegisterResult};
-use super::state::{storage_err, Kontrol};
+use super::state::Kontrol;
 use super::storage::KiteRecord;
 use crate::dnode::{Callback, Payload};
 use crate::protocol::{Auth, KiteError};
@@ -48,7 +48,7 @@ impl Kontrol {
             .storage
             .upsert(&record)
             .await
-            .map_err(storage_err)?;
+            .map_err(|e| self.inner.storage_err(e))?;
         let alive = self.watch_heartbeats(&record, &auth.key);
         let beat = Callback::new(move |_| alive.notify_one());
         let interval = heartbeat_secs(&self.inner.config);
@@ -110,7 +110,7 @@ impl Kontrol {
             .storage
             .delete(&record.kite)
             .await
-            .map_err(storage_err)?;
+            .map_err(|e| self.inner.storage_err(e))?;
         tracing::info!(kite = %record.kite, "kite unregistered");
         Ok(json!({ "url": record.url }))
     }

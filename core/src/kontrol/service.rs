@@ -68,6 +68,7 @@ impl Kontrol {
                 generation: AtomicU64::new(0),
                 closed: CancellationToken::new(),
                 metrics: kite.metrics().map(|_| KontrolMetrics::default()),
+                storage_faults: AtomicU64::new(0),
             }),
         };
         if let (Some(m), Some(registry)) = (&k.inner.metrics, kite.metrics()) {

@@ -36,6 +36,11 @@ pub(crate) struct Inner {
     pub(super) closed: CancellationToken,
     /// Kontrol's own metrics, when its kite's are on.
     pub(super) metrics: Option<super::metrics::KontrolMetrics>,
+    /// Storage failures seen so far. After one, every heartbeating kite is written to
+    /// storage at its next heartbeat instead of at its next periodic refresh: a database
+    /// that failed may come back without it (a crash empties PostgreSQL's unlogged kite
+    /// table), and the periodic refresh can be two heartbeats away.
+    pub(super) storage_faults: AtomicU64,
 }
 
 /// Kontrol: the registry and token authority. Cheap to clone.
@@ -53,7 +58,25 @@ impl std::fmt::Debug for Kontrol {
     }
 }
 
-pub(super) fn storage_err(e: StorageError) -> anyhow::Error {
-    tracing::error!(error = %e, "kontrol storage");
-    KiteError::generic(format!("kontrol storage: {e}")).into()
+impl Inner {
+    /// Changes after a storage failure, or when storage may have lost registrations
+    /// ([`Storage::epoch`]).
+    pub(super) fn storage_generation(&self) -> u64 {
+        self.storage_faults
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(self.storage.epoch())
+    }
+
+    /// Counts a storage failure (see `storage_faults`).
+    pub(super) fn storage_failed(&self) {
+        self.storage_faults
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts a storage failure and maps it to the caller's error.
+    pub(super) fn storage_err(&self, e: StorageError) -> anyhow::Error {
+        self.storage_failed();
+        tracing::error!(error = %e, "kontrol storage");
+        KiteError::generic(format!("kontrol storage: {e}")).into()
+    }
 }

@@ -108,6 +108,13 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Key pairs that are not deleted, oldest first.
     async fn active_keys(&self) -> StorageResult<Vec<KeyPair>>;
+
+    /// A count that changes when registrations may have been lost behind Kontrol's back
+    /// (PostgreSQL restarted: a crash empties its unlogged kite table); Kontrol then writes
+    /// every heartbeating kite back at its next heartbeat. Default: always 0.
+    fn epoch(&self) -> u64 {
+        0
+    }
 }
 
 /// Whether `record` matches `query` (exact, non-empty fields only).

@@ -15,6 +15,7 @@
 //! match nothing on read, and ids come back in the canonical lower-case hyphenated form.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,6 +92,29 @@ pub struct Postgres {
     options: PgConnectOptions,
     target: Arc<Target>,
     watcher: Mutex<Option<Watcher>>,
+    /// The server's restarts seen (see [`Storage::epoch`]).
+    restarts: Arc<Restarts>,
+}
+
+/// The server's start time as its connections report it, and how many times it changed:
+/// after a restart — a crash above all, which empties the unlogged `kite.kite` — the pool's
+/// new connections see a new start time.
+#[derive(Default)]
+struct Restarts {
+    started: std::sync::Mutex<Option<String>>,
+    count: AtomicU64,
+}
+
+impl Restarts {
+    /// Notes the start time a new connection reports.
+    fn saw(&self, started: String) {
+        let mut known = self.started.lock().unwrap_or_else(|e| e.into_inner());
+        if known.as_ref().is_some_and(|k| *k != started) {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%started, "PostgreSQL restarted; heartbeating kites are written back");
+        }
+        *known = Some(started);
+    }
 }
 
 impl fmt::Debug for Postgres {
@@ -116,9 +140,25 @@ impl Postgres {
             timeout: config.connect_timeout,
         });
         let options = config.connect_options();
+        let restarts = Arc::new(Restarts::default());
+        let seen = restarts.clone();
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.connect_timeout)
+            .after_connect(move |conn, _| {
+                let seen = seen.clone();
+                Box::pin(async move {
+                    // Only noted: a server that cannot say is not a reason to fail.
+                    let started =
+                        sqlx::query_scalar::<_, String>("SELECT pg_postmaster_start_time()::text")
+                            .fetch_one(conn)
+                            .await;
+                    if let Ok(started) = started {
+                        seen.saw(started);
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(|e| target.err(e))?;
@@ -127,6 +167,7 @@ impl Postgres {
             options,
             target,
             watcher: Mutex::new(None),
+            restarts,
         };
         schema::migrate(&storage.pool, &storage.target).await?;
         Ok(storage)
@@ -432,5 +473,9 @@ impl Storage for Postgres {
         .await
         .map_err(|e| self.err(e))?;
         rows.iter().map(|r| self.key_pair(r)).collect()
+    }
+
+    fn epoch(&self) -> u64 {
+        self.restarts.count.load(Ordering::Relaxed)
     }
 }

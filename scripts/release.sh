@@ -92,6 +92,9 @@ PY
 say "npm: kite-rs and kite-rs-linux-x64-gnu"
 npm run build --silent
 bash scripts/test-npm-package.sh --keep dist
+for t in kite-rs-"$version".tgz kite-rs-linux-x64-gnu-"$version".tgz; do
+  [ -f "dist/$t" ] || { echo "release: dist/$t missing" >&2; exit 1; }
+done
 
 say "crates: kite-rs and kite-rs-cli"
 for p in kite-rs kite-rs-cli; do

@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 keep=""
-[ "${1:-}" = "--keep" ] && keep=$2
+# Absolute: the checks below run in other directories.
+[ "${1:-}" = "--keep" ] && keep=$(realpath -m "$2")
 
 addon=bindings-node/kite-rs.linux-x64-gnu.node
 [ -f "$addon" ] || { echo "test-npm-package: $addon missing; run 'npm run build'" >&2; exit 1; }
@@ -162,5 +163,6 @@ expect_error "damaged addon" "native addon $app/$platform_dir/kite-rs.linux-x64-
 if [ -n "$keep" ]; then
   mkdir -p "$keep"
   cp "$work/tgz/$main_tgz" "$work/tgz/$platform_tgz" "$keep/"
+  echo "test-npm-package: kept $main_tgz and $platform_tgz in $keep"
 fi
 echo "test-npm-package: ok"

@@ -14,7 +14,9 @@ use crate::{DialError, Error};
 
 /// Backoff of [`Client::dial_forever`]: 500 ms doubling up to 1 min, like the reference.
 const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// The longest wait between redials unless [`Client::set_redial_max`] says otherwise (the
+/// reference's backoff cap).
+pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 impl Client {
     /// Connects once (within the kite's handshake timeout).
@@ -99,6 +101,14 @@ impl Client {
         }
     }
 
+    /// Caps the wait between redials at `max` (default one minute, the reference's cap). The
+    /// waits double from half a second up to the cap; each is drawn between half and all of
+    /// its step, so that many clients of one server that went away do not redial in step.
+    pub fn set_redial_max(&self, max: Duration) {
+        let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner.redial_max_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// Redials (as [`Client::dial_forever`] does) whenever the connection drops, without
     /// dialing now.
     pub(crate) fn keep_connected(&self) {
@@ -157,13 +167,15 @@ impl Client {
                         }
                     }
                 }
+                let max = Duration::from_millis(this.inner.redial_max_ms.load(Ordering::Relaxed));
+                delay = delay.min(max);
                 tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(jittered(delay)) => {}
                     _ = this.inner.retry_now.notified() => {}
                     _ = this.inner.closed.cancelled() => return,
                     _ = this.inner.local.inner.closed.cancelled() => return,
                 }
-                delay = (delay * 2).min(BACKOFF_MAX);
+                delay = delay.saturating_mul(2).min(max);
             }
         })
     }
@@ -264,5 +276,25 @@ impl Client {
                 return;
             }
         }
+    }
+}
+
+/// A wait drawn between half and all of `step` ("equal jitter").
+fn jittered(step: Duration) -> Duration {
+    step.mul_f64(rand::random_range(0.5..=1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_drawn_between_half_and_all_of_the_step() {
+        let step = Duration::from_secs(4);
+        let waits: Vec<Duration> = (0..1000).map(|_| jittered(step)).collect();
+        assert!(waits.iter().all(|w| *w >= step / 2 && *w <= step));
+        // Spread, not one value: many clients do not redial in step.
+        let (min, max) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+        assert!(*max - *min > step / 4, "{min:?}..{max:?}");
     }
 }

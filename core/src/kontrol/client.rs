@@ -100,21 +100,20 @@ impl Kite {
         });
         let kite_key = self.kite_key();
         c.set_auth((!kite_key.is_empty()).then(|| Auth::kite_key(kite_key)));
-        // Re-register after every reconnect.
-        let kite = self.clone();
+        // A restarted Kontrol gets its kites back within one heartbeat interval: redials at
+        // most KONTROL_REDIAL_MAX apart, and a register after every reconnect.
+        c.set_redial_max(KONTROL_REDIAL_MAX);
+        let kite = self.downgrade();
         c.on_connect(move || {
+            let Some(kite) = kite.upgrade() else { return };
             let url = state(&kite)
                 .last_url
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             if let Some(url) = url {
-                let kite = kite.clone();
-                let fut: crate::dnode::BoxFuture<'static, ()> = Box::pin(async move {
-                    if let Err(e) = kite.register(&url).await {
-                        tracing::warn!(error = %e, "re-register after reconnect failed");
-                    }
-                });
+                let fut: crate::dnode::BoxFuture<'static, ()> =
+                    Box::pin(async move { register_again(kite, url).await });
                 tokio::spawn(fut);
             }
         });
@@ -373,5 +372,32 @@ impl Kite {
                 }
             }
         });
+    }
+}
+
+/// Longest wait between redials of Kontrol, and between attempts to register again after a
+/// reconnect: half of Kontrol's default heartbeat interval (10 s), so that the kites of a
+/// Kontrol that restarted are back within one interval. Other clients keep the reference's
+/// one-minute cap.
+pub const KONTROL_REDIAL_MAX: Duration = Duration::from_secs(5);
+
+/// Registers `url` again after a reconnect to Kontrol, retrying while the connection stays up
+/// (Kontrol may be up before its storage is); a drop ends it, since the next reconnect
+/// registers again.
+async fn register_again(kite: Kite, url: String) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match kite.register(&url).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "re-register after reconnect failed")
+            }
+        }
+        let connected = kite.kontrol_client().is_ok_and(|c| c.is_connected());
+        if kite.is_closing() || !connected {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = delay.saturating_mul(2).min(KONTROL_REDIAL_MAX);
     }
 }

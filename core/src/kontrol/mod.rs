@@ -28,7 +28,7 @@ mod state;
 pub mod storage;
 mod ui;
 
-pub use client::{RENEW_BEFORE, RETRY_INTERVAL};
+pub use client::{KONTROL_REDIAL_MAX, RENEW_BEFORE, RETRY_INTERVAL};
 pub use config::{
     allow_all_machines, KiteWithToken, KontrolConfig, MachineCheck, RegisterResult, METHOD_GET_KEY,
     METHOD_GET_KITES, METHOD_GET_TOKEN, METHOD_REGISTER, METHOD_REGISTER_MACHINE,

@@ -16,7 +16,7 @@ use crate::{DialError, Error};
 const BACKOFF_START: Duration = Duration::from_millis(500);
 /// The longest wait between redials unless [`Client::set_redial_max`] says otherwise (the
 /// reference's backoff cap).
-pub(super) const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 impl Client {
     /// Connects once (within the kite's handshake timeout).
@@ -167,7 +167,10 @@ impl Client {
                         }
                     }
                 }
-                let max = Duration::from_millis(this.inner.redial_max_ms.load(Ordering::Relaxed));
+                let max = match this.inner.redial_max_ms.load(Ordering::Relaxed) {
+                    0 => BACKOFF_MAX,
+                    ms => Duration::from_millis(ms),
+                };
                 delay = delay.min(max);
                 tokio::select! {
                     _ = tokio::time::sleep(jittered(delay)) => {}

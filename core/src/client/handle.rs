@@ -41,7 +41,8 @@ pub(super) struct Inner {
     pub(super) retry_now: Notify,
     /// A redial loop is running.
     pub(super) redialing: std::sync::atomic::AtomicBool,
-    /// Longest wait between redials, in milliseconds (see [`Client::set_redial_max`]).
+    /// Longest wait between redials, in milliseconds (see [`Client::set_redial_max`]); 0: the
+    /// default cap.
     pub(super) redial_max_ms: std::sync::atomic::AtomicU64,
     /// One one-shot dial at a time from [`Client::connected_or_cause`].
     pub(super) dial_lock: tokio::sync::Mutex<()>,
@@ -84,9 +85,7 @@ impl Client {
                 attempts: watch::channel((0, None)).0,
                 retry_now: Notify::new(),
                 redialing: std::sync::atomic::AtomicBool::new(false),
-                redial_max_ms: std::sync::atomic::AtomicU64::new(
-                    super::dial::BACKOFF_MAX.as_millis() as u64,
-                ),
+                redial_max_ms: std::sync::atomic::AtomicU64::new(0),
                 dial_lock: tokio::sync::Mutex::new(()),
                 tls_failure: watch::channel(None).0,
             }),

@@ -28,6 +28,11 @@
 //! (`core/tests/common/postgres.rs`: Debian's binaries, a scratch cluster, 127.0.0.1 on a free
 //! port); without those binaries it is skipped with a message saying how to install them.
 
+/// The allocator of the `kontrol` program (cli/src/common), so that Kontrol is measured as
+/// it ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../core/tests/common/postgres.rs"]
 mod postgres_server;
 

@@ -74,6 +74,7 @@ LAYERS: dict[str, tuple[int, str]] = {
     "tls": (1, "TLS configuration"),
     "logging": (1, "tracing events as plain records, for the bindings' log sinks"),
     "auth": (1, "JWT keys and tokens"),
+    "runtime": (1, "the tokio runtime kites serve best on"),
     "dnode": (2, "dnode messages and arguments"),
     "metrics": (2, "a kite's Prometheus registry and the handles the layers count with"),
     "sockjs": (3, "SockJS transport"),

@@ -6,7 +6,13 @@
 #
 #   bash scripts/soak.sh                                   # 15,000 connections, 10 minutes
 #   SOAK_SECONDS=120 SOAK_RATE=5000 bash scripts/soak.sh   # shorter, faster
+#   SOAK_CLOSED=1 SOAK_SECONDS=120 bash scripts/soak.sh     # closed loop: the starvation test
 #   bash scripts/soak.sh --kite-bench OTHER/kite-bench     # any kite-soak option (--help)
+#
+# SOAK_CLOSED=1 drops the steady rate: every connection keeps one call in flight and sends the
+# next as soon as the last is answered, so the server runs flat out. Fair service then gives
+# every call about connections / (calls/s); the summary prints that figure and the p99 against
+# it (a server that starves some connections shows a p99 many times the mean).
 #
 # Every SOAK_INTERVAL seconds (10) it prints: seconds elapsed, connections still open, the
 # server's RSS, calls/s answered, p50/p99 latency of that interval (from the time a call was

@@ -124,9 +124,19 @@ const BUILTIN: [&str; 9] = [
     "python-def",
 ];
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    // Our server runs on the runtime the core recommends (`kite::runtime`: fair to thousands
+    // of connections); the load, on tokio's default.
+    let runtime = if args.serve || args.serve_tunnel {
+        kite::runtime::builder().build()?
+    } else {
+        tokio::runtime::Runtime::new()?
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.serve {
         return servers::serve_rust(args.tls.clone(), args.metrics).await;
     }

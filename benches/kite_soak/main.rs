@@ -47,6 +47,12 @@ struct Args {
     /// Calls per second in total, spread evenly over the connections.
     #[arg(long, env = "SOAK_RATE", default_value_t = 3_000.0)]
     rate: f64,
+    /// Closed loop instead of a steady rate: every connection keeps one call in flight, the
+    /// next sent as soon as the last is answered, as fast as the server goes (`--rate` is
+    /// ignored). This is the starvation test: with fair service every connection waits its
+    /// turn, so a call's latency is about connections / (calls/s), and the p99 stays near it.
+    #[arg(long, env = "SOAK_CLOSED", value_parser = clap::builder::FalseyValueParser::new())]
+    closed: bool,
     /// Seconds between two printed lines.
     #[arg(long, env = "SOAK_INTERVAL", default_value_t = 10.0)]
     interval: f64,
@@ -61,8 +67,10 @@ struct Args {
 /// What the connections report, taken by the printer every interval.
 #[derive(Default)]
 struct Tally {
-    /// Latencies (µs) of the calls answered.
+    /// Latencies (µs) of the calls answered, from the time each was due.
     lat: Vec<u32>,
+    /// The same from the time each was sent: without the load's own timer and scheduling.
+    sent: Vec<u32>,
     /// Calls without an answer within `--timeout`.
     timeouts: u64,
     /// Calls failed: a wrong answer or the connection lost (which ends that connection).
@@ -168,22 +176,29 @@ async fn run(args: &Args, pid: u32, conns: Vec<Conn>) -> bool {
         lost: AtomicUsize::new(0),
     });
     let n = conns.len();
-    let period = Duration::from_secs_f64(n as f64 / args.rate);
+    // `None`: closed loop, the next call sent when the last is answered.
+    let period = (!args.closed).then(|| Duration::from_secs_f64(n as f64 / args.rate));
     let start = Instant::now() + Duration::from_millis(500);
     let end = start + Duration::from_secs_f64(args.seconds);
     let timeout = Duration::from_secs_f64(args.timeout);
-    println!(
-        "{n} connections, {} calls/s in total: each calls every {:.2} s, for {} s",
-        args.rate,
-        period.as_secs_f64(),
-        args.seconds
-    );
+    match period {
+        Some(p) => println!(
+            "{n} connections, {} calls/s in total: each calls every {:.2} s, for {} s",
+            args.rate,
+            p.as_secs_f64(),
+            args.seconds
+        ),
+        None => println!(
+            "{n} connections, closed loop: each keeps one call in flight, for {} s",
+            args.seconds
+        ),
+    }
     let cpu_before = servers::cpu_time(pid);
     let tasks: Vec<_> = conns
         .into_iter()
         .enumerate()
         .map(|(i, conn)| {
-            let first = start + period.mul_f64(i as f64 / n as f64);
+            let first = start + period.map_or(Duration::ZERO, |p| p.mul_f64(i as f64 / n as f64));
             tokio::spawn(drive(conn, first, period, end, timeout, shared.clone()))
         })
         .collect();
@@ -211,15 +226,15 @@ async fn run(args: &Args, pid: u32, conns: Vec<Conn>) -> bool {
     let cpu = servers::cpu_time(pid)
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
-    summary.print(args, cpu)
+    summary.print(args, n, cpu)
 }
 
-/// One connection: a call every `period` from `first` until `end`, each waiting for its
-/// answer up to `timeout`.
+/// One connection: a call every `period` from `first` until `end` (or, without a period, the
+/// next call as soon as the last is answered), each waiting for its answer up to `timeout`.
 async fn drive(
     mut conn: Conn,
     first: Instant,
-    period: Duration,
+    period: Option<Duration>,
     end: Instant,
     timeout: Duration,
     shared: Arc<Shared>,
@@ -228,7 +243,15 @@ async fn drive(
     let mut due = first;
     let mut id = 0u64;
     while due < end {
-        tokio::time::sleep_until(due.into()).await;
+        match period {
+            Some(_) => tokio::time::sleep_until(due.into()).await,
+            None if id == 0 => {
+                tokio::time::sleep_until(due.into()).await;
+                due = Instant::now();
+            }
+            None => {}
+        }
+        let sent_at = Instant::now();
         conn.call(id);
         let deadline = tokio::time::Instant::now() + timeout;
         // A write that cannot finish leaves the connection unusable (part of a frame sent):
@@ -251,8 +274,12 @@ async fn drive(
         };
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(())) => {
-                let us = due.elapsed().as_micros().min(u32::MAX as u128) as u32;
-                shared.with(|t| t.lat.push(us));
+                let us = |since: Instant| since.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                let (lat, sent) = (us(due), us(sent_at));
+                shared.with(|t| {
+                    t.lat.push(lat);
+                    t.sent.push(sent);
+                });
             }
             Err(_) => shared.with(|t| t.timeouts += 1),
             Ok(Err(e)) => {
@@ -265,7 +292,10 @@ async fn drive(
             }
         }
         id += 1;
-        due += period;
+        due = match period {
+            Some(p) => due + p,
+            None => Instant::now(),
+        };
     }
     conn.close().await;
 }
@@ -273,8 +303,10 @@ async fn drive(
 /// Everything measured over the soak.
 #[derive(Default)]
 struct Summary {
-    /// All latencies (µs).
+    /// All latencies (µs), from the time each call was due.
     lat: Vec<u32>,
+    /// All latencies (µs), from the time each call was sent.
+    sent: Vec<u32>,
     timeouts: u64,
     failed: u64,
     first_error: Option<String>,
@@ -307,6 +339,7 @@ impl Summary {
 
     fn add(&mut self, t: Tally) {
         self.lat.extend(t.lat);
+        self.sent.extend(t.sent);
         self.timeouts += t.timeouts;
         self.failed += t.failed;
         if self.first_error.is_none() {
@@ -316,7 +349,7 @@ impl Summary {
 
     /// The summary: memory over the soak, latency, errors, the server's CPU per call;
     /// false if a call failed or timed out or the server exited.
-    fn print(mut self, args: &Args, cpu: Option<Duration>) -> bool {
+    fn print(mut self, args: &Args, conns: usize, cpu: Option<Duration>) -> bool {
         self.lat.sort_unstable();
         let n = self.lat.len();
         let mean = self.lat.iter().map(|v| *v as f64).sum::<f64>() / n.max(1) as f64 / 1000.0;
@@ -346,13 +379,33 @@ impl Summary {
                 if under { "met" } else { "NOT met" }
             );
         }
+        let per_sec = n as f64 / args.seconds;
+        let asked = if args.closed {
+            "closed loop".to_string()
+        } else {
+            format!("of {} asked", args.rate)
+        };
         println!(
-            "  calls answered: {n} ({:.0}/s of {} asked); p50 {:.2} ms, p99 {p99:.2} ms, mean {mean:.2} ms, p99/mean {:.2}",
-            n as f64 / args.seconds,
-            args.rate,
+            "  calls answered: {n} ({per_sec:.0}/s, {asked}); p50 {:.2} ms, p99 {p99:.2} ms, mean {mean:.2} ms, p99/mean {:.2}",
             pct(&self.lat, 0.50),
             p99 / mean,
         );
+        self.sent.sort_unstable();
+        let sent_mean = self.sent.iter().map(|v| *v as f64).sum::<f64>() / n.max(1) as f64 / 1000.0;
+        println!(
+            "  from send to answer (without the load's timer, which wakes on whole milliseconds): p50 {:.2} ms, p99 {:.2} ms, mean {sent_mean:.2} ms",
+            pct(&self.sent, 0.50),
+            pct(&self.sent, 0.99),
+        );
+        if args.closed {
+            // Fair service under saturation: each connection is served once per round of all
+            // connections, so every call waits connections / (calls/s) (Little's law).
+            let fair_ms = conns as f64 / per_sec.max(f64::MIN_POSITIVE) * 1000.0;
+            println!(
+                "  fair service would give every call {fair_ms:.2} ms; p99 is {:.2}x that",
+                p99 / fair_ms
+            );
+        }
         let fair = p99 <= 2.0 * mean;
         println!(
             "  goal p99 <= 2x mean: {}",

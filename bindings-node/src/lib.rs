@@ -38,6 +38,16 @@ extern crate napi_derive;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Every kite of the addon runs on the core's runtime, [`kite::runtime::builder`] (fair to
+/// thousands of connections at once), instead of napi-rs's default one. Runs when the addon
+/// loads; should the runtime fail to start, napi-rs builds its default one on first use.
+#[napi_derive::module_init]
+fn init_runtime() {
+    if let Ok(rt) = ::kite::runtime::builder().build() {
+        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+    }
+}
+
 mod bridge;
 mod client;
 mod convert;

@@ -242,6 +242,13 @@ pub(crate) fn is_awaitable(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     obj.hasattr(pyo3::intern!(obj.py(), "__await__"))
 }
 
+/// Sets up the tokio runtime every kite of the process runs on, the core's
+/// [`kite::runtime::builder`] (fair to thousands of connections at once). Called when the
+/// module loads, before anything starts the runtime.
+pub(crate) fn configure_runtime() {
+    pyo3_async_runtimes::tokio::init(::kite::runtime::builder());
+}
+
 /// The tokio runtime shared by every kite of the process.
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     pyo3_async_runtimes::tokio::get_runtime()

@@ -73,6 +73,7 @@ mod values;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    bridge::configure_runtime();
     lifecycle::install(m)?;
     logging::install(py);
     m.add_class::<kite::Kite>()?;

@@ -140,8 +140,11 @@ fn duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a duration (4s, 1m30s, 500ms)"))
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    common::block_on(main_async());
+}
+
+async fn main_async() {
     let telemetry = common::init_logging("warn", "kitectl");
     let mut command = Cli::command();
     let matches = command

@@ -234,8 +234,11 @@ struct PostgresArgs {
     connect_timeout: u64,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    common::block_on(main_async());
+}
+
+async fn main_async() {
     let telemetry = common::init_logging("info", "kontrol");
     let mut command = Args::command();
     let matches = command

@@ -66,8 +66,11 @@ struct Args {
     version: bool,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    common::block_on(main_async());
+}
+
+async fn main_async() {
     // Kept alive for the whole run: dropping it would stop the trace exporter.
     let _telemetry = common::init_logging("info", "kite-proxy");
     let mut command = Args::command();

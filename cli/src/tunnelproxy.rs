@@ -45,8 +45,11 @@ struct Args {
     version: String,
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    common::block_on(main_async());
+}
+
+async fn main_async() {
     // Kept alive for the whole run: dropping it would stop the trace exporter.
     let _telemetry = common::init_logging("info", "kite-tunnelproxy");
     let mut command = Args::command();

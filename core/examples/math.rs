@@ -31,8 +31,12 @@ struct Args {
     tunnel: bool,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), kite::Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The runtime kites serve best on (`kite::runtime`: fair to thousands of connections).
+    Ok(kite::runtime::builder().build()?.block_on(serve())?)
+}
+
+async fn serve() -> Result<(), kite::Error> {
     // RUST_LOG, else the reference's KITE_LOG_LEVEL, else info; colour only on a terminal.
     let level = kite::server::kite_log_level().unwrap_or("info");
     tracing_subscriber::fmt()

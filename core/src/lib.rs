@@ -10,7 +10,7 @@
 //! | module | layer |
 //! |---|---|
 //! | [`protocol`] | IO-free wire types: Kite identity, call options, responses, errors |
-//! | [`auth`], [`tls`] | JWT kite keys and tokens; the TLS trust of dials |
+//! | [`auth`], [`tls`], [`runtime`] | JWT kite keys and tokens; the TLS trust of dials; the tokio runtime kites serve best on |
 //! | [`dnode`], [`metrics`] | dnode messages; values plus the functions beside them, at explicit paths. A kite's Prometheus registry and the handles each layer counts with |
 //! | [`sockjs`] | SockJS 0.3.3 server (axum) and client (websocket, XHR polling) |
 //! | [`Error`] | what a call, a dial or a kite operation fails with |
@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;
+pub mod runtime;
 pub mod server;
 pub mod sockjs;
 pub mod telemetry;

@@ -1,9 +1,27 @@
-//! What the `kontrol` and `kitectl` commands share: logging set-up, reference-style
-//! single-dash flags, and reporting a failure.
+//! What the `kontrol`, `kitectl` and proxy commands share: their runtime, logging set-up,
+//! reference-style single-dash flags, and reporting a failure.
 
 use std::ffi::OsString;
 
 use kite::telemetry::Telemetry;
+
+/// The programs' allocator, as in the Python and Node packages: Kontrol answering `getKites`
+/// with 90 kites spent a third of its CPU time in glibc's malloc and free (`kontrol-bench`
+/// profile), much of it waiting on the allocator's locks between the two workers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs a program's `main` on the runtime kites serve best on ([`kite::runtime`]: fair to
+/// thousands of connections at once), or exits 1 if the runtime cannot start.
+pub fn block_on(main: impl std::future::Future<Output = ()>) {
+    match kite::runtime::builder().build() {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => {
+            eprintln!("cannot start the tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
 
 /// Logs to stderr, so stdout carries only the command's output: at `RUST_LOG` (full
 /// `tracing` directives), else the reference's `KITE_LOG_LEVEL` (`DEBUG`, `INFO`, `WARNING`,

@@ -159,10 +159,19 @@ pub fn dnode_message(data: &[u8]) {
     let again = message.to_json();
     let back = Message::parse(&again)
         .unwrap_or_else(|e| panic!("wrote {message:?} as {again:?}, which does not parse: {e}"));
-    assert!(
-        same_message(&message, &back),
-        "round trip through {again:?}"
-    );
+    // A peer can spell one callback id two ways (`"02"` and `"2"`): two keys, so Go and we
+    // both read two functions calling remote callback 2. Written back, the id has one
+    // spelling, and a JSON object keeps a repeated key once: the round trip holds only for
+    // messages whose ids are distinct (found by this target: regress-callback-id-spelled-twice).
+    let mut ids: Vec<u64> = message.callbacks.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() == message.callbacks.len() {
+        assert!(
+            same_message(&message, &back),
+            "round trip through {again:?}"
+        );
+    }
     let mut arguments = message.arguments.clone();
     let mut functions = Vec::new();
     for (id, path) in &message.callbacks {

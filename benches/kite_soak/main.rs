@@ -352,7 +352,7 @@ impl Summary {
     fn print(mut self, args: &Args, conns: usize, cpu: Option<Duration>) -> bool {
         self.lat.sort_unstable();
         let n = self.lat.len();
-        let mean = self.lat.iter().map(|v| *v as f64).sum::<f64>() / n.max(1) as f64 / 1000.0;
+        let mean = mean_ms(&self.lat);
         let p99 = pct(&self.lat, 0.99);
         println!("summary:");
         if self.exited {
@@ -391,7 +391,7 @@ impl Summary {
             p99 / mean,
         );
         self.sent.sort_unstable();
-        let sent_mean = self.sent.iter().map(|v| *v as f64).sum::<f64>() / n.max(1) as f64 / 1000.0;
+        let sent_mean = mean_ms(&self.sent);
         println!(
             "  from send to answer (without the load's timer, which wakes on whole milliseconds): p50 {:.2} ms, p99 {:.2} ms, mean {sent_mean:.2} ms",
             pct(&self.sent, 0.50),
@@ -435,6 +435,11 @@ impl Summary {
 fn pct(sorted: &[u32], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
     sorted.get(i).map_or(f64::NAN, |v| *v as f64 / 1000.0)
+}
+
+/// The mean of latencies (µs), in ms; 0 if there are none.
+fn mean_ms(lat: &[u32]) -> f64 {
+    lat.iter().map(|v| *v as f64).sum::<f64>() / lat.len().max(1) as f64 / 1000.0
 }
 
 /// KiB to MiB.

@@ -16,8 +16,9 @@
 //! the shared queue first on every task (interval 1) left 256 connections never served —
 //! a worker then runs its local queue only when the shared queue is empty, which under
 //! saturation it never is; intervals 2, 3 and 4 with the default polling gave p99 2.4×,
-//! 2.9× and 3.1× the mean; interval 2 with polling every 8th task, 2.3×. When the kite is not saturated the
-//! settings change nothing: a worker with nothing to run polls the network at once.
+//! 2.9× and 3.1× the mean; interval 2 with polling every 8th task, 2.3×. When the kite is
+//! not saturated the settings change nothing: a worker with nothing to run polls the
+//! network at once.
 //!
 //! The Python and Node bindings and the `kontrol`, `kitectl` and proxy programs run on this
 //! runtime. A Rust program that serves many connections should too:

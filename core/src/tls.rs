@@ -64,11 +64,13 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The system's roots, read once per process (the store does not change under a running
-/// program, and reading it takes milliseconds).
-fn system_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| {
+/// The system's roots, read and parsed into trust anchors once per process: the store does
+/// not change under a running program, reading it takes milliseconds, and parsing its ~150
+/// certificates again for every kite's first dial was 1.8% of `kontrol-bench`'s CPU (about
+/// a thousand kites in one process).
+fn system_store() -> &'static RootCertStore {
+    static STORE: OnceLock<RootCertStore> = OnceLock::new();
+    STORE.get_or_init(|| {
         let found = rustls_native_certs::load_native_certs();
         for e in &found.errors {
             tracing::debug!(error = %e, "skipping part of the system's certificate store");
@@ -78,19 +80,8 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
                 "no system root certificates found; only {ENV_CA_FILE} / {ENV_SSL_CERT_FILE} are trusted"
             );
         }
-        found.certs
-    })
-}
-
-/// The system's roots parsed into trust anchors, once per process: each kite builds its
-/// client configuration when it first dials, and parsing the store's ~150 certificates
-/// again for every kite was 1.8% of `kontrol-bench`'s CPU (about a thousand kites in one
-/// process).
-fn system_store() -> &'static RootCertStore {
-    static STORE: OnceLock<RootCertStore> = OnceLock::new();
-    STORE.get_or_init(|| {
         let mut roots = RootCertStore::empty();
-        roots.add_parsable_certificates(system_roots().iter().cloned());
+        roots.add_parsable_certificates(found.certs);
         roots
     })
 }
